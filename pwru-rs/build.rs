@@ -1,0 +1,116 @@
+//! Builds the kernel programs (`pwru-rs-ebpf`) with Debian's rustc, which ships `core` for
+//! `bpfel-unknown-none`, and bpf-linker; the binary embeds the object (see `loader.rs`).
+//! `cargo xtask setup` installs both. Spawning cargo directly needs no rustup toolchain.
+
+use std::{
+    env,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const EBPF_PACKAGE: &str = "pwru-rs-ebpf";
+
+fn main() {
+    if let Err(e) = build_ebpf() {
+        // One clear line: the most likely cause is a machine without the toolchain.
+        panic!("building the eBPF programs failed: {e:#}\n(run `cargo xtask setup` to install Debian's rustc-web, libstd-rust-web-dev-bpf and bpf-linker)");
+    }
+}
+
+fn build_ebpf() -> anyhow::Result<()> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let workspace = manifest_dir.parent().expect("crate lives in the workspace");
+    for dir in [
+        "pwru-rs-ebpf/src",
+        "pwru-rs-ebpf/Cargo.toml",
+        "pwru-rs-common/src",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    for tool in [DEBIAN_RUSTC, DEBIAN_CARGO] {
+        anyhow::ensure!(Path::new(tool).exists(), "{tool} not found");
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    // Share one eBPF target dir across profiles (debug, release, clippy) so it is built once:
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("ebpf"))
+        .unwrap_or_else(|| out_dir.join("ebpf"));
+
+    let rustflags = [
+        "--cfg=bpf_target_arch=\"x86_64\"",
+        "-Cdebuginfo=2",
+        // bpf-linker emits BTF only when asked; aya needs it for the maps and globals.
+        "-Clink-arg=--btf",
+    ]
+    .join("\x1f");
+
+    let mut cmd = Command::new(DEBIAN_CARGO);
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--package", EBPF_PACKAGE])
+        .args(["--target", "bpfel-unknown-none", "--message-format=json"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC", DEBIAN_RUSTC)
+        // aya-ebpf uses an unstable feature (asm_experimental_arch); allow it for that crate only.
+        .env("RUSTC_BOOTSTRAP", "aya_ebpf")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .stdout(Stdio::piped());
+    // The outer cargo's settings (rustup toolchain, clippy wrapper, profile flags) must not leak.
+    for var in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTDOC",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (key, _) in env::vars() {
+        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_CFG_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut artifact = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        let msg: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        match msg["reason"].as_str() {
+            Some("compiler-artifact") if msg["target"]["kind"][0] == "bin" => {
+                if let Some(exe) = msg["executable"].as_str() {
+                    artifact = Some(PathBuf::from(exe));
+                }
+            }
+            Some("compiler-message") => {
+                if let Some(rendered) = msg["message"]["rendered"].as_str() {
+                    for l in rendered.lines() {
+                        println!("cargo:warning={l}");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(
+        status.success(),
+        "{DEBIAN_CARGO} build of {EBPF_PACKAGE} failed: {status}"
+    );
+    let artifact = artifact.ok_or_else(|| anyhow::anyhow!("no eBPF artifact reported"))?;
+    std::fs::copy(&artifact, out_dir.join("pwru-rs.bpf.o"))?;
+    Ok(())
+}
