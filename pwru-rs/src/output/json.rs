@@ -1,0 +1,168 @@
+//! `--output-json`: one object per line. pwru's keys keep pwru's names and meanings; every key is
+//! always present (zeros kept, `null` where a value does not exist), so scripts never guess.
+//! [`JsonEvent`] is the schema as a type: the writer's output must deserialize into it exactly
+//! (tests check this with `deny_unknown_fields`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{write_hex, write_ip, write_u64, EventView, Stamp, WallClock};
+
+/// One line of `--output-json`. Field order is the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonEvent {
+    /// Address of the `struct sk_buff`, `0x`-prefixed hex.
+    pub skb: String,
+    pub cpu: u32,
+    /// `comm:pid` of the task on the CPU.
+    pub process: String,
+    /// Function or tracepoint, with `(SKB_DROP_REASON_...)` for drops.
+    pub func: String,
+    /// `--timestamp`: `null` for none, ns for current/relative, RFC 3339 string for absolute.
+    pub time: Option<JsonTime>,
+    pub netns: u32,
+    pub mark: u32,
+    /// `ifname:ifindex`, or the ifindex alone when the skb has no device.
+    pub iface: String,
+    /// `skb->protocol` as a number (2048 = IPv4, 34525 = IPv6).
+    pub proto: u16,
+    pub mtu: u32,
+    pub len: u32,
+    /// `null` when the packet has no parsable IPv4/IPv6 header at this point.
+    pub tuple: Option<JsonTuple>,
+    pub pid: u32,
+    pub comm: String,
+    pub ifindex: u32,
+    pub ifname: String,
+    /// Drop reason name; `null` unless the hook reports one (or the kernel's BTF has no name).
+    pub reason: Option<String>,
+    /// Drop reason number; `null` unless the hook reports one.
+    pub reason_code: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JsonTime {
+    Nanos(u64),
+    Wall(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonTuple {
+    pub saddr: String,
+    pub daddr: String,
+    pub sport: u16,
+    pub dport: u16,
+    /// IP protocol number (1 icmp, 6 tcp, 17 udp, 58 icmpv6).
+    pub proto: u8,
+}
+
+pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec<u8>) {
+    let e = view.event;
+    out.extend_from_slice(b"{\"skb\":\"");
+    write_hex(out, e.skb);
+    out.extend_from_slice(b"\",\"cpu\":");
+    write_u64(out, e.cpu as u64);
+    out.extend_from_slice(b",\"process\":");
+    quoted(out, |o| view.write_process(o));
+    out.extend_from_slice(b",\"func\":");
+    quoted(out, |o| view.write_func(o));
+    out.extend_from_slice(b",\"time\":");
+    match view.stamp {
+        Stamp::None => out.extend_from_slice(b"null"),
+        Stamp::Nanos(ns) => write_u64(out, ns),
+        Stamp::Wall(ns) => {
+            out.push(b'"');
+            clock.write_rfc3339(out, ns);
+            out.push(b'"');
+        }
+    }
+    for (key, value) in [(&b",\"netns\":"[..], e.netns), (b",\"mark\":", e.mark)] {
+        out.extend_from_slice(key);
+        write_u64(out, value as u64);
+    }
+    out.extend_from_slice(b",\"iface\":");
+    quoted(out, |o| view.write_iface(o));
+    out.extend_from_slice(b",\"proto\":");
+    write_u64(out, e.protocol as u64);
+    for (key, value) in [(&b",\"mtu\":"[..], e.mtu), (b",\"len\":", e.len)] {
+        out.extend_from_slice(key);
+        write_u64(out, value as u64);
+    }
+    out.extend_from_slice(b",\"tuple\":");
+    if view.has_tuple() {
+        out.extend_from_slice(b"{\"saddr\":\"");
+        write_ip(out, e.ip_version, &e.saddr);
+        out.extend_from_slice(b"\",\"daddr\":\"");
+        write_ip(out, e.ip_version, &e.daddr);
+        out.extend_from_slice(b"\",\"sport\":");
+        write_u64(out, e.sport as u64);
+        out.extend_from_slice(b",\"dport\":");
+        write_u64(out, e.dport as u64);
+        out.extend_from_slice(b",\"proto\":");
+        write_u64(out, e.l4_proto as u64);
+        out.push(b'}');
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.extend_from_slice(b",\"pid\":");
+    write_u64(out, e.pid as u64);
+    out.extend_from_slice(b",\"comm\":");
+    quoted(out, |o| o.extend_from_slice(view.comm()));
+    out.extend_from_slice(b",\"ifindex\":");
+    write_u64(out, e.ifindex as u64);
+    out.extend_from_slice(b",\"ifname\":");
+    quoted(out, |o| o.extend_from_slice(view.ifname()));
+    match view.reason() {
+        Some(reason) => {
+            out.extend_from_slice(b",\"reason\":");
+            match reason.name {
+                Some(_) => quoted(out, |o| reason.write(o)),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"reason_code\":");
+            write_u64(out, reason.code as u64);
+        }
+        None => out.extend_from_slice(b",\"reason\":null,\"reason_code\":null"),
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Writes a JSON string whose raw bytes `write` produces. Kernel-supplied names (comm, ifname) may
+/// hold any byte: invalid UTF-8 becomes U+FFFD, quotes, backslashes and control bytes are escaped.
+fn quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'"');
+    let start = out.len();
+    write(out);
+    let clean = out[start..]
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if !clean {
+        let raw = out.split_off(start);
+        escape_into(out, &String::from_utf8_lossy(&raw));
+    }
+    out.push(b'"');
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(c as usize) >> 4]);
+                out.push(HEX[(c as usize) & 0xf]);
+            }
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+}

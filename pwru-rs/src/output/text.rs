@@ -1,0 +1,109 @@
+//! pwru's column layout: `SKB CPU PROCESS [TIMESTAMP] NETNS MARK/x IFACE PROTO MTU LEN TUPLE FUNC`,
+//! with the same widths, so eyes and `awk` scripts trained on pwru read it unchanged.
+
+use super::{aligned, write_hex, write_u64, Align, EventView, PrinterConfig, Stamp, WallClock};
+use crate::cli::TimestampChoice;
+
+/// Widths of pwru's `%-18s %-3s %-16s`, `%-16s`, `%-10s %-8s %16s %-6s %-5s %-5s`.
+const W_TIME: usize = 15;
+const W_SKB: usize = 18;
+const W_CPU: usize = 3;
+const W_PROCESS: usize = 16;
+const W_TIMESTAMP: usize = 16;
+const W_NETNS: usize = 10;
+const W_MARK: usize = 8;
+const W_IFACE: usize = 16;
+const W_PROTO: usize = 6;
+const W_MTU: usize = 5;
+const W_LEN: usize = 5;
+const W_TUPLE: usize = 8;
+
+pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
+    let text = |out: &mut Vec<u8>, width: usize, align: Align, s: &str| {
+        aligned(out, width, align, |o| o.extend_from_slice(s.as_bytes()))
+    };
+    if config.timestamp == TimestampChoice::Absolute {
+        text(out, W_TIME, Align::Left, "TIME");
+        out.push(b' ');
+    }
+    text(out, W_SKB, Align::Left, "SKB");
+    out.push(b' ');
+    text(out, W_CPU, Align::Left, "CPU");
+    out.push(b' ');
+    text(out, W_PROCESS, Align::Left, "PROCESS");
+    if matches!(
+        config.timestamp,
+        TimestampChoice::Current | TimestampChoice::Relative
+    ) {
+        out.push(b' ');
+        text(out, W_TIMESTAMP, Align::Left, "TIMESTAMP");
+    }
+    if config.output_meta {
+        for (width, align, name) in [
+            (W_NETNS, Align::Left, "NETNS"),
+            (W_MARK, Align::Left, "MARK/x"),
+            (W_IFACE, Align::Center, "IFACE"),
+            (W_PROTO, Align::Left, "PROTO"),
+            (W_MTU, Align::Left, "MTU"),
+            (W_LEN, Align::Left, "LEN"),
+        ] {
+            out.push(b' ');
+            text(out, width, align, name);
+        }
+    }
+    if config.output_tuple {
+        out.push(b' ');
+        text(out, W_TUPLE, Align::Left, "TUPLE");
+    }
+    out.extend_from_slice(b" FUNC\n");
+}
+
+pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec<u8>) {
+    let e = view.event;
+    let config = view.config;
+    if let Stamp::Wall(ns) = view.stamp {
+        aligned(out, W_TIME, Align::Left, |o| clock.write_time_of_day(o, ns));
+        out.push(b' ');
+    }
+    aligned(out, W_SKB, Align::Left, |o| write_hex(o, e.skb));
+    out.push(b' ');
+    aligned(out, W_CPU, Align::Left, |o| write_u64(o, e.cpu as u64));
+    out.push(b' ');
+    aligned(out, W_PROCESS, Align::Left, |o| view.write_process(o));
+    if let Stamp::Nanos(ns) = view.stamp {
+        out.push(b' ');
+        aligned(out, W_TIMESTAMP, Align::Left, |o| write_u64(o, ns));
+    }
+    if config.output_meta {
+        out.push(b' ');
+        aligned(out, W_NETNS, Align::Left, |o| write_u64(o, e.netns as u64));
+        out.push(b' ');
+        aligned(out, W_MARK, Align::Left, |o| write_hex(o, e.mark as u64));
+        out.push(b' ');
+        aligned(out, W_IFACE, Align::Center, |o| view.write_iface(o));
+        out.push(b' ');
+        aligned(out, W_PROTO, Align::Left, |o| {
+            write_ethertype(o, e.protocol)
+        });
+        out.push(b' ');
+        aligned(out, W_MTU, Align::Left, |o| write_u64(o, e.mtu as u64));
+        out.push(b' ');
+        aligned(out, W_LEN, Align::Left, |o| write_u64(o, e.len as u64));
+    }
+    if config.output_tuple {
+        out.push(b' ');
+        view.write_tuple(out);
+    }
+    out.push(b' ');
+    view.write_func(out);
+    out.push(b'\n');
+}
+
+/// `0x0800`: four hex digits, as pwru prints skb->protocol.
+fn write_ethertype(out: &mut Vec<u8>, protocol: u16) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b"0x");
+    for shift in [12, 8, 4, 0] {
+        out.push(DIGITS[((protocol >> shift) & 0xf) as usize]);
+    }
+}
