@@ -1,0 +1,164 @@
+//! Tracepoint backend: the raw tracepoints that carry an skb, found in BTF (`btf_trace_*`).
+//!
+//! Works on kernels with neither kprobes nor BPF trampolines. The kernel refuses to attach a
+//! program that reads more arguments than a tracepoint has, so there is one program per position
+//! of the skb argument (plus kfree_skb's with its drop reason); each is verified once and
+//! attached to all tracepoints of its kind, with a BPF cookie (Linux ≥ 6.10) saying which hook
+//! fired.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use aya::{programs::RawTracePoint, Ebpf};
+use regex::Regex;
+
+use super::Attached;
+use crate::{btf::SkbTracepoint, loader::describe_program_error};
+
+/// Programs by zero-based position of the skb argument.
+const PROGRAMS: [&str; 5] = [
+    "pwru_raw_tp_skb_0",
+    "pwru_raw_tp_skb_1",
+    "pwru_raw_tp_skb_2",
+    "pwru_raw_tp_skb_3",
+    "pwru_raw_tp_skb_4",
+];
+/// For an skb as argument 0 and a drop reason as argument 2 (kfree_skb).
+const PROGRAM_SKB_0_REASON_2: &str = "pwru_raw_tp_skb_0_reason_2";
+
+/// The program serving a tracepoint, if any.
+fn program_for(tp: &SkbTracepoint) -> Option<&'static str> {
+    match (tp.skb_arg, tp.reason_arg) {
+        (0, Some(2)) => Some(PROGRAM_SKB_0_REASON_2),
+        (n, reason) => {
+            if reason.is_some() {
+                log::debug!(
+                    "tracepoint {}: drop reason at an unexpected position, not shown",
+                    tp.name
+                );
+            }
+            PROGRAMS.get(usize::from(n)).copied()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TracepointError {
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("{0}")]
+    Load(String),
+    #[error("no skb tracepoint matches --filter-func {0:?}")]
+    NothingToAttach(String),
+    #[error("attaching to tracepoint {name} failed: {error}{hint}")]
+    Attach {
+        name: String,
+        error: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+/// Loads the program and attaches it to every tracepoint in `tracepoints` whose name matches
+/// `filter` (whole name).
+pub fn attach(
+    ebpf: &mut Ebpf,
+    tracepoints: &[SkbTracepoint],
+    filter: Option<&Regex>,
+) -> Result<Attached, TracepointError> {
+    let selected: Vec<&SkbTracepoint> = tracepoints
+        .iter()
+        .filter(|tp| filter.is_none_or(|re| re.is_match(&tp.name)))
+        .collect();
+    if selected.is_empty() {
+        return Err(TracepointError::NothingToAttach(
+            filter.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        ));
+    }
+    let mut hook_names = Vec::with_capacity(selected.len());
+    let mut links = Vec::with_capacity(selected.len());
+    for tp in selected {
+        let Some(name) = program_for(tp) else {
+            log::debug!(
+                "tracepoint {}: skb is argument {}, no program for it",
+                tp.name,
+                tp.skb_arg
+            );
+            continue;
+        };
+        let prog_fd = load_program(ebpf, name)?;
+        // The cookie is the hook's index in `hook_names`, reported back as `Event::hook`.
+        match raw_tracepoint_open(&tp.name, prog_fd, hook_names.len() as u64) {
+            Ok(link) => {
+                links.push(link);
+                hook_names.push(tp.name.clone());
+            }
+            // A tracepoint in BTF may be compiled out of this kernel's tracepoint table.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                log::debug!("tracepoint {} not attachable: {e}", tp.name);
+            }
+            Err(error) => {
+                let hint = match error.raw_os_error() {
+                    Some(libc::E2BIG) => {
+                        " (the tracepoint backend needs BPF cookies on raw tracepoints, Linux 6.10+)"
+                    }
+                    _ => "",
+                };
+                return Err(TracepointError::Attach {
+                    name: tp.name.clone(),
+                    error,
+                    hint,
+                });
+            }
+        }
+    }
+    Ok(Attached { hook_names, links })
+}
+
+/// Loads (verifies) a program the first time it is needed; returns its fd.
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, TracepointError> {
+    let load_err = |e| TracepointError::Load(describe_program_error(name, &e));
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(TracepointError::MissingProgram(name))?
+        .try_into()
+        .map_err(load_err)?;
+    if program.fd().is_err() {
+        program.load().map_err(load_err)?;
+    }
+    Ok(program.fd().map_err(load_err)?.as_fd().as_raw_fd())
+}
+
+/// `union bpf_attr` as used by BPF_RAW_TRACEPOINT_OPEN (with the 6.10 cookie field).
+#[repr(C)]
+struct RawTracepointOpenAttr {
+    name: u64,
+    prog_fd: u32,
+    _pad: u32,
+    cookie: u64,
+}
+
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
+
+/// aya 0.14 attaches raw tracepoints without a cookie, so this one syscall is done by hand.
+fn raw_tracepoint_open(name: &str, prog_fd: i32, cookie: u64) -> std::io::Result<OwnedFd> {
+    let cname = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
+    let attr = RawTracepointOpenAttr {
+        name: cname.as_ptr() as u64,
+        prog_fd: prog_fd as u32,
+        _pad: 0,
+        cookie,
+    };
+    // SAFETY: attr and the name it points to outlive the call; the kernel copies both.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_RAW_TRACEPOINT_OPEN,
+            &attr as *const RawTracepointOpenAttr,
+            std::mem::size_of::<RawTracepointOpenAttr>() as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}

@@ -1,0 +1,241 @@
+//! Command-line interface: pwru's flags, names and meanings, so its users' habits carry over.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// Probe the kernel: kprobe-multi, else kprobe, else tracepoint.
+    Auto,
+    /// Raw tracepoints that carry an skb (works without kprobes or BPF trampolines).
+    Tracepoint,
+    Kprobe,
+    #[value(name = "kprobe-multi")]
+    KprobeMulti,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimestampChoice {
+    None,
+    /// Kernel monotonic time of the event, in ns.
+    Current,
+    /// Time since the previous event of the same skb, in ns.
+    Relative,
+    /// Wall-clock time of the event.
+    Absolute,
+}
+
+/// `--filter-mark mark[/mask]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkFilter {
+    pub mark: u32,
+    pub mask: u32,
+}
+
+/// `--filter-netns /proc/PID/ns/net | inode:N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetnsSpec {
+    Path(PathBuf),
+    Inode(u32),
+}
+
+/// packet, where are you? Trace every kernel function or tracepoint a packet passes through.
+#[derive(Debug, Parser)]
+#[command(name = "pwru-rs", version, about, long_about = None)]
+pub struct Cli {
+    /// pcap-filter(7) expression, as for tcpdump (e.g. `port https`, `host 10.0.0.1 and tcp`).
+    #[arg(value_name = "PCAP-FILTER")]
+    pub pcap_filter: Vec<String>,
+
+    /// Tracing backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+
+    /// Only skbs in this network namespace ("/proc/<pid>/ns/net" or "inode:<inode>").
+    #[arg(long, value_name = "NETNS", value_parser = parse_netns)]
+    pub filter_netns: Option<NetnsSpec>,
+
+    /// Only skbs whose mark matches (mark[/mask], decimal or 0x-hex; mask defaults to all bits).
+    #[arg(long, value_name = "MARK[/MASK]", value_parser = parse_mark)]
+    pub filter_mark: Option<MarkFilter>,
+
+    /// Only skbs on this interface, resolved in --filter-netns (default: pwru-rs's own netns).
+    #[arg(long, value_name = "NAME")]
+    pub filter_ifname: Option<String>,
+
+    /// Only probe kernel functions / tracepoints whose whole name matches this regex.
+    #[arg(long, value_name = "REGEX")]
+    pub filter_func: Option<String>,
+
+    /// Kernel BTF to read instead of /sys/kernel/btf/vmlinux.
+    #[arg(long, value_name = "FILE")]
+    pub kernel_btf: Option<PathBuf>,
+
+    /// One JSON object per line instead of columns.
+    #[arg(long)]
+    pub output_json: bool,
+
+    /// Print skb metadata (NETNS MARK IFACE PROTO MTU LEN).
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub output_meta: bool,
+
+    /// Print the L4 tuple.
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub output_tuple: bool,
+
+    /// Timestamp per event.
+    #[arg(long, value_enum, default_value_t = TimestampChoice::None)]
+    pub timestamp: TimestampChoice,
+
+    /// Write traces to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output_file: Option<PathBuf>,
+
+    /// Exit after printing this many events.
+    #[arg(long, value_name = "N")]
+    pub output_limit_lines: Option<u64>,
+
+    /// Create this file once every probe is attached (removed on exit).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+
+    /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = parse_ringbuf_size)]
+    pub ringbuf_size: u32,
+}
+
+impl Cli {
+    /// The pcap expression as one string ("" when none was given).
+    pub fn pcap_expression(&self) -> String {
+        self.pcap_filter.join(" ")
+    }
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("'{s}' is not a 32-bit number: {e}"))
+}
+
+pub fn parse_mark(s: &str) -> Result<MarkFilter, String> {
+    let (mark, mask) = match s.split_once('/') {
+        Some((m, k)) => (parse_u32(m)?, parse_u32(k)?),
+        None => (parse_u32(s)?, u32::MAX),
+    };
+    if mark & !mask != 0 {
+        return Err(format!(
+            "mark {mark:#x} has bits outside mask {mask:#x}: it can never match"
+        ));
+    }
+    Ok(MarkFilter { mark, mask })
+}
+
+pub fn parse_netns(s: &str) -> Result<NetnsSpec, String> {
+    if let Some(inode) = s.strip_prefix("inode:") {
+        return inode
+            .parse()
+            .map(NetnsSpec::Inode)
+            .map_err(|e| format!("'{inode}' is not an inode number: {e}"));
+    }
+    if s.is_empty() {
+        return Err("expected /proc/<pid>/ns/net or inode:<inode>".into());
+    }
+    Ok(NetnsSpec::Path(PathBuf::from(s)))
+}
+
+fn parse_ringbuf_size(s: &str) -> Result<u32, String> {
+    let n = parse_u32(s)?;
+    if n < 4096 || !n.is_power_of_two() {
+        return Err(format!("{n} is not a power of two of at least 4096"));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pwru-rs").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_pwru() {
+        let cli = parse(&[]).unwrap();
+        assert_eq!(cli.backend, BackendChoice::Auto);
+        assert!(cli.output_meta && cli.output_tuple && !cli.output_json);
+        assert_eq!(cli.timestamp, TimestampChoice::None);
+        assert_eq!(cli.pcap_expression(), "");
+        assert_eq!(cli.ringbuf_size, 8 << 20);
+    }
+
+    #[test]
+    fn pcap_expression_is_joined_positional_words() {
+        let cli = parse(&["--filter-ifname", "lo", "host", "10.0.0.1", "and", "tcp"]).unwrap();
+        assert_eq!(cli.pcap_expression(), "host 10.0.0.1 and tcp");
+        assert_eq!(cli.filter_ifname.as_deref(), Some("lo"));
+    }
+
+    #[test]
+    fn marks() {
+        assert_eq!(
+            parse_mark("0xa00/0xf00"),
+            Ok(MarkFilter {
+                mark: 0xa00,
+                mask: 0xf00
+            })
+        );
+        assert_eq!(
+            parse_mark("42"),
+            Ok(MarkFilter {
+                mark: 42,
+                mask: u32::MAX
+            })
+        );
+        assert!(parse_mark("0x10/0x1").is_err());
+        assert!(parse_mark("banana").is_err());
+        assert!(parse_mark("0x1ffffffff").is_err());
+        assert!(parse(&["--filter-mark", "zz"]).is_err());
+    }
+
+    #[test]
+    fn netns_specs() {
+        assert_eq!(
+            parse_netns("inode:4026531840"),
+            Ok(NetnsSpec::Inode(4026531840))
+        );
+        assert_eq!(
+            parse_netns("/proc/1/ns/net"),
+            Ok(NetnsSpec::Path("/proc/1/ns/net".into()))
+        );
+        assert!(parse_netns("inode:x").is_err());
+        assert!(parse_netns("").is_err());
+    }
+
+    #[test]
+    fn toggles_and_enums() {
+        let cli = parse(&[
+            "--output-meta=false",
+            "--output-tuple",
+            "--timestamp",
+            "relative",
+        ])
+        .unwrap();
+        assert!(!cli.output_meta && cli.output_tuple);
+        assert_eq!(cli.timestamp, TimestampChoice::Relative);
+        let cli = parse(&["--backend", "kprobe-multi", "--output-json"]).unwrap();
+        assert_eq!(cli.backend, BackendChoice::KprobeMulti);
+        assert!(cli.output_json);
+        assert!(parse(&["--backend", "fentry"]).is_err());
+        assert!(parse(&["--ringbuf-size", "5000"]).is_err());
+        assert_eq!(
+            parse(&["--ringbuf-size", "0x10000"]).unwrap().ringbuf_size,
+            0x10000
+        );
+    }
+}

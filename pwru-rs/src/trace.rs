@@ -1,0 +1,276 @@
+//! One tracing session: read BTF, pick the backend, load and attach, print events until stopped,
+//! detach and report.
+
+use std::{
+    fs::File,
+    io::Write,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use pwru_rs_common::{Config, Event, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS};
+use regex::Regex;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    backend,
+    btf::KernelBtf,
+    cli::{BackendChoice, Cli},
+    events::{self, Sink, StopReason},
+    loader::{self, EVENTS_MAP, LOST_MAP},
+    netns::Netns,
+    output,
+};
+
+const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let expression = cli.pcap_expression();
+    if !expression.trim().is_empty() {
+        bail!(
+            "pcap filter expressions are not supported yet (got '{expression}'); \
+             select packets with --filter-netns, --filter-mark or --filter-ifname"
+        );
+    }
+    let backend = choose_backend(cli.backend)?;
+    check_privileges()?;
+
+    let btf_path = cli
+        .kernel_btf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_BTF));
+    let started = Instant::now();
+    let btf = KernelBtf::from_file(&btf_path)
+        .with_context(|| format!("reading kernel BTF {}", btf_path.display()))?;
+    let offsets = btf
+        .offsets()
+        .context("kernel BTF lacks a field pwru-rs reads")?;
+    let tracepoints = btf.skb_tracepoints();
+    let drop_reasons = btf.drop_reasons();
+    log::debug!(
+        "BTF: {} skb tracepoints, offsets {offsets:?}, in {:?}",
+        tracepoints.len(),
+        started.elapsed()
+    );
+    drop(btf);
+
+    let config = filter_config(cli)?;
+    let func_filter = cli
+        .filter_func
+        .as_deref()
+        .map(|re| {
+            Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+                // regex's message draws a caret diagram over several lines; keep its last line.
+                let message = e.to_string();
+                let reason = message
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ");
+                anyhow::anyhow!("invalid --filter-func regex '{re}': {reason}")
+            })
+        })
+        .transpose()?;
+
+    // Open the output before touching the kernel, so a bad path attaches nothing.
+    let writer: Box<dyn Write> = match &cli.output_file {
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+
+    let mut ebpf = loader::load(&offsets, &config, cli.ringbuf_size)?;
+    let attached = match backend {
+        Backend::Tracepoint => {
+            backend::tracepoint::attach(&mut ebpf, &tracepoints, func_filter.as_ref())?
+        }
+    };
+    log::info!(
+        "attached {} tracepoints (backend: tracepoint)",
+        attached.len()
+    );
+
+    let ring = RingBuf::try_from(ebpf.take_map(EVENTS_MAP).context("no EVENTS map")?)
+        .context("EVENTS map")?;
+    let lost: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(ebpf.take_map(LOST_MAP).context("no LOST map")?)
+            .context("LOST map")?;
+
+    let printer = output::Printer::new(output::PrinterConfig {
+        json: cli.output_json,
+        timestamp: cli.timestamp,
+        output_meta: cli.output_meta,
+        output_tuple: cli.output_tuple,
+        hooks: attached.hook_names.clone(),
+        drop_reasons,
+    });
+    let mut sink = OutputSink::new(printer, writer, cli.output_limit_lines);
+
+    let ready = ReadyFile::create(cli.ready_file.as_deref())?;
+    log::info!("listening for events... (Ctrl-C to stop)");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("starting the event loop")?;
+    let (received, why) = runtime.block_on(async {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let stop = async {
+            tokio::select! {
+                _ = sigint.recv() => {},
+                _ = sigterm.recv() => {},
+            }
+        };
+        events::run(ring, &mut sink, stop)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+
+    let detach_started = Instant::now();
+    let hooks = attached.len();
+    drop(attached);
+    log::debug!("detached {hooks} hooks in {:?}", detach_started.elapsed());
+    let lost = events::lost_events(&lost)?;
+    drop(ready);
+    let why = match why {
+        StopReason::Signal => "stopped",
+        StopReason::Limit => "output limit reached",
+    };
+    log::info!("{why}: {received} events received, {lost} lost (ring buffer full)");
+    Ok(())
+}
+
+enum Backend {
+    Tracepoint,
+}
+
+fn choose_backend(choice: BackendChoice) -> anyhow::Result<Backend> {
+    match choice {
+        BackendChoice::Tracepoint => Ok(Backend::Tracepoint),
+        BackendChoice::Auto => {
+            log::info!("backend: tracepoint (the kprobe backends are not in this build yet)");
+            Ok(Backend::Tracepoint)
+        }
+        BackendChoice::Kprobe | BackendChoice::KprobeMulti => bail!(
+            "backend {:?} is not yet supported on this build; use --backend tracepoint",
+            choice
+        ),
+    }
+}
+
+/// The kernel programs need CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up front rather than
+/// fail on the first bpf() call with a bare EPERM.
+fn check_privileges() -> anyhow::Result<()> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| cap_eff & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
+}
+
+/// Builds the kernel-side meta filters from the command line.
+fn filter_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::default();
+    let netns = match &cli.filter_netns {
+        Some(spec) => {
+            let ns = Netns::resolve(spec).context("--filter-netns")?;
+            config.filters |= FILTER_NETNS;
+            config.netns = ns.inode;
+            Some(ns)
+        }
+        None => None,
+    };
+    if let Some(mark) = cli.filter_mark {
+        config.filters |= FILTER_MARK;
+        config.mark = mark.mark;
+        config.mark_mask = mark.mask;
+    }
+    if let Some(name) = &cli.filter_ifname {
+        // An ifindex is only unique within its netns: filter on both.
+        let ns = match netns {
+            Some(ns) => ns,
+            None => Netns::current().context("--filter-ifname")?,
+        };
+        config.ifindex = ns.ifindex(name).context("--filter-ifname")?;
+        config.filters |= FILTER_IFINDEX | FILTER_NETNS;
+        config.netns = ns.inode;
+    }
+    Ok(config)
+}
+
+/// Formats events into a buffer and writes it out once per drained batch.
+struct OutputSink {
+    printer: output::Printer,
+    writer: Box<dyn Write>,
+    buf: Vec<u8>,
+    remaining: Option<u64>,
+}
+
+impl OutputSink {
+    fn new(printer: output::Printer, writer: Box<dyn Write>, limit: Option<u64>) -> Self {
+        let mut buf = Vec::with_capacity(1 << 16);
+        printer.write_header(&mut buf);
+        // pwru's convention: 0 means no limit.
+        Self {
+            printer,
+            writer,
+            buf,
+            remaining: limit.filter(|&n| n > 0),
+        }
+    }
+}
+
+impl Sink for OutputSink {
+    fn consume(&mut self, event: &Event) -> std::io::Result<bool> {
+        self.printer.write_event(event, &mut self.buf);
+        if self.buf.len() >= 1 << 16 {
+            self.writer.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(match &mut self.remaining {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n > 0
+            }
+            None => true,
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.write_all(&self.buf)?;
+        self.buf.clear();
+        self.writer.flush()
+    }
+}
+
+/// `--ready-file`: exists while every probe is attached.
+struct ReadyFile(Option<PathBuf>);
+
+impl ReadyFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
+        if let Some(p) = path {
+            File::create(p).with_context(|| format!("cannot create ready file {}", p.display()))?;
+        }
+        Ok(Self(path.map(Path::to_owned)))
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
