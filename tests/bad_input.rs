@@ -1,0 +1,92 @@
+//! Bad input gets one clear error line and a non-zero exit, before anything is attached.
+
+use std::process::Command;
+
+use integration_tests::{pwru_bin, require_root};
+
+/// Runs pwru-rs expecting failure; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let out = Command::new(pwru_bin()).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "pwru-rs {args:?} succeeded: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "pwru-rs {args:?} printed to stdout");
+    stderr
+}
+
+/// The single error line (progress lines such as the chosen backend may precede it).
+fn one_error_line(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some(errors[0]),
+        "the error must come last: {stderr}"
+    );
+    errors[0]
+}
+
+#[test]
+fn unknown_interface() {
+    require_root();
+    let err = fails(&["--filter-ifname", "no-such-if0"]);
+    let line = one_error_line(&err);
+    assert!(
+        line.contains("no-such-if0") && line.contains("not found"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_netns_path() {
+    require_root();
+    let line = fails(&["--filter-netns", "/nonexistent/netns"]);
+    assert!(
+        one_error_line(&line).contains("/nonexistent/netns"),
+        "{line}"
+    );
+    let line = fails(&["--filter-netns", "/proc/self/status"]);
+    assert!(
+        one_error_line(&line).contains("not a network namespace"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_mark() {
+    let err = fails(&["--filter-mark", "banana"]);
+    assert!(err.contains("banana"), "{err}");
+}
+
+#[test]
+fn pcap_expression_is_refused_until_supported() {
+    require_root();
+    let err = fails(&["host", "10.0.0.1"]);
+    assert!(
+        one_error_line(&err).contains("pcap filter expressions are not supported yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_kernel_btf() {
+    require_root();
+    let err = fails(&["--kernel-btf", "/proc/self/status"]);
+    assert!(one_error_line(&err).contains("/proc/self/status"), "{err}");
+    let err = fails(&["--kernel-btf", "/nonexistent.btf"]);
+    assert!(one_error_line(&err).contains("/nonexistent.btf"), "{err}");
+}
+
+#[test]
+fn bad_filter_func_regex() {
+    require_root();
+    let err = fails(&["--filter-func", "kfree_skb("]);
+    assert!(one_error_line(&err).contains("--filter-func"), "{err}");
+    let err = fails(&["--filter-func", "no_such_function_xyz"]);
+    assert!(
+        one_error_line(&err).contains("no skb tracepoint matches"),
+        "{err}"
+    );
+}
