@@ -1,0 +1,93 @@
+//! Running commands: echoed before they run, failures carry the command line.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{bail, Context};
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_owned()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The cargo that is running us (rustup's), not Debian's /usr/bin/cargo.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `cmd`, echoing it first and timing it; fails on a non-zero exit.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = show(cmd);
+    eprintln!("xtask: $ {shown}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    eprintln!("xtask: done in {:.1?}: {shown}", started.elapsed());
+    Ok(())
+}
+
+/// Runs `cmd` quietly and returns its stdout (for probing state).
+pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start `{}`", show(cmd)))?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed: {}",
+            show(cmd),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `sudo` in front when we are not root (loading eBPF and making namespaces need it).
+pub fn privileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("--preserve-env=PWRU_RS_BIN,RUST_LOG,RUST_BACKTRACE")
+            .arg(program);
+        c
+    }
+}
+
+pub fn build_release() -> anyhow::Result<PathBuf> {
+    run(cargo().args(["build", "--release", "--package", "pwru-rs"]))?;
+    Ok(root().join("target/release/pwru-rs"))
+}
+
+pub fn run_as_root(bin: &Path, args: &[String]) -> anyhow::Result<()> {
+    let status = privileged(bin)
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    // pwru-rs has already said what went wrong; pass its exit code on.
+    std::process::exit(status.code().unwrap_or(1));
+}

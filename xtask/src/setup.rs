@@ -1,0 +1,78 @@
+//! `cargo xtask setup`: install what a fresh machine lacks, say what, and do nothing otherwise.
+//!
+//! The eBPF crate is built with Debian's Rust 1.96 (`rustc-web`), which ships a precompiled `core`
+//! for `bpfel-unknown-none`, and linked by bpf-linker built against Debian's LLVM 22. See
+//! ../shared/toolchain.md for why not rustup nightly.
+
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::cmd;
+
+/// Debian packages: the BPF toolchain, libpcap (pcap filters), and what the tests drive.
+const APT_PACKAGES: &[(&str, &str)] = &[
+    ("rustc-web", "Rust 1.96 compiler for the eBPF crate"),
+    ("cargo-web", "its cargo"),
+    (
+        "libstd-rust-web-dev-bpf",
+        "core library for bpfel-unknown-none",
+    ),
+    ("llvm-22-dev", "LLVM 22 for bpf-linker"),
+    (
+        "libpcap-dev",
+        "libpcap, which compiles pcap filter expressions",
+    ),
+    ("iproute2", "ip netns / veth for the tests"),
+    ("nftables", "nft drop and mark rules for the tests"),
+    ("iputils-ping", "ping for the tests"),
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn ensure() -> anyhow::Result<()> {
+    let missing: Vec<_> = APT_PACKAGES
+        .iter()
+        .filter(|(pkg, _)| !dpkg_installed(pkg))
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing Debian packages:");
+        for (pkg, why) in &missing {
+            eprintln!("xtask:   {pkg:<24} {why}");
+        }
+        cmd::run(cmd::privileged("apt-get").args(["update", "-q"]))?;
+        cmd::run(
+            cmd::privileged("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y", "-q"])
+                .args(missing.iter().map(|(pkg, _)| *pkg)),
+        )?;
+    }
+    if !bpf_linker_ok() {
+        eprintln!(
+            "xtask: installing bpf-linker {BPF_LINKER_VERSION} (built against LLVM 22, ~1 min)"
+        );
+        cmd::run(
+            cmd::cargo()
+                .env("LLVM_PREFIX", "/usr/lib/llvm-22")
+                .args([
+                    "install",
+                    &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                    "--locked",
+                ])
+                .args(["--no-default-features", "--features", "llvm-22"]),
+        )
+        .context("installing bpf-linker")?;
+    }
+    Ok(())
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    cmd::output(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
+        .is_ok_and(|status| status.ends_with(" installed"))
+}
+
+fn bpf_linker_ok() -> bool {
+    cmd::output(Command::new("bpf-linker").arg("--version"))
+        .is_ok_and(|v| v.split_whitespace().any(|w| w == BPF_LINKER_VERSION))
+}

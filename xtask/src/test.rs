@@ -1,0 +1,108 @@
+//! `cargo xtask test`: the whole suite, as `.ci/run` runs it. Every step runs even when an earlier
+//! one failed, and the failures are listed together at the end.
+
+use std::{path::PathBuf, time::Instant};
+
+use anyhow::{bail, Context};
+
+use crate::cmd;
+
+pub fn run() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut step = |name: &str, result: anyhow::Result<()>| {
+        if let Err(e) = result {
+            eprintln!("xtask: FAILED: {name}: {e:#}");
+            failures.push(format!("{name}: {e:#}"));
+        }
+    };
+
+    step(
+        "rustfmt",
+        cmd::run(cmd::cargo().args(["fmt", "--all", "--check"])),
+    );
+    step(
+        "clippy",
+        cmd::run(cmd::cargo().args([
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--workspace",
+            "--exclude",
+            "pwru-rs-ebpf",
+            "--",
+            "-D",
+            "warnings",
+        ])),
+    );
+    step(
+        "unit tests",
+        cmd::run(cmd::cargo().args([
+            "test",
+            "--release",
+            "--workspace",
+            "--exclude",
+            "pwru-rs-ebpf",
+            "--exclude",
+            "integration-tests",
+        ])),
+    );
+    let integration = cmd::build_release().and_then(|bin| integration_tests(&bin));
+    step("integration tests", integration);
+
+    eprintln!("xtask: test suite took {:.0?}", started.elapsed());
+    if !failures.is_empty() {
+        bail!(
+            "{} step(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    eprintln!("xtask: all tests passed");
+    Ok(())
+}
+
+/// Host integration tests: they make namespaces and load eBPF, so they run as root.
+fn integration_tests(bin: &std::path::Path) -> anyhow::Result<()> {
+    let json = cmd::output(cmd::cargo().args([
+        "test",
+        "--release",
+        "--package",
+        "integration-tests",
+        "--no-run",
+        "--message-format=json",
+    ]))?;
+    let mut failed = Vec::new();
+    for exe in test_executables(&json)? {
+        let name = exe
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let result = cmd::run(cmd::privileged(&exe).env("PWRU_RS_BIN", bin));
+        if let Err(e) = result {
+            failed.push(format!("{name}: {e:#}"));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
+    Ok(())
+}
+
+/// Test binaries named in cargo's `--message-format=json` output.
+fn test_executables(json: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut exes = Vec::new();
+    for line in json.lines() {
+        let msg: serde_json::Value = serde_json::from_str(line).context("cargo's JSON output")?;
+        if msg["reason"] == "compiler-artifact" && msg["profile"]["test"] == true {
+            if let Some(exe) = msg["executable"].as_str() {
+                exes.push(PathBuf::from(exe));
+            }
+        }
+    }
+    if exes.is_empty() {
+        bail!("cargo built no integration test binaries");
+    }
+    Ok(exes)
+}
