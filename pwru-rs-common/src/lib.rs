@@ -48,6 +48,8 @@ const _: () = assert!(size_of::<Offsets>() == 80);
 pub const FILTER_NETNS: u32 = 1 << 0;
 pub const FILTER_MARK: u32 = 1 << 1;
 pub const FILTER_IFINDEX: u32 = 1 << 2;
+/// A pcap expression was injected into the filter stubs.
+pub const FILTER_PCAP: u32 = 1 << 3;
 
 /// Run-time configuration of the kernel programs, a read-only global set before load.
 #[repr(C)]
@@ -138,10 +140,25 @@ impl Event {
     }
 }
 
+/// Largest packet the filter test program takes.
+pub const FILTER_TEST_MAX: usize = 2048;
+
+/// Input of the kernel's filter test program (the in-kernel differential tests).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterTestPacket {
+    pub len: u32,
+    /// Non-zero: run the L3 (network header) filter, else the L2 (MAC header) one.
+    pub l3: u32,
+    pub data: [u8; FILTER_TEST_MAX],
+}
+const _: () = assert!(size_of::<FilterTestPacket>() == 8 + FILTER_TEST_MAX);
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain #[repr(C)] integer aggregates without padding (sizes asserted above).
     unsafe impl aya::Pod for super::Offsets {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::FilterTestPacket {}
 }

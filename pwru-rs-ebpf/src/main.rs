@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod filter;
 mod kprobe;
 mod skb;
 mod tracepoint;

@@ -10,8 +10,10 @@ use aya_ebpf::{
 };
 use pwru_rs_common::{
     Config, Event, Offsets, EVENT_HAS_DEV, EVENT_HAS_REASON, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, IP_V4, IP_V6, TASK_COMM_LEN,
+    FILTER_NETNS, FILTER_PCAP, IP_V4, IP_V6, TASK_COMM_LEN,
 };
+
+use crate::filter::{pwru_filter_l2, pwru_filter_l3};
 
 /// Kernel struct offsets, written by userspace before load (read-only global).
 #[unsafe(no_mangle)]
@@ -140,6 +142,10 @@ pub fn handle_skb(skb: u64, hook: u64, reason: Option<u32>) {
     if !meta_matches(&meta) {
         return;
     }
+    // A load-time constant: without an expression the verifier prunes the call, so no cost.
+    if cfg!(filters) & FILTER_PCAP != 0 && !pcap_matches(skb) {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count_lost();
         return;
@@ -172,6 +178,27 @@ pub fn handle_skb(skb: u64, hook: u64, reason: Option<u32>) {
         read_tuple(skb, ev);
     }
     entry.submit(0);
+}
+
+/// Runs the injected pcap filter: on the frame from its MAC header when the skb has one
+/// (`mac_len != 0`), else on the packet from its network header. The end is `head + tail`.
+#[inline(always)]
+fn pcap_matches(skb: u64) -> bool {
+    let head: u64 = read(skb + off!(skb_head));
+    if head == 0 {
+        return false;
+    }
+    let end = head + read::<u32>(skb + off!(skb_tail)) as u64;
+    let mac_len: u16 = read(skb + off!(skb_mac_len));
+    let mac: u16 = read(skb + off!(skb_mac_header));
+    if mac_len != 0 && mac != HEADER_UNSET {
+        return pwru_filter_l2(head + mac as u64, end) != 0;
+    }
+    let nh: u16 = read(skb + off!(skb_network_header));
+    if nh == 0 || nh == HEADER_UNSET {
+        return false;
+    }
+    pwru_filter_l3(head + nh as u64, end) != 0
 }
 
 /// Fills the IP addresses and ports from the packet headers, when the network header is set.

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod btf;
 pub mod cli;
 pub mod events;
+pub mod filter;
 pub mod loader;
 pub mod netns;
 pub mod output;

@@ -17,7 +17,13 @@ pub enum LoadError {
     Object(#[from] aya::EbpfError),
 }
 
-pub fn load(offsets: &Offsets, config: &Config, ringbuf_size: u32) -> Result<Ebpf, LoadError> {
+/// Loads `object` (the embedded one, possibly with a pcap filter injected).
+pub fn load(
+    object: &[u8],
+    offsets: &Offsets,
+    config: &Config,
+    ringbuf_size: u32,
+) -> Result<Ebpf, LoadError> {
     raise_memlock_limit();
     let ebpf = EbpfLoader::new()
         // The programs carry no CO-RE relocations (offsets come in as globals), so aya need not
@@ -26,7 +32,7 @@ pub fn load(offsets: &Offsets, config: &Config, ringbuf_size: u32) -> Result<Ebp
         .override_global("OFFSETS", offsets, true)
         .override_global("CONFIG", config, true)
         .map_max_entries(EVENTS_MAP, ringbuf_size)
-        .load(EBPF_OBJECT)?;
+        .load(object)?;
     Ok(ebpf)
 }
 

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{bail, Context};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use pwru_rs_common::{Config, Event, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS};
+use pwru_rs_common::{Config, Event, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP};
 use regex::Regex;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -19,6 +19,7 @@ use crate::{
     btf::KernelBtf,
     cli::{BackendChoice, Cli},
     events::{self, Sink, StopReason},
+    filter,
     loader::{self, EVENTS_MAP, LOST_MAP},
     netns::Netns,
     output,
@@ -27,13 +28,8 @@ use crate::{
 const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    let expression = cli.pcap_expression();
-    if !expression.trim().is_empty() {
-        bail!(
-            "pcap filter expressions are not supported yet (got '{expression}'); \
-             select packets with --filter-netns, --filter-mark or --filter-ifname"
-        );
-    }
+    // libpcap's verdict on the expression comes first: a typo must not cost a BTF parse.
+    let pcap_filter = filter::compile(&cli.pcap_expression())?;
     let backend = choose_backend(cli.backend)?;
     check_privileges()?;
 
@@ -56,7 +52,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     drop(btf);
 
-    let config = filter_config(cli)?;
+    let mut config = filter_config(cli)?;
+    if let Some(f) = &pcap_filter {
+        config.filters |= FILTER_PCAP;
+        log::debug!(
+            "pcap filter '{}': {} + {} eBPF instructions",
+            f.expression,
+            f.l2.len(),
+            f.l3.len()
+        );
+    }
+    let object = filter::patch_object(loader::EBPF_OBJECT, pcap_filter.as_ref())?;
     let func_filter = cli
         .filter_func
         .as_deref()
@@ -82,7 +88,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         None => Box::new(std::io::stdout()),
     };
 
-    let mut ebpf = loader::load(&offsets, &config, cli.ringbuf_size)?;
+    let mut ebpf = loader::load(object.as_bytes(), &offsets, &config, cli.ringbuf_size)?;
     let attached = match backend {
         Backend::Tracepoint => {
             backend::tracepoint::attach(&mut ebpf, &tracepoints, func_filter.as_ref())?

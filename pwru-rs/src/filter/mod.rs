@@ -1,0 +1,213 @@
+//! pcap filter expressions (`pwru-rs port https`), selected inside the kernel programs.
+//!
+//! libpcap compiles the expression to cBPF twice: for Ethernet frames (the skb seen from its MAC
+//! header) and for raw IP (seen from its network header). Each is translated to eBPF
+//! ([`ebpf`]) and injected into the kernel object in place of a stub ([`inject`]) before load.
+
+mod cbpf;
+mod ebpf;
+mod inject;
+pub mod testing;
+
+pub use cbpf::{compile as compile_cbpf, CbpfInsn, Compiled, View};
+pub use ebpf::{translate, Insn, TranslateError};
+pub use inject::{AlignedBytes, InjectError};
+
+/// Stub section and symbol names shared with `pwru-rs-ebpf/src/filter.rs`, and the distinct
+/// addresses they get (see `inject`).
+const L2_STUB: (&str, &str, u64) = (".text.filter_l2", "pwru_filter_l2", 0x1000_0000);
+const L3_STUB: (&str, &str, u64) = (".text.filter_l3", "pwru_filter_l3", 0x2000_0000);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// libpcap's own message, as tcpdump prints it.
+    #[error("invalid pcap filter '{expression}': {message}")]
+    Compile { expression: String, message: String },
+    #[error("pcap filter '{expression}' ({view:?} form): {source}")]
+    Translate {
+        expression: String,
+        view: View,
+        source: TranslateError,
+    },
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+}
+
+/// An expression in both forms, translated to eBPF.
+#[derive(Debug, Clone)]
+pub struct PcapFilter {
+    pub expression: String,
+    pub l2: Vec<Insn>,
+    pub l3: Vec<Insn>,
+    /// False when libpcap has no raw-IP form of the expression (`arp`, `ether host …`): then the
+    /// L3 program rejects every packet.
+    pub l3_compiled: bool,
+}
+
+/// Compiles `expression`; `None` when it is empty (no filter, no cost).
+pub fn compile(expression: &str) -> Result<Option<PcapFilter>, FilterError> {
+    let expression = expression.trim();
+    if expression.is_empty() {
+        return Ok(None);
+    }
+    let translate_view = |view: View, compiled: &Compiled| {
+        translate(&compiled.instructions()).map_err(|source| FilterError::Translate {
+            expression: expression.to_owned(),
+            view,
+            source,
+        })
+    };
+    let l2 = compile_cbpf(expression, View::Ethernet).map_err(|message| FilterError::Compile {
+        expression: expression.to_owned(),
+        message,
+    })?;
+    if let Some(k) = beyond_any_packet(&l2.instructions()) {
+        // libpcap accepts these (they just never match); a typo is likelier than intent.
+        return Err(FilterError::Compile {
+            expression: expression.to_owned(),
+            message: format!(
+                "it reads beyond the largest possible packet ({MAX_PACKET} bytes; offset {k} with \
+                 link-layer headers), so it can never match"
+            ),
+        });
+    }
+    let l2 = translate_view(View::Ethernet, &l2)?;
+    let (l3, l3_compiled) = match compile_cbpf(expression, View::Raw) {
+        Ok(compiled) => (translate_view(View::Raw, &compiled)?, true),
+        Err(message) => {
+            log::debug!("no raw-IP form of '{expression}' ({message}): it matches only skbs with a MAC header");
+            (reject_all(), false)
+        }
+    };
+    Ok(Some(PcapFilter {
+        expression: expression.to_owned(),
+        l2,
+        l3,
+        l3_compiled,
+    }))
+}
+
+/// Largest packet an skb's linear data can hold (IP's 16-bit length plus link headers).
+const MAX_PACKET: u32 = 65_535 + 64;
+
+/// The first packet-load offset no packet can reach, if any.
+fn beyond_any_packet(prog: &[CbpfInsn]) -> Option<u32> {
+    prog.iter()
+        .filter(|i| {
+            matches!(i.class(), cbpf::LD | cbpf::LDX)
+                && matches!(i.mode(), cbpf::ABS | cbpf::IND | cbpf::MSH)
+        })
+        .map(|i| i.k)
+        .find(|&k| k >= MAX_PACKET)
+}
+
+/// `ret #0`, translated.
+fn reject_all() -> Vec<Insn> {
+    translate(&[CbpfInsn {
+        code: cbpf::RET | cbpf::RVAL_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }])
+    .expect("a single return translates")
+}
+
+fn to_bytes(insns: &[Insn]) -> Vec<u8> {
+    insns.iter().flat_map(|i| i.to_bytes()).collect()
+}
+
+/// The kernel object ready for aya: with `filter` injected, or with the stubs kept (the programs
+/// then never call them). Either way the stubs get distinct addresses (see `inject`).
+pub fn patch_object(
+    object: &[u8],
+    filter: Option<&PcapFilter>,
+) -> Result<AlignedBytes, FilterError> {
+    let code = filter.map(|f| (to_bytes(&f.l2), to_bytes(&f.l3)));
+    let replacements = [
+        inject::Replacement {
+            section: L2_STUB.0,
+            symbol: L2_STUB.1,
+            address: L2_STUB.2,
+            code: code.as_ref().map(|(l2, _)| l2.as_slice()),
+        },
+        inject::Replacement {
+            section: L3_STUB.0,
+            symbol: L3_STUB.1,
+            address: L3_STUB.2,
+            code: code.as_ref().map(|(_, l3)| l3.as_slice()),
+        },
+    ];
+    Ok(inject::replace_functions(object, &replacements)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_expression_is_no_filter() {
+        assert!(compile("").unwrap().is_none());
+        assert!(compile("   ").unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_expressions_give_libpcap_messages() {
+        for (expr, needle) in [
+            ("port", "syntax error"),
+            ("host 999.1.1.1", "999.1.1.1"),
+            ("tcp[100000:4] = 1", "100000"),
+        ] {
+            let err = compile(expr).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid pcap filter '{expr}': ")),
+                "{err}"
+            );
+            assert!(err.contains(needle), "{expr}: {err}");
+        }
+    }
+
+    #[test]
+    fn link_layer_only_expressions_reject_in_l3_form() {
+        let f = compile("arp").unwrap().unwrap();
+        assert!(!f.l3_compiled);
+        assert_eq!(f.l3, reject_all());
+        let f = compile("tcp port 80").unwrap().unwrap();
+        assert!(f.l3_compiled);
+    }
+
+    #[test]
+    fn raw_form_reads_from_the_ip_header() {
+        // `ip` on DLT_RAW tests the version nibble at offset 0; on Ethernet the ethertype at 12.
+        let raw = compile_cbpf("ip", View::Raw).unwrap().instructions();
+        assert_eq!((raw[0].code, raw[0].k), (cbpf::LD | cbpf::B | cbpf::ABS, 0));
+        let eth = compile_cbpf("ip", View::Ethernet).unwrap().instructions();
+        assert_eq!(
+            (eth[0].code, eth[0].k),
+            (cbpf::LD | cbpf::H | cbpf::ABS, 12)
+        );
+    }
+
+    #[test]
+    fn patches_the_embedded_object() {
+        let filter = compile("tcp port 443").unwrap();
+        let patched = patch_object(crate::loader::EBPF_OBJECT, filter.as_ref()).unwrap();
+        let elf = object::read::File::parse(patched.as_bytes()).unwrap();
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let section = elf.section_by_name(".text.filter_l2").unwrap();
+        assert_eq!(
+            section.data().unwrap(),
+            to_bytes(&filter.as_ref().unwrap().l2)
+        );
+        let sym = elf
+            .symbols()
+            .find(|s| s.name() == Ok("pwru_filter_l2"))
+            .unwrap();
+        assert_eq!(sym.size(), section.size());
+        assert_eq!((sym.address(), section.address()), (L2_STUB.2, L2_STUB.2));
+        let l3 = elf
+            .symbols()
+            .find(|s| s.name() == Ok("pwru_filter_l3"))
+            .unwrap();
+        assert_eq!(l3.address(), L3_STUB.2, "stubs must not share an address");
+    }
+}
