@@ -6,7 +6,13 @@ use integration_tests::{pwru_bin, require_root};
 
 /// Runs pwru-rs expecting failure; returns its stderr.
 fn fails(args: &[&str]) -> String {
-    let out = Command::new(pwru_bin()).args(args).output().unwrap();
+    // A bad argument that slips through would trace forever: bound it.
+    let out = Command::new("timeout")
+        .args(["-s", "INT", "20"])
+        .arg(pwru_bin())
+        .args(args)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
@@ -61,13 +67,20 @@ fn bad_mark() {
 }
 
 #[test]
-fn pcap_expression_is_refused_until_supported() {
+fn bad_pcap_expressions_give_libpcaps_message() {
     require_root();
-    let err = fails(&["host", "10.0.0.1"]);
-    assert!(
-        one_error_line(&err).contains("pcap filter expressions are not supported yet"),
-        "{err}"
-    );
+    for (expression, needle) in [
+        (&["port"][..], "syntax error"),
+        (&["host", "999.1.1.1"], "999.1.1.1"),
+        (&["tcp[100000:4]", "=", "1"], "100000"),
+    ] {
+        let err = fails(expression);
+        let line = one_error_line(&err);
+        assert!(
+            line.contains("invalid pcap filter") && line.contains(needle),
+            "{expression:?}: {line}"
+        );
+    }
 }
 
 #[test]

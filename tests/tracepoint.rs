@@ -298,3 +298,81 @@ fn output_limit_lines_stops_by_itself() {
     assert!(!dir.join("ready").exists(), "ready file left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pcap_filter_selects_the_ping_and_not_a_parallel_udp_flow() {
+    require_root();
+    let net = VethPair::new();
+    let expression = format!("icmp and host {}", net.addr_b);
+    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.a), &expression]);
+    VethPair::exec(
+        &net.a,
+        &format!(
+            "bash -c 'for i in 1 2 3; do echo x > /dev/udp/{}/7300; done'",
+            net.addr_b
+        ),
+    );
+    net.ping_a_to_b();
+    let trace = tracer.stop();
+    let echo = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
+    assert!(
+        Trace::funcs(&echo).contains(&"net_dev_start_xmit"),
+        "the ping is missing: {}",
+        trace.dump()
+    );
+    for e in &trace.events {
+        assert_eq!(e["tuple"]["proto"], 1, "'{expression}' let through {e}");
+    }
+}
+
+#[test]
+fn pcap_filter_selects_the_syn_of_a_connect() {
+    require_root();
+    let net = VethPair::new();
+    let expression = "tcp[tcpflags] & tcp-syn != 0 and port 7200";
+    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b), expression]);
+    // Nothing listens on b:7200: the SYN is answered with a RST, which the filter must not show.
+    VethPair::exec_any(
+        &net.a,
+        &format!("timeout 2 bash -c 'echo > /dev/tcp/{}/7200'", net.addr_b),
+    );
+    let trace = tracer.stop();
+    let syn = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
+    assert!(
+        syn.iter()
+            .any(|e| e["tuple"]["dport"] == 7200 && e["func"] == "netif_receive_skb"),
+        "the SYN is missing: {}",
+        trace.dump()
+    );
+    assert!(
+        trace
+            .with_tuple(Some(&net.addr_b), Some(&net.addr_a))
+            .is_empty(),
+        "the RST (no SYN flag) leaked through '{expression}': {}",
+        trace.dump()
+    );
+}
+
+#[test]
+fn pcap_filter_selects_ipv6_only() {
+    require_root();
+    let net = VethPair::new();
+    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b), "ip6 and icmp6"]);
+    net.ping_a_to_b();
+    VethPair::exec(&net.a, &format!("ping -6 -c 1 -W 2 {}", net.addr6_b));
+    let trace = tracer.stop();
+    assert!(
+        !trace
+            .with_tuple(Some(&net.addr6_a), Some(&net.addr6_b))
+            .is_empty(),
+        "the IPv6 ping is missing: {}",
+        trace.dump()
+    );
+    for e in &trace.events {
+        assert_eq!(e["tuple"]["proto"], 58, "'ip6 and icmp6' let through {e}");
+        assert!(
+            e["tuple"]["saddr"].as_str().unwrap().contains(':'),
+            "not IPv6: {e}"
+        );
+    }
+}

@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod pcap_corpus;
+
 /// The pwru-rs binary under test.
 pub fn pwru_bin() -> PathBuf {
     let path = std::env::var_os("PWRU_RS_BIN")
