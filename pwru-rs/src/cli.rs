@@ -105,6 +105,10 @@ pub struct Cli {
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = parse_ringbuf_size)]
     pub ringbuf_size: u32,
+
+    /// kprobe backend: how many probes to attach (and detach) at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub filter_kprobe_batch: u32,
 }
 
 impl Cli {

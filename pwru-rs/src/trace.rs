@@ -16,7 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     backend,
-    btf::KernelBtf,
+    btf::{KernelBtf, SkbFunction, SkbTracepoint},
     cli::{BackendChoice, Cli},
     events::{self, Sink, StopReason},
     filter,
@@ -30,7 +30,6 @@ const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     // libpcap's verdict on the expression comes first: a typo must not cost a BTF parse.
     let pcap_filter = filter::compile(&cli.pcap_expression())?;
-    let backend = choose_backend(cli.backend)?;
     check_privileges()?;
 
     let btf_path = cli
@@ -44,9 +43,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         .offsets()
         .context("kernel BTF lacks a field pwru-rs reads")?;
     let tracepoints = btf.skb_tracepoints();
+    let functions = btf.skb_functions();
     let drop_reasons = btf.drop_reasons();
     log::debug!(
-        "BTF: {} skb tracepoints, offsets {offsets:?}, in {:?}",
+        "BTF: {} skb functions, {} skb tracepoints, offsets {offsets:?}, in {:?}",
+        functions.len(),
         tracepoints.len(),
         started.elapsed()
     );
@@ -89,14 +90,24 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     };
 
     let mut ebpf = loader::load(object.as_bytes(), &offsets, &config, cli.ringbuf_size)?;
-    let attached = match backend {
-        Backend::Tracepoint => {
-            backend::tracepoint::attach(&mut ebpf, &tracepoints, func_filter.as_ref())?
-        }
-    };
+    let attach_started = Instant::now();
+    let (attached, backend) = attach(
+        cli,
+        &mut ebpf,
+        object.as_bytes(),
+        &functions,
+        &tracepoints,
+        func_filter.as_ref(),
+    )?;
     log::info!(
-        "attached {} tracepoints (backend: tracepoint)",
-        attached.len()
+        "attached {} {} in {:.0?} (backend: {backend})",
+        attached.len(),
+        if backend == Backend::Tracepoint {
+            "tracepoints"
+        } else {
+            "functions"
+        },
+        attach_started.elapsed()
     );
 
     let ring = RingBuf::try_from(ebpf.take_map(EVENTS_MAP).context("no EVENTS map")?)
@@ -110,7 +121,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         timestamp: cli.timestamp,
         output_meta: cli.output_meta,
         output_tuple: cli.output_tuple,
-        hooks: attached.hook_names.clone(),
+        hooks: attached.hooks.clone(),
         drop_reasons,
     });
     let mut sink = OutputSink::new(printer, writer, cli.output_limit_lines);
@@ -135,10 +146,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             .map_err(anyhow::Error::from)
     })?;
 
-    let detach_started = Instant::now();
     let hooks = attached.len();
-    drop(attached);
-    log::debug!("detached {hooks} hooks in {:?}", detach_started.elapsed());
+    let took = attached.detach(cli.filter_kprobe_batch as usize, true);
+    log::info!("detached {hooks} hooks in {took:.0?}");
     let lost = events::lost_events(&lost)?;
     drop(ready);
     let why = match why {
@@ -149,21 +159,78 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Tracepoint,
+    Kprobe,
+    KprobeMulti,
 }
 
-fn choose_backend(choice: BackendChoice) -> anyhow::Result<Backend> {
-    match choice {
-        BackendChoice::Tracepoint => Ok(Backend::Tracepoint),
-        BackendChoice::Auto => {
-            log::info!("backend: tracepoint (the kprobe backends are not in this build yet)");
-            Ok(Backend::Tracepoint)
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Tracepoint => "tracepoint",
+            Backend::Kprobe => "kprobe",
+            Backend::KprobeMulti => "kprobe-multi",
+        })
+    }
+}
+
+/// Attaches with the backend asked for; `auto` probes the kernel: kprobe-multi, else kprobe,
+/// else tracepoint, and says why.
+fn attach(
+    cli: &Cli,
+    ebpf: &mut aya::Ebpf,
+    object: &[u8],
+    functions: &[SkbFunction],
+    tracepoints: &[SkbTracepoint],
+    func_filter: Option<&Regex>,
+) -> anyhow::Result<(backend::Attached, Backend)> {
+    let batch = cli.filter_kprobe_batch as usize;
+    let tracepoint = |ebpf: &mut aya::Ebpf| -> anyhow::Result<_> {
+        Ok((
+            backend::tracepoint::attach(ebpf, tracepoints, func_filter)?,
+            Backend::Tracepoint,
+        ))
+    };
+    let kprobe = |ebpf: &mut aya::Ebpf, selection: backend::Selection| -> anyhow::Result<_> {
+        let (attached, skipped) = backend::kprobe::attach(ebpf, selection, batch, true)?;
+        log::info!("kprobe: {skipped} functions could not be probed (not traceable, blacklisted or refused)");
+        Ok((attached, Backend::Kprobe))
+    };
+    let kprobe_multi = |ebpf: &mut aya::Ebpf, selection: &backend::Selection| {
+        log::info!(
+            "kprobe-multi: {} functions, {} not probeable here",
+            selection.targets.len(),
+            selection.skipped
+        );
+        backend::kprobe_multi::attach(ebpf, object, selection).map(|a| (a, Backend::KprobeMulti))
+    };
+    match cli.backend {
+        BackendChoice::Tracepoint => tracepoint(ebpf),
+        BackendChoice::Kprobe => kprobe(ebpf, backend::select_functions(functions, func_filter)?),
+        BackendChoice::KprobeMulti => {
+            let selection = backend::select_functions(functions, func_filter)?;
+            Ok(kprobe_multi(ebpf, &selection)?)
         }
-        BackendChoice::Kprobe | BackendChoice::KprobeMulti => bail!(
-            "backend {:?} is not yet supported on this build; use --backend tracepoint",
-            choice
-        ),
+        BackendChoice::Auto => {
+            if backend::kprobe::pmu_type().is_none() {
+                log::info!("backend: tracepoint (this kernel has no kprobes)");
+                return tracepoint(ebpf);
+            }
+            let selection = backend::select_functions(functions, func_filter)?;
+            match kprobe_multi(ebpf, &selection) {
+                Ok(done) => {
+                    log::info!("backend: kprobe-multi (supported by this kernel)");
+                    Ok(done)
+                }
+                Err(e) if e.unsupported() => {
+                    log::info!("backend: kprobe (kprobe-multi unavailable: {e})");
+                    kprobe(ebpf, selection)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

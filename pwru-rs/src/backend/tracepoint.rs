@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use aya::{programs::RawTracePoint, Ebpf};
 use regex::Regex;
 
-use super::Attached;
+use super::{Attached, HookNames};
 use crate::{btf::SkbTracepoint, loader::describe_program_error};
 
 /// Programs by zero-based position of the skb argument.
@@ -110,7 +110,10 @@ pub fn attach(
             }
         }
     }
-    Ok(Attached { hook_names, links })
+    Ok(Attached {
+        hooks: HookNames::ByIndex(hook_names),
+        links,
+    })
 }
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.

@@ -17,7 +17,7 @@ use pwru_rs_common::{Event, EVENT_HAS_DEV, EVENT_HAS_REASON, IP_V4, IP_V6};
 pub use clock::WallClock;
 pub use json::{JsonEvent, JsonTime, JsonTuple};
 
-use crate::{btf::DropReasons, cli::TimestampChoice};
+use crate::{backend::HookNames, btf::DropReasons, cli::TimestampChoice};
 
 /// What the printer needs to know besides the events themselves.
 pub struct PrinterConfig {
@@ -27,8 +27,8 @@ pub struct PrinterConfig {
     pub output_meta: bool,
     /// Text only: the TUPLE column.
     pub output_tuple: bool,
-    /// Hook names by index (`Event::hook` of the tracepoint backend).
-    pub hooks: Vec<String>,
+    /// How `Event::hook` names the function or tracepoint.
+    pub hooks: HookNames,
     pub drop_reasons: DropReasons,
 }
 
@@ -116,7 +116,7 @@ struct EventView<'a> {
 
 impl EventView<'_> {
     fn hook(&self) -> HookName<'_> {
-        match self.config.hooks.get(self.event.hook as usize) {
+        match self.config.hooks.name(self.event.hook) {
             Some(name) => HookName::Known(name),
             None => HookName::Unknown(self.event.hook),
         }

@@ -1,6 +1,7 @@
 use pwru_rs_common::{Event, EVENT_HAS_DEV, EVENT_HAS_REASON, IP_NONE, IP_V4, IP_V6};
 
 use super::*;
+use crate::backend::HookNames;
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -8,7 +9,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         timestamp,
         output_meta: true,
         output_tuple: true,
-        hooks: vec!["net_dev_queue".into(), "kfree_skb".into()],
+        hooks: HookNames::ByIndex(vec!["net_dev_queue".into(), "kfree_skb".into()]),
         drop_reasons: [
             (2, "SKB_DROP_REASON_NOT_SPECIFIED".to_string()),
             (3, "SKB_DROP_REASON_NO_SOCKET".into()),

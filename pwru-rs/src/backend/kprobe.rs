@@ -1,0 +1,174 @@
+//! kprobe backend: one kprobe per function, attached and detached by a pool of threads.
+//!
+//! Each probe is a perf event of the kprobe PMU with the program attached (as libbpf does);
+//! closing the perf event's fd removes the probe. aya 0.14 attaches one probe at a time through
+//! `&mut` on the program, so the perf events are made here, from several threads at once.
+
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    sync::{atomic::AtomicUsize, atomic::Ordering, Mutex},
+};
+
+use aya::{programs::KProbe, Ebpf};
+
+use super::{Attached, HookNames, ProbeTarget, Selection};
+use crate::loader::describe_program_error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KprobeError {
+    #[error("this kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe/type): CONFIG_KPROBES is off")]
+    NoKprobes,
+    #[error("the eBPF object has no program {0}")]
+    MissingProgram(&'static str),
+    #[error("{0}")]
+    Load(String),
+    #[error("no function could be probed ({skipped} refused by the kernel); first error: {first}")]
+    NothingAttached { skipped: usize, first: String },
+}
+
+const KPROBE_PMU_TYPE: &str = "/sys/bus/event_source/devices/kprobe/type";
+
+/// The kprobe PMU's type, if the kernel has kprobes.
+pub fn pmu_type() -> Option<u32> {
+    std::fs::read_to_string(KPROBE_PMU_TYPE)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Loads the programs `selection` needs, then attaches one kprobe per target, `batch` at a time.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    selection: Selection,
+    batch: usize,
+    progress: bool,
+) -> Result<(Attached, usize), KprobeError> {
+    let pmu = pmu_type().ok_or(KprobeError::NoKprobes)?;
+    let mut prog_fds = HashMap::new();
+    for target in &selection.targets {
+        if !prog_fds.contains_key(target.program) {
+            prog_fds.insert(target.program, load_program(ebpf, target.program)?);
+        }
+    }
+
+    let bar = crate::progress::bar(
+        progress,
+        selection.targets.len() as u64,
+        "attaching kprobes",
+    );
+    let next = AtomicUsize::new(0);
+    let attached = Mutex::new(Vec::with_capacity(selection.targets.len()));
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..batch.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(target) = selection.targets.get(i) else {
+                    break;
+                };
+                match open_kprobe(pmu, target, prog_fds[target.program]) {
+                    Ok(fd) => attached.lock().unwrap().push((target, fd)),
+                    Err(e) => failed.lock().unwrap().push(format!("{}: {e}", target.name)),
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+
+    let attached = attached.into_inner().unwrap();
+    let failed = failed.into_inner().unwrap();
+    for f in &failed {
+        log::debug!("kprobe not attached: {f}");
+    }
+    if attached.is_empty() {
+        return Err(KprobeError::NothingAttached {
+            skipped: selection.skipped + failed.len(),
+            first: failed.first().cloned().unwrap_or_default(),
+        });
+    }
+    let hooks = HookNames::by_address(
+        attached
+            .iter()
+            .map(|(t, _)| (t.address, t.name.clone()))
+            .collect(),
+    );
+    let links = attached.into_iter().map(|(_, fd)| fd).collect();
+    Ok((Attached { hooks, links }, selection.skipped + failed.len()))
+}
+
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, KprobeError> {
+    let load_err = |e| KprobeError::Load(describe_program_error(name, &e));
+    let program: &mut KProbe = ebpf
+        .program_mut(name)
+        .ok_or(KprobeError::MissingProgram(name))?
+        .try_into()
+        .map_err(load_err)?;
+    if program.fd().is_err() {
+        program.load().map_err(load_err)?;
+    }
+    Ok(program.fd().map_err(load_err)?.as_fd().as_raw_fd())
+}
+
+/// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1); the rest stays zero.
+#[repr(C)]
+#[derive(Default)]
+struct PerfEventAttr {
+    type_: u32,
+    size: u32,
+    config: u64,
+    sample_period: u64,
+    sample_type: u64,
+    read_format: u64,
+    flags: u64,
+    wakeup_events: u32,
+    bp_type: u32,
+    /// kprobe PMU: pointer to the function name.
+    config1: u64,
+    /// kprobe PMU: offset into the function.
+    config2: u64,
+}
+
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
+
+/// A kprobe at `target`'s entry running `prog_fd`; closing the fd removes it.
+fn open_kprobe(pmu: u32, target: &ProbeTarget, prog_fd: i32) -> std::io::Result<OwnedFd> {
+    let name = CString::new(target.name.as_str()).map_err(std::io::Error::other)?;
+    let attr = PerfEventAttr {
+        type_: pmu,
+        size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config1: name.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: valid attr; pid -1 / cpu 0 is how kprobe perf events are opened (system-wide).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const PerfEventAttr,
+            -1,
+            0,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    for (request, arg) in [
+        (PERF_EVENT_IOC_SET_BPF, prog_fd as libc::c_ulong),
+        (PERF_EVENT_IOC_ENABLE, 0),
+    ] {
+        // SAFETY: ioctls on our perf event fd.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
