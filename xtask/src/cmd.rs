@@ -45,6 +45,11 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs `cmd` quietly and returns its stdout (for probing state).
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
+    output_bytes(cmd).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Runs `cmd` quietly and returns its stdout as bytes (for binary output, e.g. `xz -dc`).
+pub fn output_bytes(cmd: &mut Command) -> anyhow::Result<Vec<u8>> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot start `{}`", show(cmd)))?;
@@ -55,7 +60,7 @@ pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 pub fn show(cmd: &Command) -> String {

@@ -26,6 +26,20 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip netns / veth for the tests"),
     ("nftables", "nft drop and mark rules for the tests"),
     ("iputils-ping", "ping for the tests"),
+    ("qemu-system-x86", "guests with stock kernels (xtask vm)"),
+    ("busybox-static", "the guests' userland"),
+    ("cpio", "to inspect the guests' initramfs images"),
+    ("xz-utils", "to decompress the kernel's .ko.xz modules"),
+    ("bpftool", "BPF program statistics for benchmarks"),
+];
+
+/// Installed without their recommended packages (QEMU's would pull in a GUI and firmware).
+const WITHOUT_RECOMMENDS: &[&str] = &[
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "xz-utils",
+    "bpftool",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -41,12 +55,22 @@ pub fn ensure() -> anyhow::Result<()> {
             eprintln!("xtask:   {pkg:<24} {why}");
         }
         cmd::run(cmd::privileged("apt-get").args(["update", "-q"]))?;
-        cmd::run(
-            cmd::privileged("apt-get")
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .args(["install", "-y", "-q"])
-                .args(missing.iter().map(|(pkg, _)| *pkg)),
-        )?;
+        let (lean, full): (Vec<&str>, Vec<&str>) = missing
+            .iter()
+            .map(|(pkg, _)| *pkg)
+            .partition(|pkg| WITHOUT_RECOMMENDS.contains(pkg));
+        for (packages, extra) in [(full, None), (lean, Some("--no-install-recommends"))] {
+            if packages.is_empty() {
+                continue;
+            }
+            cmd::run(
+                cmd::privileged("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "-q"])
+                    .args(extra)
+                    .args(packages),
+            )?;
+        }
     }
     if !bpf_linker_ok() {
         eprintln!(

@@ -1,0 +1,206 @@
+//! `cargo xtask vm`: pwru-rs in a QEMU guest booting a stock Debian kernel (which has the kprobes,
+//! kprobe-multi and trampolines this machine's own kernel lacks). See vm/README.md.
+//!
+//! The guest is an initramfs only: a cached base image per kernel (busybox, host tools, modules,
+//! `vm/init`) and a small archive per run (pwru-rs, the payload). `vm/init` runs
+//! `bash /payload/<entry>` and reports its exit status; `vm/exec.sh` is the entry for `--exec`.
+
+mod cpio;
+mod image;
+mod kernel;
+mod modules;
+mod qemu;
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{bail, Context};
+
+use crate::cmd;
+use cpio::Archive;
+use qemu::Echo;
+
+const DEFAULT_KERNEL: &str = "linux-image-6.12-cloud-amd64";
+
+#[derive(clap::Args)]
+pub struct VmArgs {
+    /// Debian kernel package to boot; a meta package is resolved to the version apt has today.
+    #[arg(long, value_name = "PKG", default_value = DEFAULT_KERNEL)]
+    kernel: String,
+    /// Run pwru-rs with the arguments after `--`, wait until it is ready, run CMD with bash, then
+    /// stop pwru-rs with SIGINT. Without pwru-rs arguments, just run CMD in the guest.
+    #[arg(long, value_name = "CMD")]
+    exec: Option<String>,
+    /// Run this bash script in the guest (its directory is copied to /payload; pwru-rs is
+    /// /usr/bin/pwru-rs) and exit with its status.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["exec", "pwru_rs_args"])]
+    script: Option<PathBuf>,
+    /// Give up after this many seconds (boot included): kill QEMU and show the guest console.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    timeout: u64,
+    /// Arguments for pwru-rs (`--ready-file` is added with `--exec`).
+    #[arg(last = true, value_name = "PWRU-RS ARGS")]
+    pwru_rs_args: Vec<String>,
+}
+
+/// What a guest script did.
+pub struct GuestRun {
+    pub status: i32,
+    /// Its stdout and stderr, as written to ttyS1.
+    pub output: String,
+    /// The last lines of the kernel console (ttyS0), for reports.
+    pub console_tail: String,
+    /// From starting QEMU to its exit.
+    pub boot_and_run: Duration,
+}
+
+/// Boots `kernel_pkg` with pwru-rs at /usr/bin/pwru-rs and `payload_dir` copied to /payload,
+/// runs `bash /payload/<script>` and returns its status and output (ttyS1).
+pub fn run_script(
+    kernel_pkg: &str,
+    pwru_rs: &Path,
+    payload_dir: &Path,
+    script: &str,
+    timeout: Duration,
+) -> anyhow::Result<GuestRun> {
+    let mut payload = Archive::default();
+    image::add_tree(&mut payload, payload_dir, "/payload")?;
+    let run = boot(kernel_pkg, pwru_rs, payload, script, timeout, Echo::Quiet)?;
+    Ok(GuestRun {
+        status: run.status,
+        output: String::from_utf8_lossy(&run.out).into_owned(),
+        console_tail: run.console_tail,
+        boot_and_run: run.elapsed,
+    })
+}
+
+/// `cargo xtask vm …`: exits with the guest's status.
+pub fn main(args: VmArgs) -> anyhow::Result<()> {
+    if args.script.is_none() && args.exec.is_none() && args.pwru_rs_args.is_empty() {
+        bail!("nothing to run: give --script FILE, --exec CMD, or pwru-rs arguments after `--`");
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let pwru_rs = cmd::build_release()?;
+    let status = if let Some(script) = &args.script {
+        script_main(&args.kernel, &pwru_rs, script, timeout)?
+    } else {
+        exec_main(&args, &pwru_rs, timeout)?
+    };
+    std::io::stdout().flush()?;
+    std::process::exit(status);
+}
+
+fn script_main(
+    kernel: &str,
+    pwru_rs: &Path,
+    script: &Path,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
+    let script = script
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", script.display()))?;
+    let (dir, name) = (
+        script.parent().unwrap_or(Path::new("/")),
+        script.file_name().unwrap_or_default(),
+    );
+    let run = run_script(kernel, pwru_rs, dir, &name.to_string_lossy(), timeout)?;
+    print!("{}", run.output);
+    if run.status != 0 {
+        // Kernel warnings or a failed insmod often explain a failing script.
+        eprintln!("xtask: vm: end of the guest console:\n{}", run.console_tail);
+    }
+    eprintln!(
+        "xtask: vm: {} exited with status {} ({:.1?} from boot to power-off)",
+        name.to_string_lossy(),
+        run.status,
+        run.boot_and_run
+    );
+    Ok(run.status)
+}
+
+/// `--exec CMD` and/or pwru-rs arguments, run by `vm/exec.sh` in the guest.
+fn exec_main(args: &VmArgs, pwru_rs: &Path, timeout: Duration) -> anyhow::Result<i32> {
+    let exec_sh = std::fs::read(cmd::root().join("vm/exec.sh")).context("reading vm/exec.sh")?;
+    let mut payload = Archive::default();
+    payload.file("/payload/exec.sh", 0o755, exec_sh);
+    if !args.pwru_rs_args.is_empty() {
+        let mut nul_separated = Vec::new();
+        for arg in &args.pwru_rs_args {
+            nul_separated.extend_from_slice(arg.as_bytes());
+            nul_separated.push(0);
+        }
+        payload.file("/payload/args", 0o644, nul_separated);
+    }
+    if let Some(exec) = &args.exec {
+        payload.file("/payload/cmd", 0o644, exec.clone().into_bytes());
+    }
+    // Half the deadline for attaching leaves the other half for CMD and detaching.
+    let ready_timeout = (timeout / 2).as_secs().max(1);
+    payload.file(
+        "/payload/ready-timeout",
+        0o644,
+        format!("{ready_timeout}\n").into_bytes(),
+    );
+    let run = boot(
+        &args.kernel,
+        pwru_rs,
+        payload,
+        "exec.sh",
+        timeout,
+        Echo::Live,
+    )?;
+    eprintln!(
+        "xtask: vm: guest exited with status {} ({:.1?} from boot to power-off)",
+        run.status, run.elapsed
+    );
+    Ok(run.status)
+}
+
+/// Fetches the kernel, builds (or reuses) its base image, appends pwru-rs and `payload`, boots,
+/// and runs `bash /payload/<entry>`. The run directory is removed unless the guest failed.
+fn boot(
+    kernel_pkg: &str,
+    pwru_rs: &Path,
+    mut payload: Archive,
+    entry: &str,
+    timeout: Duration,
+    echo: Echo,
+) -> anyhow::Result<qemu::Outcome> {
+    let kernel = kernel::fetch(kernel_pkg)?;
+    let base = image::base(&kernel)?;
+    image::add_program(&mut payload, pwru_rs, "/usr/bin/pwru-rs")?;
+    payload.file("/etc/pwru-vm/entry", 0o644, entry.as_bytes().to_vec());
+    let dir = run_dir()?;
+    let mut initrd = std::fs::read(&base).with_context(|| format!("reading {}", base.display()))?;
+    initrd.extend(payload.to_bytes());
+    let initrd_path = dir.join("initrd.img");
+    std::fs::write(&initrd_path, initrd).context("writing the run's initrd")?;
+    let outcome = qemu::boot(&kernel, &initrd_path, &dir, timeout, echo)?;
+    // Kept on failure (the error names it); a finished run needs nothing from it.
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(outcome)
+}
+
+/// `vm/cache/`: kernels and base images, git-ignored.
+fn cache_dir() -> PathBuf {
+    cmd::root().join("vm/cache")
+}
+
+/// A fresh directory for one boot's initrd and serial logs; tests may boot several at once.
+fn run_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pwru-rs-vm-{}", unique()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `<pid>-<n>`, different for every call in every process: names for temporary files and
+/// directories that concurrent runs (threads of one test suite, or several xtasks) must not share.
+fn unique() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
