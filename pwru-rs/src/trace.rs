@@ -100,14 +100,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         func_filter.as_ref(),
     )?;
     log::info!(
-        "attached {} {} in {:.0?} (backend: {backend})",
+        "attached {} {} in {:.1} ms (backend: {backend})",
         attached.len(),
         if backend == Backend::Tracepoint {
             "tracepoints"
         } else {
             "functions"
         },
-        attach_started.elapsed()
+        attach_started.elapsed().as_secs_f64() * 1e3
     );
 
     let ring = RingBuf::try_from(ebpf.take_map(EVENTS_MAP).context("no EVENTS map")?)
@@ -148,7 +148,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
     let hooks = attached.len();
     let took = attached.detach(cli.filter_kprobe_batch as usize, true);
-    log::info!("detached {hooks} hooks in {took:.0?}");
+    log::info!(
+        "detached {hooks} hooks in {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
     let lost = events::lost_events(&lost)?;
     drop(ready);
     let why = match why {

@@ -1,8 +1,10 @@
 //! `cargo xtask <command>`: everything a newcomer or CI runs, so nothing is done by hand.
 
+mod bench;
 mod cmd;
 mod setup;
 mod test;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -24,8 +26,13 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The whole suite: fmt, clippy, unit tests and the root-only integration tests.
+    /// The whole suite: fmt, clippy, unit tests, the root-only host integration tests, and the
+    /// guest tests of the kprobe backends on stock 6.12 and 6.1 kernels.
     Test,
+    /// Build, then run pwru-rs (or a script) in a QEMU guest booting a stock Debian kernel.
+    Vm(vm::VmArgs),
+    /// Benchmarks (host and QEMU guests); writes BENCH.md.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +46,8 @@ fn main() {
             .and_then(|()| cmd::build_release())
             .and_then(|bin| cmd::run_as_root(&bin, &args)),
         Command::Test => setup::ensure().and_then(|()| test::run()),
+        Command::Vm(args) => setup::ensure().and_then(|()| vm::main(args)),
+        Command::Bench(args) => setup::ensure().and_then(|()| bench::main(args)),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

@@ -47,8 +47,18 @@ pub fn run() -> anyhow::Result<()> {
             "integration-tests",
         ])),
     );
-    let integration = cmd::build_release().and_then(|bin| integration_tests(&bin));
-    step("integration tests", integration);
+    match cmd::build_release() {
+        Ok(bin) => {
+            step("integration tests", integration_tests(&bin));
+            for kernel in GUEST_KERNELS {
+                step(
+                    &format!("guest tests ({kernel})"),
+                    guest_tests(&bin, kernel),
+                );
+            }
+        }
+        Err(e) => step("release build", Err(e)),
+    }
 
     eprintln!("xtask: test suite took {:.0?}", started.elapsed());
     if !failures.is_empty() {
@@ -59,6 +69,35 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     eprintln!("xtask: all tests passed");
+    Ok(())
+}
+
+/// Stock Debian kernels the kprobe backends are tested on: 6.12 (kprobe-multi and kprobe) and
+/// 6.1 (kprobe only).
+const GUEST_KERNELS: [&str; 2] = ["linux-image-6.12-cloud-amd64", "linux-image-cloud-amd64"];
+
+/// `tests/vm/guest.sh` in a QEMU guest; its output is printed either way.
+fn guest_tests(bin: &std::path::Path, kernel: &str) -> anyhow::Result<()> {
+    let payload = cmd::root().join("tests/vm");
+    let run = crate::vm::run_script(
+        kernel,
+        bin,
+        &payload,
+        "guest.sh",
+        std::time::Duration::from_secs(900),
+    )?;
+    eprintln!("{}", run.output.trim_end());
+    eprintln!(
+        "xtask: guest tests on {kernel}: status {} in {:.0?}",
+        run.status, run.boot_and_run
+    );
+    if run.status != 0 {
+        bail!(
+            "exit status {} (console tail:\n{})",
+            run.status,
+            run.console_tail
+        );
+    }
     Ok(())
 }
 

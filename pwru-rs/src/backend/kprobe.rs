@@ -47,6 +47,8 @@ pub fn attach(
     progress: bool,
 ) -> Result<(Attached, usize), KprobeError> {
     let pmu = pmu_type().ok_or(KprobeError::NoKprobes)?;
+    // One fd per probe: thousands, past the usual soft limit of 1024.
+    raise_open_files_limit(selection.targets.len() as u64 + 256);
     let mut prog_fds = HashMap::new();
     for target in &selection.targets {
         if !prog_fds.contains_key(target.program) {
@@ -98,6 +100,27 @@ pub fn attach(
     );
     let links = attached.into_iter().map(|(_, fd)| fd).collect();
     Ok((Attached { hooks, links }, selection.skipped + failed.len()))
+}
+
+/// Raises RLIMIT_NOFILE's soft limit towards `wanted` (up to the hard limit).
+fn raise_open_files_limit(wanted: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls with valid structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= wanted {
+            return;
+        }
+        limit.rlim_cur = wanted.min(limit.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < wanted {
+            log::warn!(
+                "can only open {} files; some kprobes may fail with EMFILE",
+                limit.rlim_cur
+            );
+        }
+    }
 }
 
 fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, KprobeError> {

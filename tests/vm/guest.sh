@@ -1,0 +1,96 @@
+#!/bin/bash
+# Guest end-to-end tests of the kprobe backends, run by `cargo xtask test` inside QEMU guests
+# booting stock Debian kernels (6.12: kprobe-multi and kprobe; 6.1: kprobe). In the style of
+# pwru's CI: start pwru-rs with --output-file and --ready-file, make traffic, stop it, check the
+# log. Every check runs; failures are counted and the script exits non-zero if any failed.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+KVER=$(uname -r)
+echo "guest kernel $KVER"
+setup_veth
+
+# Functions a ping across the veth pair passes on its way in (netns b) and back out.
+RX_FUNCS='^(ip_rcv|ip_rcv_core|ip_local_deliver|icmp_rcv|icmp_echo|icmp_reply|ip_output|ip_finish_output2?|__dev_queue_xmit|dev_hard_start_xmit|veth_xmit|netif_receive_skb|__netif_receive_skb_core)(\..*)?$'
+
+kprobe_multi_supported() { [[ $KVER == 6.1[0-9]* || $KVER == 6.[2-9][0-9]* ]]; }
+
+# --- auto picks the best backend, and says why -------------------------------------------------
+run_tracer auto --filter-netns /run/netns/b --filter-func 'ip_rcv'
+ping_a_to_b
+stop_tracer
+if kprobe_multi_supported; then
+    expect_stderr auto "backend: kprobe-multi"
+else
+    expect_stderr auto "backend: kprobe (kprobe-multi unavailable"
+fi
+
+# --- the ping's path, every skb function attached ---------------------------------------------
+if kprobe_multi_supported; then
+    run_tracer multi --backend kprobe-multi --filter-netns /run/netns/b
+    ping_a_to_b
+    stop_tracer
+    report_attach multi
+    expect_func_tuple multi ip_rcv 10.0.0.1 10.0.0.2
+    expect_func_tuple multi icmp_rcv 10.0.0.1 10.0.0.2
+    expect_func_tuple multi ip_output 10.0.0.2 10.0.0.1
+    expect_func_tuple multi __dev_queue_xmit 10.0.0.2 10.0.0.1
+    expect_order multi ip_rcv icmp_rcv ip_output __dev_queue_xmit
+    expect_min_distinct_funcs multi 20
+    expect_only_netns multi "$(netns_inode b)"
+fi
+
+# --- plain kprobes on a subset (detaching thousands under TCG takes minutes) -------------------
+run_tracer kprobe --backend kprobe --filter-netns /run/netns/b --filter-func "$RX_FUNCS"
+ping_a_to_b
+stop_tracer
+report_attach kprobe
+expect_func_tuple kprobe ip_rcv 10.0.0.1 10.0.0.2
+expect_func_tuple kprobe icmp_rcv 10.0.0.1 10.0.0.2
+expect_order kprobe ip_rcv icmp_rcv ip_output
+expect_only_funcs kprobe "$RX_FUNCS"
+
+# Plain kprobes on every skb function would take minutes to detach under TCG: use a subset there.
+BACKEND=(--backend=kprobe --filter-func "$RX_FUNCS|kfree_skb_reason|sk_skb_reason_drop|nf_hook_slow")
+kprobe_multi_supported && BACKEND=(--backend=kprobe-multi)
+
+# --- an nftables drop rule shows the netfilter drop reason -------------------------------------
+ip netns exec b nft -f - <<'NFT'
+table inet pwrt {
+  chain in { type filter hook input priority 0; tcp dport 7100 drop; }
+}
+NFT
+run_tracer nfdrop --backend=${BACKEND[0]#--backend=} --filter-netns /run/netns/b --filter-func '(kfree_skb_reason|sk_skb_reason_drop|nf_hook_slow)'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/7100' 2>/dev/null
+stop_tracer
+expect_line nfdrop 'SKB_DROP_REASON_NETFILTER_DROP' '"dport":7100'
+
+# --- --filter-mark -------------------------------------------------------------------------------
+ip netns exec a nft -f - <<'NFT'
+table inet pwrt {
+  chain out { type filter hook output priority 0; udp dport 7001 meta mark set 0x42; }
+}
+NFT
+run_tracer mark --backend=${BACKEND[0]#--backend=} --filter-netns /run/netns/a --filter-mark 0x42/0xff --filter-func "$RX_FUNCS"
+ip netns exec a bash -c 'echo x > /dev/udp/10.0.0.2/7001; echo x > /dev/udp/10.0.0.2/7002'
+stop_tracer
+expect_line mark '"dport":7001'
+expect_no_line mark '"dport":7002'
+
+# --- --filter-ifname -----------------------------------------------------------------------------
+run_tracer ifname "${BACKEND[@]}" --filter-netns /run/netns/b --filter-ifname vb
+ping_a_to_b
+ip netns exec b ping -c 1 -W 2 127.0.0.1 >/dev/null
+stop_tracer
+expect_line ifname '"ifname":"vb"'
+expect_no_line ifname '"ifname":"lo"'
+
+# --- a pcap filter selects the ping and not a parallel UDP flow --------------------------------
+run_tracer pcap "${BACKEND[@]}" --filter-netns /run/netns/b 'icmp and host 10.0.0.1'
+ip netns exec a bash -c 'echo x > /dev/udp/10.0.0.2/7300'
+ping_a_to_b
+stop_tracer
+expect_func_tuple pcap ip_rcv 10.0.0.1 10.0.0.2
+expect_no_line pcap '"dport":7300'
+
+finish

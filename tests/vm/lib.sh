@@ -1,0 +1,123 @@
+# Helpers for guest.sh. Logs go to /tmp/<name>.json (events) and /tmp/<name>.err (diagnostics).
+FAILURES=0
+TRACER_PID=
+TRACER_NAME=
+
+# bash's clock (busybox date has no %N).
+now_ns() { local t=${EPOCHREALTIME/./}; echo $(( t * 1000 )); }
+
+fail() { echo "FAIL: $*"; FAILURES=$((FAILURES + 1)); }
+pass() { echo "ok: $*"; }
+
+setup_veth() {
+    ip netns add a && ip netns add b
+    ip link add va netns a type veth peer name vb netns b
+    ip -n a addr add 10.0.0.1/24 dev va && ip -n b addr add 10.0.0.2/24 dev vb
+    for ns in a b; do ip -n $ns link set lo up; done
+    ip -n a link set va up && ip -n b link set vb up
+    ip netns exec a ping -c 1 -W 5 10.0.0.2 >/dev/null || fail "veth pair does not pass traffic"
+}
+
+netns_inode() { stat -L -c %i /run/netns/$1; }
+
+ping_a_to_b() { ip netns exec a ping -c 1 -W 2 10.0.0.2 >/dev/null || fail "ping a -> b"; }
+
+# run_tracer NAME [pwru-rs args...]: start pwru-rs and wait until every probe is attached.
+run_tracer() {
+    TRACER_NAME=$1; shift
+    local ready=/tmp/$TRACER_NAME.ready
+    rm -f "$ready"
+    local start=$(now_ns)
+    pwru-rs --output-json --output-file /tmp/$TRACER_NAME.json --ready-file "$ready" "$@" \
+        2>/tmp/$TRACER_NAME.err &
+    TRACER_PID=$!
+    for _ in $(seq 1 1800); do
+        [ -e "$ready" ] && break
+        kill -0 $TRACER_PID 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ ! -e "$ready" ]; then
+        fail "$TRACER_NAME: pwru-rs did not get ready: $(tail -3 /tmp/$TRACER_NAME.err)"
+        return
+    fi
+    echo "$TRACER_NAME: ready in $(( ($(now_ns) - start) / 1000000 )) ms"
+}
+
+stop_tracer() {
+    [ -n "$TRACER_PID" ] || return
+    sleep 0.3
+    local start=$(now_ns)
+    kill -INT $TRACER_PID 2>/dev/null
+    wait $TRACER_PID
+    local rc=$?
+    echo "$TRACER_NAME: stopped in $(( ($(now_ns) - start) / 1000000 )) ms, exit $rc, $(wc -l < /tmp/$TRACER_NAME.json) events"
+    [ $rc -eq 0 ] || fail "$TRACER_NAME: pwru-rs exited $rc: $(tail -3 /tmp/$TRACER_NAME.err)"
+    TRACER_PID=
+}
+
+report_attach() { grep -E 'attached|detached|kprobe' /tmp/$1.err | sed "s/^/$1: /"; }
+
+expect_stderr() {
+    grep -qF -- "$2" /tmp/$1.err && pass "$1: stderr says '$2'" || fail "$1: stderr lacks '$2': $(cat /tmp/$1.err)"
+}
+
+# expect_func_tuple NAME FUNC SADDR DADDR
+expect_func_tuple() {
+    if grep -F "\"func\":\"$2" /tmp/$1.json | grep -F "\"saddr\":\"$3\"" | grep -qF "\"daddr\":\"$4\""; then
+        pass "$1: $2 $3 -> $4"
+    else
+        fail "$1: no $2 event for $3 -> $4; functions seen: $(funcs $1 | sort -u | tr '\n' ' ')"
+    fi
+}
+
+funcs() { grep -o '"func":"[^"(]*' /tmp/$1.json | cut -d'"' -f4; }
+
+# expect_order NAME F1 F2 ...: the first events of these functions come in this order.
+expect_order() {
+    local name=$1; shift
+    local last=0 f line
+    for f in "$@"; do
+        line=$(funcs $name | grep -nx -- "$f" | head -1 | cut -d: -f1)
+        if [ -z "$line" ] || [ "$line" -le "$last" ]; then
+            fail "$name: $f missing or out of order (want $*); got: $(funcs $name | uniq | tr '\n' ' ')"
+            return
+        fi
+        last=$line
+    done
+    pass "$name: order $*"
+}
+
+expect_min_distinct_funcs() {
+    local n=$(funcs $1 | sort -u | wc -l)
+    [ "$n" -ge "$2" ] && pass "$1: $n distinct functions" || fail "$1: only $n distinct functions (want >= $2)"
+}
+
+expect_only_netns() {
+    local other=$(grep -v "\"netns\":$2," /tmp/$1.json | head -1)
+    [ -z "$other" ] && pass "$1: every event in netns $2" || fail "$1: event outside netns $2: $other"
+}
+
+expect_only_funcs() {
+    local other=$(funcs $1 | grep -Ev -- "$2" | sort -u | head -3 | tr '\n' ' ')
+    [ -z "$other" ] && pass "$1: only --filter-func functions" || fail "$1: --filter-func let through: $other"
+}
+
+# expect_line NAME PATTERN [PATTERN2]: some event contains both fixed strings.
+expect_line() {
+    if grep -F -- "$2" /tmp/$1.json | grep -qF -- "${3:-$2}"; then
+        pass "$1: has $2 ${3:-}"
+    else
+        fail "$1: no event with $2 ${3:-}; functions seen: $(funcs $1 | sort -u | tr '\n' ' ')"
+    fi
+}
+
+expect_no_line() {
+    local hit=$(grep -F -- "$2" /tmp/$1.json | head -1)
+    [ -z "$hit" ] && pass "$1: nothing with $2" || fail "$1: unexpected event: $hit"
+}
+
+finish() {
+    if [ $FAILURES -eq 0 ]; then echo "guest tests on $KVER: all passed"; exit 0; fi
+    echo "guest tests on $KVER: $FAILURES failure(s)"
+    exit 1
+}
