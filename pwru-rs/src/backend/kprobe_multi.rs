@@ -71,11 +71,16 @@ pub fn attach(
         by_program.entry(t.program).or_default().push(t.address);
     }
     let programs: HashSet<&'static str> = by_program.keys().copied().collect();
+    let started = std::time::Instant::now();
     let instructions = relocated_programs(ebpf, object, &programs)?;
+    let loaded = by_program
+        .keys()
+        .map(|program| Ok((*program, load(program, &instructions[program])?)))
+        .collect::<Result<Vec<_>, KprobeMultiError>>()?;
+    let verified = started.elapsed();
     let mut links = Vec::with_capacity(by_program.len());
-    for (program, addresses) in &by_program {
-        let prog = load(program, &instructions[program])?;
-        let link = link_create(&prog, addresses).map_err(|error| KprobeMultiError::Link {
+    for ((program, prog), addresses) in loaded.iter().zip(by_program.values()) {
+        let link = link_create(prog, addresses).map_err(|error| KprobeMultiError::Link {
             program,
             count: addresses.len(),
             error,
@@ -83,6 +88,13 @@ pub fn attach(
         links.push(link);
         // The link holds the program; its fd can go.
     }
+    log::info!(
+        "kprobe-multi: {} programs relocated and verified in {:.1} ms, {} functions linked in {:.1} ms",
+        loaded.len(),
+        verified.as_secs_f64() * 1e3,
+        selection.targets.len(),
+        (started.elapsed() - verified).as_secs_f64() * 1e3
+    );
     let hooks = HookNames::by_address(
         selection
             .targets
