@@ -15,6 +15,9 @@ if [ ! -e /payload/args ]; then
     exec bash /payload/cmd
 fi
 mapfile -d '' -t args </payload/args
+if [ -e /payload/rust-log ]; then
+    export RUST_LOG="$(cat /payload/rust-log)"
+fi
 if [ ! -e /payload/cmd ]; then
     exec pwru-rs "${args[@]}"
 fi

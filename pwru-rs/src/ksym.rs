@@ -4,6 +4,7 @@
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
+    thread::JoinHandle,
 };
 
 /// Function symbols of the kernel image and modules, by name (first address wins for names that
@@ -14,11 +15,9 @@ pub struct Kallsyms {
 }
 
 impl Kallsyms {
-    pub fn read() -> std::io::Result<Self> {
-        Ok(Self::parse(&std::fs::read_to_string("/proc/kallsyms")?))
-    }
-
-    pub fn parse(text: &str) -> Self {
+    /// Keeps only the functions named in `wanted`: the file has ~150k lines, and building a map
+    /// of all of them matters where user space is slow, e.g. under emulation.
+    pub fn parse(text: &str, wanted: &HashSet<&str>) -> Self {
         let mut by_name = HashMap::new();
         for line in text.lines() {
             let mut fields = line.split_ascii_whitespace();
@@ -27,13 +26,16 @@ impl Kallsyms {
             else {
                 continue;
             };
-            if !matches!(kind, "t" | "T" | "w" | "W") {
+            if !matches!(kind, "t" | "T" | "w" | "W")
+                || !wanted.contains(name)
+                || by_name.contains_key(name)
+            {
                 continue;
             }
             let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
-            by_name.entry(name.to_owned()).or_insert(addr);
+            by_name.insert(name.to_owned(), addr);
         }
         Self { by_name }
     }
@@ -46,24 +48,54 @@ impl Kallsyms {
     pub fn has_addresses(&self) -> bool {
         self.by_name.values().any(|&a| a != 0)
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
 }
 
 /// Where tracefs may be mounted.
 const TRACEFS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
-/// Names ftrace can attach to (what kprobe-multi needs, and what kprobes accept at function
-/// entry). `None` when tracefs is not available. Module suffixes (`[veth]`) are dropped.
-pub fn available_filter_functions() -> Option<HashSet<String>> {
-    TRACEFS.iter().find_map(|dir| {
-        let text =
-            std::fs::read_to_string(Path::new(dir).join("available_filter_functions")).ok()?;
-        Some(parse_available_filter_functions(&text))
-    })
+/// The text of /proc/kallsyms and of tracefs' `available_filter_functions`, read on two
+/// background threads: the kernel formats each on the fly (~0.35 s apiece under QEMU TCG, tens of
+/// ms on hardware), time that overlaps the BTF parse and each other.
+pub struct SymbolFiles {
+    kallsyms: JoinHandle<std::io::Result<String>>,
+    filter_functions: JoinHandle<Option<String>>,
 }
 
-pub fn parse_available_filter_functions(text: &str) -> HashSet<String> {
+impl SymbolFiles {
+    pub fn read_in_background() -> Self {
+        Self {
+            kallsyms: std::thread::spawn(|| std::fs::read_to_string("/proc/kallsyms")),
+            filter_functions: std::thread::spawn(|| {
+                TRACEFS.iter().find_map(|dir| {
+                    std::fs::read_to_string(Path::new(dir).join("available_filter_functions")).ok()
+                })
+            }),
+        }
+    }
+
+    /// /proc/kallsyms, and the names ftrace can attach to (`None` without tracefs).
+    pub fn wait(self) -> (std::io::Result<String>, Option<String>) {
+        (joined(self.kallsyms), joined(self.filter_functions))
+    }
+}
+
+/// A reader thread's result; its panic (there is none to expect) carries on in the caller.
+fn joined<T>(thread: JoinHandle<T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Names ftrace can attach to (what kprobe-multi needs, and what kprobes accept at function
+/// entry), of those in `wanted`. Module suffixes (`[veth]`) are dropped.
+pub fn parse_available_filter_functions(text: &str, wanted: &HashSet<&str>) -> HashSet<String> {
     text.lines()
         .filter_map(|l| l.split_ascii_whitespace().next())
+        .filter(|name| wanted.contains(name))
         .map(str::to_owned)
         .collect()
 }
@@ -86,8 +118,20 @@ pub fn parse_blacklist(text: &str) -> HashSet<String> {
 mod tests {
     use super::*;
 
+    fn all() -> HashSet<&'static str> {
+        [
+            "ip_rcv",
+            "some_data",
+            "cleanup",
+            "weak_fn",
+            "veth_xmit",
+            "__netif_receive_skb_core",
+        ]
+        .into()
+    }
+
     #[test]
-    fn kallsyms_keeps_text_symbols_and_first_duplicate() {
+    fn kallsyms_keeps_wanted_text_symbols_and_first_duplicate() {
         let k = Kallsyms::parse(
             "ffffffff81000000 T _text\n\
              ffffffff81a00010 t ip_rcv\n\
@@ -95,20 +139,24 @@ mod tests {
              ffffffff81b00000 t cleanup [veth]\n\
              ffffffff81c00000 t cleanup\n\
              ffffffff81d00000 W weak_fn\n",
+            &all(),
         );
         assert_eq!(k.address("ip_rcv"), Some(0xffffffff81a00010));
         assert_eq!(k.address("some_data"), None);
         assert_eq!(k.address("cleanup"), Some(0xffffffff81b00000));
         assert_eq!(k.address("weak_fn"), Some(0xffffffff81d00000));
         assert!(k.has_addresses());
-        assert!(!Kallsyms::parse("0000000000000000 T ip_rcv\n").has_addresses());
+        assert!(!Kallsyms::parse("0000000000000000 T ip_rcv\n", &all()).has_addresses());
+        assert!(Kallsyms::parse("ffffffff81a00010 t ip_rcv\n", &["other"].into()).is_empty());
     }
 
     #[test]
     fn filter_functions_and_blacklist() {
         let f = parse_available_filter_functions(
-            "ip_rcv\nveth_xmit [veth]\n__netif_receive_skb_core.constprop.0\n",
+            "ip_rcv\nveth_xmit [veth]\n__netif_receive_skb_core.constprop.0\nnot_wanted\n",
+            &all(),
         );
+        assert!(!f.contains("not_wanted"));
         assert!(f.contains("ip_rcv") && f.contains("veth_xmit"));
         assert!(!f.contains("__netif_receive_skb_core"));
         let b = parse_blacklist("0xffffffff81000000-0xffffffff81000010\tdo_int3\n");

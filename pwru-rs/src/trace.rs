@@ -20,6 +20,7 @@ use crate::{
     cli::{BackendChoice, Cli},
     events::{self, Sink, StopReason},
     filter,
+    ksym::SymbolFiles,
     loader::{self, EVENTS_MAP, LOST_MAP},
     netns::Netns,
     output,
@@ -36,6 +37,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         .kernel_btf
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_BTF));
+    // The kprobe backends need kallsyms and ftrace's function list: read them while BTF parses.
+    let symbol_files = match cli.backend {
+        BackendChoice::Tracepoint => None,
+        BackendChoice::Kprobe | BackendChoice::KprobeMulti => {
+            Some(SymbolFiles::read_in_background())
+        }
+        BackendChoice::Auto => {
+            backend::kprobe::pmu_type().map(|_| SymbolFiles::read_in_background())
+        }
+    };
     let started = Instant::now();
     let btf = KernelBtf::from_file(&btf_path)
         .with_context(|| format!("reading kernel BTF {}", btf_path.display()))?;
@@ -98,6 +109,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         &functions,
         &tracepoints,
         func_filter.as_ref(),
+        symbol_files,
     )?;
     log::info!(
         "attached {} {} in {:.1} ms (backend: {backend})",
@@ -188,7 +200,12 @@ fn attach(
     functions: &[SkbFunction],
     tracepoints: &[SkbTracepoint],
     func_filter: Option<&Regex>,
+    symbol_files: Option<SymbolFiles>,
 ) -> anyhow::Result<(backend::Attached, Backend)> {
+    let select = || {
+        let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
+        backend::select_functions(functions, func_filter, files)
+    };
     let batch = cli.filter_kprobe_batch as usize;
     let tracepoint = |ebpf: &mut aya::Ebpf| -> anyhow::Result<_> {
         Ok((
@@ -211,9 +228,9 @@ fn attach(
     };
     match cli.backend {
         BackendChoice::Tracepoint => tracepoint(ebpf),
-        BackendChoice::Kprobe => kprobe(ebpf, backend::select_functions(functions, func_filter)?),
+        BackendChoice::Kprobe => kprobe(ebpf, select()?),
         BackendChoice::KprobeMulti => {
-            let selection = backend::select_functions(functions, func_filter)?;
+            let selection = select()?;
             Ok(kprobe_multi(ebpf, &selection)?)
         }
         BackendChoice::Auto => {
@@ -221,7 +238,7 @@ fn attach(
                 log::info!("backend: tracepoint (this kernel has no kprobes)");
                 return tracepoint(ebpf);
             }
-            let selection = backend::select_functions(functions, func_filter)?;
+            let selection = select()?;
             match kprobe_multi(ebpf, &selection) {
                 Ok(done) => {
                     log::info!("backend: kprobe-multi (supported by this kernel)");

@@ -138,6 +138,10 @@ fn exec_main(args: &VmArgs, pwru_rs: &Path, timeout: Duration) -> anyhow::Result
     if let Some(exec) = &args.exec {
         payload.file("/payload/cmd", 0o644, exec.clone().into_bytes());
     }
+    // pwru-rs's log filter, as on the host (`RUST_LOG=debug cargo xtask vm …`).
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        payload.file("/payload/rust-log", 0o644, filter.into_bytes());
+    }
     // Half the deadline for attaching leaves the other half for CMD and detaching.
     let ready_timeout = (timeout / 2).as_secs().max(1);
     payload.file(

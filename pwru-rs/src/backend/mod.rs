@@ -10,7 +10,7 @@ use regex::Regex;
 
 use crate::{
     btf::SkbFunction,
-    ksym::{self, Kallsyms},
+    ksym::{self, Kallsyms, SymbolFiles},
 };
 
 /// How `Event::hook` names the hook that fired.
@@ -155,22 +155,34 @@ pub enum SelectError {
 pub fn select_functions(
     functions: &[SkbFunction],
     filter: Option<&Regex>,
+    symbol_files: SymbolFiles,
 ) -> Result<Selection, SelectError> {
-    let kallsyms = Kallsyms::read().map_err(SelectError::Kallsyms)?;
-    if !kallsyms.has_addresses() {
+    let started = std::time::Instant::now();
+    let wanted: HashSet<&str> = functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|name| filter.is_none_or(|re| re.is_match(name)))
+        .collect();
+    let (kallsyms, filter_functions) = symbol_files.wait();
+    let kallsyms = Kallsyms::parse(&kallsyms.map_err(SelectError::Kallsyms)?, &wanted);
+    if !kallsyms.is_empty() && !kallsyms.has_addresses() {
         return Err(SelectError::NoAddresses);
     }
-    let traceable = ksym::available_filter_functions();
+    let traceable = filter_functions
+        .as_deref()
+        .map(|text| ksym::parse_available_filter_functions(text, &wanted));
     if traceable.is_none() {
         log::warn!("cannot read available_filter_functions (tracefs): trying every skb function");
     }
-    select(
+    let selection = select(
         functions,
         filter,
         &kallsyms,
         traceable.as_ref(),
         &ksym::kprobe_blacklist(),
-    )
+    );
+    log::debug!("function selection took {:?}", started.elapsed());
+    selection
 }
 
 fn select(
@@ -229,9 +241,18 @@ mod tests {
 
     #[test]
     fn selects_traceable_functions_with_programs() {
+        let names = [
+            "ip_rcv",
+            "kfree_skb_reason",
+            "inlined_one",
+            "do_int3_thing",
+            "sk_skb_reason_drop",
+        ]
+        .into();
         let kallsyms = Kallsyms::parse(
             "ffffffff81000100 t ip_rcv\nffffffff81000200 T kfree_skb_reason\nffffffff81000300 t inlined_one\n\
              ffffffff81000400 t do_int3_thing\nffffffff81000500 T sk_skb_reason_drop\n",
+            &names,
         );
         let traceable: HashSet<String> = [
             "ip_rcv",
