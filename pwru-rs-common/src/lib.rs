@@ -61,7 +61,9 @@ pub struct Config {
     pub mark: u32,
     pub mark_mask: u32,
     pub ifindex: u32,
-    pub _pad: u32,
+    /// Wake the reader only once this many bytes wait in the ring buffer (it also drains on a
+    /// short timer): a wake-up per event costs an interrupt, several times the rest of a hit.
+    pub wakeup_bytes: u32,
 }
 const _: () = assert!(size_of::<Config>() == 24);
 

@@ -13,8 +13,7 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let skb: u64 = ctx.arg(skb_arg).unwrap_or(0);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
     // The probed function's address; userspace names it through kallsyms.
-    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
-    handle_skb(skb, ip, reason);
+    handle_skb(skb, || unsafe { bpf_get_func_ip(ctx.as_ptr()) }, reason);
     0
 }
 

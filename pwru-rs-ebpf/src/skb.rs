@@ -67,11 +67,10 @@ where
     unsafe { bpf_probe_read_kernel(addr as *const T) }.unwrap_or_default()
 }
 
-/// The fields the filters need, read once.
+/// What the meta filters and the event need to know about the skb's device and netns.
 struct Meta {
     dev: u64,
     netns: u32,
-    mark: u32,
     ifindex: u32,
 }
 
@@ -103,24 +102,8 @@ fn read_meta(skb: u64) -> Meta {
     Meta {
         dev,
         netns,
-        mark: read(skb + off!(skb_mark)),
         ifindex,
     }
-}
-
-#[inline(always)]
-fn meta_matches(m: &Meta) -> bool {
-    let filters: u32 = cfg!(filters);
-    if filters & FILTER_NETNS != 0 && m.netns != cfg!(netns) {
-        return false;
-    }
-    if filters & FILTER_MARK != 0 && m.mark & cfg!(mark_mask) != cfg!(mark) {
-        return false;
-    }
-    if filters & FILTER_IFINDEX != 0 && m.ifindex != cfg!(ifindex) {
-        return false;
-    }
-    true
 }
 
 #[inline(always)]
@@ -132,20 +115,42 @@ fn count_lost() {
 
 /// Entry point of every hook: filter, then reserve and fill one event.
 ///
+/// `hook` names the hook for userspace (asked only for events: it is a helper call);
 /// `reason` is the drop reason when the hook carries one.
 #[inline(always)]
-pub fn handle_skb(skb: u64, hook: u64, reason: Option<u32>) {
+pub fn handle_skb(skb: u64, hook: impl FnOnce() -> u64, reason: Option<u32>) {
     if skb == 0 {
         return;
     }
-    let meta = read_meta(skb);
-    if !meta_matches(&meta) {
-        return;
+    // Read only what the configured filters need before deciding: most skbs are not the ones
+    // wanted. The filter bits are load-time constants, so the verifier drops unused branches.
+    let filters = cfg!(filters);
+    if filters & FILTER_MARK != 0 {
+        let mark: u32 = read(skb + off!(skb_mark));
+        if mark & cfg!(mark_mask) != cfg!(mark) {
+            return;
+        }
     }
+    let meta = if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 {
+        let meta = read_meta(skb);
+        if filters & FILTER_NETNS != 0 && meta.netns != cfg!(netns) {
+            return;
+        }
+        if filters & FILTER_IFINDEX != 0 && meta.ifindex != cfg!(ifindex) {
+            return;
+        }
+        Some(meta)
+    } else {
+        None
+    };
     // A load-time constant: without an expression the verifier prunes the call, so no cost.
     if cfg!(filters) & FILTER_PCAP != 0 && !pcap_matches(skb) {
         return;
     }
+    let meta = match meta {
+        Some(meta) => meta,
+        None => read_meta(skb),
+    };
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count_lost();
         return;
@@ -156,11 +161,11 @@ pub fn handle_skb(skb: u64, hook: u64, reason: Option<u32>) {
         let ev = &mut *ev;
         ev.ts_ns = bpf_ktime_get_ns();
         ev.skb = skb;
-        ev.hook = hook;
+        ev.hook = hook();
         ev.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         ev.cpu = generated::bpf_get_smp_processor_id();
         ev.netns = meta.netns;
-        ev.mark = meta.mark;
+        ev.mark = read(skb + off!(skb_mark));
         ev.ifindex = meta.ifindex;
         if let Some(r) = reason {
             ev.reason = r;
@@ -177,39 +182,116 @@ pub fn handle_skb(skb: u64, hook: u64, reason: Option<u32>) {
         ev.protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
         read_tuple(skb, ev);
     }
-    entry.submit(0);
+    entry.submit(wakeup_flag());
+}
+
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Wakes the reader once `wakeup_bytes` are waiting; below that it drains on its timer.
+#[inline(always)]
+fn wakeup_flag() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= cfg!(wakeup_bytes) as u64 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
 }
 
 /// Runs the injected pcap filter: on the frame from its MAC header when the skb has one
 /// (`mac_len != 0`), else on the packet from its network header. The end is `head + tail`.
 #[inline(always)]
 fn pcap_matches(skb: u64) -> bool {
-    let head: u64 = read(skb + off!(skb_head));
-    if head == 0 {
+    let h = read_headers(skb);
+    if h.head == 0 {
         return false;
     }
-    let end = head + read::<u32>(skb + off!(skb_tail)) as u64;
-    let mac_len: u16 = read(skb + off!(skb_mac_len));
-    let mac: u16 = read(skb + off!(skb_mac_header));
-    if mac_len != 0 && mac != HEADER_UNSET {
-        return pwru_filter_l2(head + mac as u64, end) != 0;
+    let end = h.head + h.tail as u64;
+    if h.mac_len != 0 && h.mac != HEADER_UNSET {
+        return pwru_filter_l2(h.head + h.mac as u64, end) != 0;
     }
-    let nh: u16 = read(skb + off!(skb_network_header));
-    if nh == 0 || nh == HEADER_UNSET {
+    if h.network == 0 || h.network == HEADER_UNSET {
         return false;
     }
-    pwru_filter_l3(head + nh as u64, end) != 0
+    pwru_filter_l3(h.head + h.network as u64, end) != 0
+}
+
+/// Where the packet is: `skb->head` and the offsets from it.
+struct Headers {
+    head: u64,
+    tail: u32,
+    mac: u16,
+    network: u16,
+    mac_len: u16,
+}
+
+/// Bytes of `struct sk_buff` read at once for [`Headers`].
+const HEADERS_WINDOW: usize = 104;
+
+/// Reads [`Headers`]. The fields lie within a hundred bytes near the end of `struct sk_buff`,
+/// so one read of the span replaces five helper calls on the hot path (the pcap filter runs on
+/// every hit). The offsets are load-time constants the verifier sees: it keeps one of the two
+/// paths.
+#[inline(always)]
+fn read_headers(skb: u64) -> Headers {
+    let (head, tail, mac, network, mac_len) = (
+        off!(skb_head),
+        off!(skb_tail),
+        off!(skb_mac_header),
+        off!(skb_network_header),
+        off!(skb_mac_len),
+    );
+    // 8-aligned, so every field keeps its natural alignment in the buffer (the verifier wants
+    // aligned stack reads).
+    let base = head.min(tail).min(mac).min(network).min(mac_len) & !7;
+    let last = (head + 8)
+        .max(tail + 4)
+        .max(mac + 2)
+        .max(network + 2)
+        .max(mac_len + 2);
+    if last - base > HEADERS_WINDOW as u64 {
+        return Headers {
+            head: read(skb + head),
+            tail: read(skb + tail),
+            mac: read(skb + mac),
+            network: read(skb + network),
+            mac_len: read(skb + mac_len),
+        };
+    }
+    let mut window = [0u64; HEADERS_WINDOW / 8];
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), HEADERS_WINDOW)
+    };
+    if unsafe { bpf_probe_read_kernel_buf((skb + base) as *const u8, bytes) }.is_err() {
+        return Headers {
+            head: 0,
+            tail: 0,
+            mac: HEADER_UNSET,
+            network: HEADER_UNSET,
+            mac_len: 0,
+        };
+    }
+    let at = |offset: u64| unsafe { window.as_ptr().cast::<u8>().add((offset - base) as usize) };
+    unsafe {
+        Headers {
+            head: *at(head).cast::<u64>(),
+            tail: *at(tail).cast::<u32>(),
+            mac: *at(mac).cast::<u16>(),
+            network: *at(network).cast::<u16>(),
+            mac_len: *at(mac_len).cast::<u16>(),
+        }
+    }
 }
 
 /// Fills the IP addresses and ports from the packet headers, when the network header is set.
 #[inline(always)]
 fn read_tuple(skb: u64, ev: &mut Event) {
-    let head: u64 = read(skb + off!(skb_head));
-    let nh: u16 = read(skb + off!(skb_network_header));
-    if head == 0 || nh == 0 || nh == HEADER_UNSET {
+    let h = read_headers(skb);
+    if h.head == 0 || h.network == 0 || h.network == HEADER_UNSET {
         return;
     }
-    let l3 = head + nh as u64;
+    let l3 = h.head + h.network as u64;
     let first: u8 = read(l3);
     // skb->protocol is still 0 on the early transmit path: trust the IP version nibble then.
     let l4 = match (first >> 4, ev.protocol) {

@@ -12,11 +12,14 @@ use aya_ebpf::{
 
 #[inline(always)]
 fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
-    // The cookie is the hook's index in userspace's table of attached tracepoints.
-    let hook = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
     let skb: u64 = ctx.arg(skb_arg);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n) as u32);
-    handle_skb(skb, hook, reason);
+    // The cookie is the hook's index in userspace's table of attached tracepoints.
+    handle_skb(
+        skb,
+        || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
+        reason,
+    );
     0
 }
 

@@ -32,6 +32,9 @@ pub enum StopReason {
     Limit,
 }
 
+/// How often the ring buffer is drained without a wake-up from the kernel.
+pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Drains `ring` into `sink` until `stop` resolves or the sink has had enough.
 /// Returns the number of events received.
 pub async fn run(
@@ -44,39 +47,51 @@ pub async fn run(
         unsafe { AsyncFd::register(ring) }.map_err(|e| EventsError::Poll(e.into_parts().1))?;
     let mut received = 0u64;
     tokio::pin!(stop);
+    // The kernel side wakes us only once `Config::wakeup_bytes` wait; the rest is drained on
+    // this tick, so a lone packet still shows within a few tens of milliseconds.
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut guard = tokio::select! {
+        let more = tokio::select! {
             biased;
             () = &mut stop => break,
-            g = ring.readable_mut() => g.map_err(EventsError::Poll)?,
-        };
-        let ring = guard.get_inner_mut();
-        while let Some(item) = ring.next() {
-            let Some(event) = decode(&item) else {
-                log::warn!("ignoring a {}-byte ring buffer record", item.len());
-                continue;
-            };
-            received += 1;
-            if !sink.consume(&event).map_err(EventsError::Write)? {
-                sink.flush().map_err(EventsError::Write)?;
-                return Ok((received, StopReason::Limit));
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(EventsError::Poll)?;
+                let more = drain(guard.get_inner_mut(), sink, &mut received)?;
+                guard.clear_ready();
+                more
             }
+            _ = tick.tick() => drain(ring.get_mut(), sink, &mut received)?,
+        };
+        if !more {
+            return Ok((received, StopReason::Limit));
         }
-        guard.clear_ready();
-        sink.flush().map_err(EventsError::Write)?;
     }
     // Print what was already in the ring buffer when the signal came.
-    let ring = ring.get_mut();
+    drain(ring.get_mut(), sink, &mut received)?;
+    Ok((received, StopReason::Signal))
+}
+
+/// Hands every waiting event to `sink`, then flushes it. False when the sink wants no more.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    sink: &mut impl Sink,
+    received: &mut u64,
+) -> Result<bool, EventsError> {
+    let mut more = true;
     while let Some(item) = ring.next() {
-        if let Some(event) = decode(&item) {
-            received += 1;
-            if !sink.consume(&event).map_err(EventsError::Write)? {
-                break;
-            }
+        let Some(event) = decode(&item) else {
+            log::warn!("ignoring a {}-byte ring buffer record", item.len());
+            continue;
+        };
+        *received += 1;
+        if !sink.consume(&event).map_err(EventsError::Write)? {
+            more = false;
+            break;
         }
     }
     sink.flush().map_err(EventsError::Write)?;
-    Ok((received, StopReason::Signal))
+    Ok(more)
 }
 
 pub fn decode(bytes: &[u8]) -> Option<Event> {

@@ -65,6 +65,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     drop(btf);
 
     let mut config = filter_config(cli)?;
+    config.wakeup_bytes = wakeup_bytes(cli.ringbuf_size);
     if let Some(f) = &pcap_filter {
         config.filters |= FILTER_PCAP;
         log::debug!(
@@ -142,6 +143,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     log::info!("listening for events... (Ctrl-C to stop)");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
+        .enable_time()
         .build()
         .context("starting the event loop")?;
     let (received, why) = runtime.block_on(async {
@@ -274,6 +276,12 @@ fn check_privileges() -> anyhow::Result<()> {
 }
 
 /// Builds the kernel-side meta filters from the command line.
+/// Bytes waiting in the ring buffer before the kernel wakes the reader: a quarter of the ring,
+/// at most 256 KiB (a flood still wakes it every few milliseconds).
+fn wakeup_bytes(ringbuf_size: u32) -> u32 {
+    (ringbuf_size / 4).min(256 << 10)
+}
+
 fn filter_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config::default();
     let netns = match &cli.filter_netns {

@@ -86,7 +86,6 @@ pub fn attach(
             error,
         })?;
         links.push(link);
-        // The link holds the program; its fd can go.
     }
     log::info!(
         "kprobe-multi: {} programs relocated and verified in {:.1} ms, {} functions linked in {:.1} ms",
@@ -102,6 +101,9 @@ pub fn attach(
             .map(|t| (t.address, t.name.clone()))
             .collect(),
     );
+    // The links hold the programs; their fds stay open only so that /proc/PID/fdinfo (and
+    // `bpftool prog show`) attribute the programs and their run statistics to this process.
+    links.extend(loaded.into_iter().map(|(_, prog)| prog));
     Ok(Attached { hooks, links })
 }
 
