@@ -1,33 +1,117 @@
 #!/bin/bash
-# Guest part of `cargo xtask bench`: attach/detach times of the kprobe backends.
-# Prints "BENCH <backend> <kernel> <functions> <start->ready ms> <attach ms> <detach ms>".
+# Guest part of `cargo xtask bench`: attach/detach times and memory of the kprobe backends.
+# Runs each measurement $(cat /payload/bench-runs) times (default 1) and prints one line per run:
+#   BENCH <backend> <kernel> <functions> <start->ready ms> <attach ms> <link ms or -> \
+#         <detach ms> <SIGINT->exit ms> <peak RSS kB> <map bytes>
 set -u
-now_ns() { local t=${EPOCHREALTIME/./}; echo $(( t * 1000 )); }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 KVER=$(uname -r)
+RUNS=$(cat /payload/bench-runs 2>/dev/null || echo 1)
 # pwru's own benchmark subset, so the figures compare with pwru-baseline.md.
 SUBSET='(ip|tcp|udp|icmp|__dev|dev|netif|__netif)_.*'
 
-measure() { # measure BACKEND [args...]
-    local backend=$1; shift
-    rm -f /tmp/ready
-    local start=$(now_ns)
-    pwru-rs --backend "$backend" --output-file /dev/null --ready-file /tmp/ready "$@" 2>/tmp/bench.err &
-    local pid=$!
-    while [ ! -e /tmp/ready ]; do
-        kill -0 $pid 2>/dev/null || { echo "pwru-rs failed: $(cat /tmp/bench.err)"; return 1; }
-        sleep 0.01
+# Sum of memlock over the BPF maps a process holds (each map once).
+map_bytes() {
+    local f id total=0
+    declare -A seen=()
+    for f in /proc/"$1"/fdinfo/*; do
+        grep -q '^map_type:' "$f" 2>/dev/null || continue
+        id=$(sed -n 's/^map_id:\s*//p' "$f")
+        [[ -n ${seen[$id]:-} ]] && continue
+        seen[$id]=1
+        total=$((total + $(sed -n 's/^memlock:\s*//p' "$f")))
     done
-    local ready=$(( ($(now_ns) - start) / 1000000 ))
-    kill -INT $pid; wait $pid
-    local n=$(sed -n 's/.*attached \([0-9]*\) functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    local attach=$(sed -n 's/.*attached [0-9]* functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    local detach=$(sed -n 's/.*detached [0-9]* hooks in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    echo "BENCH $backend $KVER $n $ready $attach $detach"
+    echo "$total"
 }
 
-if [[ $KVER == 6.1[0-9]* || $KVER == 6.[2-9][0-9]* ]]; then
-    measure kprobe-multi
-    measure kprobe-multi
-    measure kprobe-multi
+# Sum of run_time_ns and run_cnt over the BPF programs a process holds: "<ns> <runs>".
+prog_stats() {
+    local f id ns=0 runs=0
+    declare -A seen=()
+    for f in /proc/"$1"/fdinfo/*; do
+        grep -q '^prog_type:' "$f" 2>/dev/null || continue
+        id=$(sed -n 's/^prog_id:\s*//p' "$f")
+        [[ -n ${seen[$id]:-} ]] && continue
+        seen[$id]=1
+        ns=$((ns + $(sed -n 's/^run_time_ns:\s*//p' "$f")))
+        runs=$((runs + $(sed -n 's/^run_cnt:\s*//p' "$f")))
+    done
+    echo "$ns $runs"
+}
+
+# start_pwru BACKEND [args...]: starts pwru-rs, sets $pid and $ready_ms (start -> ready).
+start_pwru() {
+    local backend=$1
+    shift
+    rm -f /tmp/ready
+    local start
+    start=$(now_ms)
+    pwru-rs --backend "$backend" --output-file /dev/null --ready-file /tmp/ready "$@" 2>/tmp/bench.err &
+    pid=$!
+    while [ ! -e /tmp/ready ]; do
+        kill -0 $pid 2>/dev/null || {
+            echo "pwru-rs failed: $(cat /tmp/bench.err)"
+            return 1
+        }
+        sleep 0.01
+    done
+    ready_ms=$(($(now_ms) - start))
+}
+
+# stop_pwru: SIGINT, sets $exit_ms (SIGINT -> exit).
+stop_pwru() {
+    local stop
+    stop=$(now_ms)
+    kill -INT $pid
+    wait $pid || {
+        echo "pwru-rs failed: $(cat /tmp/bench.err)"
+        return 1
+    }
+    exit_ms=$(($(now_ms) - stop))
+}
+
+measure() { # measure BACKEND [args...]
+    local backend=$1
+    start_pwru "$@" || return 1
+    local maps hwm
+    maps=$(map_bytes $pid)
+    hwm=$(sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' /proc/$pid/status)
+    stop_pwru || return 1
+    local n attach link detach
+    n=$(sed -n 's/.*attached \([0-9]*\) functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
+    attach=$(sed -n 's/.*attached [0-9]* functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
+    link=$(sed -n 's/.* functions linked in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
+    detach=$(sed -n 's/.*detached [0-9]* hooks in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
+    echo "BENCH $backend $KVER $n $ready_ms $attach ${link:--} $detach $exit_ms $hwm $maps"
+}
+
+# per_hit CASE [pwru-rs args...]: run_time_ns / run_cnt of kprobe-multi on every skb function
+# under pwru-baseline.md's workload. Prints "HIT <case> <kernel> <ns total> <runs>".
+per_hit() {
+    local case=$1
+    shift
+    start_pwru kprobe-multi "$@" || return 1
+    ping -q -c 200 -i 0.01 127.0.0.1 >/dev/null
+    local stats
+    stats=$(prog_stats $pid)
+    stop_pwru || return 1
+    echo "HIT $case $KVER $stats"
+}
+
+kprobe_multi=false
+# kprobe-multi came with 5.18; Debian's 6.1 cloud kernel lacks it, so only newer ones try.
+if [[ $KVER == 6.[2-9]* || $KVER == 6.[1-9][0-9]* || $KVER == [7-9].* ]]; then
+    kprobe_multi=true
+    echo 1 >/proc/sys/kernel/bpf_stats_enabled
 fi
-measure kprobe --filter-func "$SUBSET"
+status=0
+for _ in $(seq "$RUNS"); do
+    if $kprobe_multi; then
+        measure kprobe-multi || status=1
+        per_hit no-filter || status=1
+        per_hit miss 'host 10.99.99.99' || status=1
+        per_hit match 'host 127.0.0.1' || status=1
+    fi
+    measure kprobe --filter-func "$SUBSET" || status=1
+done
+exit $status
