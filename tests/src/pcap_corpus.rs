@@ -1431,6 +1431,15 @@ pub const EXPRESSIONS: &[&str] = &[
     "udp[8:2] = 0",
     "udp[4:2] > 100",
     "tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420",
+    // Loads at the edge of the 64-byte window the translation copies first (inside, straddling,
+    // past it; indirect ones move with the IP header length).
+    "ether[12:2] = 0x0800 and ether[60:4] != 0",
+    "ether[12:2] = 0x0800 and ether[61:4] != 0",
+    "ip and ether[63] != 0 and ether[64] != 0",
+    "tcp[28:2] = 0 or tcp[29:2] = 1",
+    "tcp[46:4] != 0x01020304 and tcp[12] > 0",
+    "ip6[40:4] != 0 and ip6[48:4] != 0",
+    "udp[0:4] != 0 and less 62",
     // Arithmetic.
     "ip[2:2] - ((ip[0]&0xf)<<2) > 100",
     "ip[2:2] * 2 > 200",

@@ -4,8 +4,14 @@
 //! `end - start` followed by `bpf_probe_read_kernel` into the stack; a load past the end, a failed
 //! read, or a division by zero returns 0 (no match), as cBPF does. A and X are 32-bit, as in cBPF.
 //!
+//! Most filters read several fields of the first bytes (ethertype, addresses, protocol, ports):
+//! those programs first copy the first 64 bytes (fewer for a shorter packet) into the stack with
+//! one helper call, and loads that fall inside that window read the stack instead. A load outside
+//! it, or any load when the copy failed, takes the per-load path, so the semantics do not change.
+//!
 //! Registers: r6 = start, r7 = packet length, w8 = A, w9 = X. Stack: M[0..15] at fp-64..fp-4,
-//! an 8-byte load buffer at fp-72. No `ld_imm64` is ever emitted (see `inject`).
+//! an 8-byte load buffer at fp-72, the window at fp-136..fp-73 and its valid length at fp-144.
+//! No `ld_imm64` is ever emitted (see `inject`).
 
 use super::cbpf::{self, CbpfInsn};
 
@@ -70,6 +76,9 @@ const J_JEQ: u8 = 0x10;
 const J_JGT: u8 = 0x20;
 const J_JNE: u8 = 0x50;
 const J_JLT: u8 = 0xa0;
+const J_JLE: u8 = 0xb0;
+const OP_OR: u8 = 0x40;
+const OP_LSH: u8 = 0x60;
 const J_CALL: u8 = 0x80;
 const J_EXIT: u8 = 0x90;
 
@@ -85,6 +94,10 @@ const FP: u8 = 10;
 
 const SCRATCH_BASE: i16 = -64;
 const LOAD_BUF: i16 = -72;
+const WINDOW: i16 = -136;
+const WINDOW_SIZE: u32 = 64;
+/// Bytes of the window that hold packet data: min(length, 64), or 0 when the copy failed.
+const WINDOW_LEN: i16 = -144;
 const BPF_FUNC_PROBE_READ_KERNEL: i32 = 113;
 
 /// Where a jump goes before offsets are known.
@@ -97,6 +110,8 @@ enum Target {
 struct Emitter {
     out: Vec<Insn>,
     fixups: Vec<(usize, Target)>,
+    /// How many of the packet's first bytes the prologue copies to [`WINDOW`] (0: none).
+    window: u32,
 }
 
 impl Emitter {
@@ -129,6 +144,14 @@ impl Emitter {
         self.fixups.push((self.out.len(), target));
         self.insn(code, dst, src, 0, imm);
     }
+    /// A jump inside the code being emitted; [`Emitter::land`] points it at the next instruction.
+    fn forward_jump(&mut self, code: u8, dst: u8, src: u8, imm: i32) -> usize {
+        self.insn(code, dst, src, 0, imm);
+        self.out.len() - 1
+    }
+    fn land(&mut self, jump: usize) {
+        self.out[jump].off = (self.out.len() - jump - 1) as i16;
+    }
     fn exit_with(&mut self, value_reg: Option<u8>, imm: u32) {
         match value_reg {
             Some(r) => self.mov32_reg(R0, r),
@@ -137,8 +160,69 @@ impl Emitter {
         self.insn(JMP | J_EXIT, 0, 0, 0, 0);
     }
 
+    /// Copies min(length, 64) packet bytes to [`WINDOW`] and stores how many are valid
+    /// (0 if the copy failed) at [`WINDOW_LEN`].
+    fn window_prologue(&mut self) {
+        self.mov64_reg(R2, LEN);
+        self.insn(JMP | J_JLE | SRC_K, R2, 0, 1, self.window as i32);
+        self.insn(ALU64 | OP_MOV | SRC_K, R2, 0, 0, self.window as i32);
+        self.insn(STX | MEM | SIZE_DW, FP, R2, WINDOW_LEN, 0);
+        self.mov64_reg(R1, FP);
+        self.add64_imm(R1, WINDOW as i32);
+        self.mov64_reg(R3, START);
+        self.insn(JMP | J_CALL, 0, 0, 0, BPF_FUNC_PROBE_READ_KERNEL);
+        self.insn(JMP | J_JEQ | SRC_K, R0, 0, 1, 0);
+        self.insn(ST | MEM | SIZE_DW, FP, 0, WINDOW_LEN, 0);
+    }
+
+    /// `dst = be(bytes at base+off .. +size)`, byte by byte (the verifier wants aligned stack
+    /// reads). Uses r3.
+    fn window_bytes(&mut self, dst: u8, base: u8, off: i16, size: u32) {
+        self.insn(LDX | MEM | SIZE_B, dst, base, off, 0);
+        for i in 1..size as i16 {
+            self.insn(ALU | OP_LSH | SRC_K, dst, 0, 0, 8);
+            self.insn(LDX | MEM | SIZE_B, R3, base, off + i, 0);
+            self.insn(ALU | OP_OR | SRC_X, dst, R3, 0, 0);
+        }
+    }
+
     /// `dst = be(P[off_reg or k .. +size])`, rejecting reads past the end or failed reads.
     fn load_packet(&mut self, dst: u8, size: u32, offset: Offset) {
+        // From the window when the bytes are in it; else (and after) the per-load path.
+        let to_load = match offset {
+            Offset::Abs(k) if k.checked_add(size).is_some_and(|e| e <= self.window) => {
+                self.insn(LDX | MEM | SIZE_DW, R1, FP, WINDOW_LEN, 0);
+                let outside = self.forward_jump(JMP | J_JLT | SRC_K, R1, 0, (k + size) as i32);
+                self.window_bytes(dst, FP, WINDOW + k as i16, size);
+                Some(outside)
+            }
+            Offset::Ind(k) if k < self.window => {
+                // r1 = X + k + size; inside if r1 <= window length (which is <= 64).
+                self.mov64_reg(R1, X);
+                self.add64_imm(R1, (k + size) as i32);
+                self.insn(LDX | MEM | SIZE_DW, R2, FP, WINDOW_LEN, 0);
+                let outside = self.forward_jump(JMP | J_JGT | SRC_X, R1, R2, 0);
+                self.add64_imm(R1, -(size as i32));
+                self.mov64_reg(R2, FP);
+                self.add64_reg(R2, R1);
+                self.window_bytes(dst, R2, WINDOW, size);
+                Some(outside)
+            }
+            _ => None,
+        };
+        let to_done = to_load.map(|outside| {
+            let done = self.forward_jump(JMP | J_JA, 0, 0, 0);
+            self.land(outside);
+            done
+        });
+        self.load_packet_slow(dst, size, offset);
+        if let Some(done) = to_done {
+            self.land(done);
+        }
+    }
+
+    /// One `bpf_probe_read_kernel` per load.
+    fn load_packet_slow(&mut self, dst: u8, size: u32, offset: Offset) {
         match offset {
             Offset::Abs(k) => {
                 let Some(end) = k.checked_add(size).filter(|&e| e <= i32::MAX as u32) else {
@@ -199,6 +283,7 @@ pub fn translate(prog: &[CbpfInsn]) -> Result<Vec<Insn>, TranslateError> {
     let mut e = Emitter {
         out: Vec::with_capacity(prog.len() * 8),
         fixups: Vec::new(),
+        window: window_size(prog, &reachable),
     };
     // Prologue. A reversed range (end < start) is a bad call: reject.
     e.jump(JMP | J_JGT | SRC_X, R1, R2, 0, Target::Reject);
@@ -207,6 +292,9 @@ pub fn translate(prog: &[CbpfInsn]) -> Result<Vec<Insn>, TranslateError> {
     e.insn(ALU64 | 0x10 | SRC_X, LEN, R1, 0, 0); // LEN -= start
     e.mov32_imm(A, 0);
     e.mov32_imm(X, 0);
+    if e.window != 0 {
+        e.window_prologue();
+    }
     if uses_scratch {
         // The verifier refuses reads of uninitialised stack; cBPF's M[] starts as zero here.
         for slot in 0..8 {
@@ -351,6 +439,36 @@ fn alu(e: &mut Emitter, pc: usize, insn: &CbpfInsn) -> Result<(), TranslateError
     Ok(())
 }
 
+/// How many leading packet bytes to copy up front: enough for every load that fits in the first
+/// 64 bytes (all 64 when a load is indirect: X is only known at run time), rounded up to 8; 0
+/// unless two or more loads would use them (then one copy beats a helper call per load).
+fn window_size(prog: &[CbpfInsn], reachable: &[bool]) -> u32 {
+    let needs = |insn: &CbpfInsn| -> Option<u32> {
+        let size = match insn.size() {
+            cbpf::B => 1,
+            cbpf::H => 2,
+            _ => 4,
+        };
+        let end = match (insn.class(), insn.mode()) {
+            (cbpf::LD, cbpf::ABS) => insn.k.checked_add(size)?,
+            (cbpf::LDX, cbpf::MSH) => insn.k.checked_add(1)?,
+            (cbpf::LD, cbpf::IND) if insn.k < WINDOW_SIZE => WINDOW_SIZE,
+            _ => return None,
+        };
+        (end <= WINDOW_SIZE).then_some(end)
+    };
+    let ends: Vec<u32> = prog
+        .iter()
+        .zip(reachable)
+        .filter(|(_, &r)| r)
+        .filter_map(|(insn, _)| needs(insn))
+        .collect();
+    if ends.len() < 2 {
+        return 0;
+    }
+    ends.iter().max().map_or(0, |&end| end.next_multiple_of(8))
+}
+
 fn load_size(insn: &CbpfInsn, pc: usize) -> Result<u32, TranslateError> {
     match insn.size() {
         cbpf::W => Ok(4),
@@ -465,5 +583,32 @@ mod tests {
         let prog = [ins(0x34, 0, 0, 0), ins(0x16, 0, 0, 0)];
         let out = translate(&prog).unwrap();
         assert!(out.iter().any(|i| i.code == (JMP | J_JA)));
+    }
+
+    #[test]
+    fn window_covers_the_loads_that_fit_in_64_bytes() {
+        let all = [true; 8];
+        // ldh [12]; ld [26]; ld [30]; ret #1: the highest byte read is 33.
+        let host = [
+            ins(0x28, 0, 0, 12),
+            ins(0x20, 0, 0, 26),
+            ins(0x20, 0, 0, 30),
+            ins(0x06, 0, 0, 1),
+        ];
+        assert_eq!(window_size(&host, &all), 40);
+        // One load: a copy would not save a helper call.
+        assert_eq!(window_size(&host[2..], &all), 0);
+        // An unreachable load does not count.
+        assert_eq!(window_size(&host, &[false, true, false, true]), 0);
+        // ldxb 4*([14]&0xf); ldh [x+16]: X is unknown until run time.
+        let port = [ins(0xb1, 0, 0, 14), ins(0x48, 0, 0, 16), ins(0x06, 0, 0, 1)];
+        assert_eq!(window_size(&port, &all), 64);
+        // ld [62] straddles the end; ld [100] is past it.
+        let far = [
+            ins(0x20, 0, 0, 62),
+            ins(0x20, 0, 0, 100),
+            ins(0x06, 0, 0, 1),
+        ];
+        assert_eq!(window_size(&far, &all), 0);
     }
 }
