@@ -139,16 +139,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     });
     let mut sink = OutputSink::new(printer, writer, cli.output_limit_lines);
 
-    let ready = ReadyFile::create(cli.ready_file.as_deref())?;
-    log::info!("listening for events... (Ctrl-C to stop)");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .context("starting the event loop")?;
+    // Handlers first: a script may send SIGINT as soon as the ready file appears.
+    let (mut sigint, mut sigterm) = {
+        let _in_runtime = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
+    let ready = ReadyFile::create(cli.ready_file.as_deref())?;
+    log::info!("listening for events... (Ctrl-C to stop)");
     let (received, why) = runtime.block_on(async {
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
         let stop = async {
             tokio::select! {
                 _ = sigint.recv() => {},

@@ -10,33 +10,25 @@ RUNS=$(cat /payload/bench-runs 2>/dev/null || echo 1)
 # pwru's own benchmark subset, so the figures compare with pwru-baseline.md.
 SUBSET='(ip|tcp|udp|icmp|__dev|dev|netif|__netif)_.*'
 
-# Sum of memlock over the BPF maps a process holds (each map once).
-map_bytes() {
-    local f id total=0
+# fdinfo_sum PID KIND FIELD...: the sums of FIELDs over the BPF objects of KIND (prog or map)
+# that PID holds, each object once (several fds may refer to one), space-separated.
+fdinfo_sum() {
+    local pid=$1 kind=$2 f id i
+    shift 2
+    local -a fields=("$@") sums=()
+    for i in "${!fields[@]}"; do sums[i]=0; done
     declare -A seen=()
-    for f in /proc/"$1"/fdinfo/*; do
-        grep -q '^map_type:' "$f" 2>/dev/null || continue
-        id=$(sed -n 's/^map_id:\s*//p' "$f")
+    for f in /proc/"$pid"/fdinfo/*; do
+        grep -q "^${kind}_type:" "$f" 2>/dev/null || continue
+        id=$(sed -n "s/^${kind}_id:\s*//p" "$f")
+        id=${id:-$f} # older kernels show no map_id
         [[ -n ${seen[$id]:-} ]] && continue
         seen[$id]=1
-        total=$((total + $(sed -n 's/^memlock:\s*//p' "$f")))
+        for i in "${!fields[@]}"; do
+            sums[i]=$((sums[i] + $(sed -n "s/^${fields[i]}:\s*//p" "$f")))
+        done
     done
-    echo "$total"
-}
-
-# Sum of run_time_ns and run_cnt over the BPF programs a process holds: "<ns> <runs>".
-prog_stats() {
-    local f id ns=0 runs=0
-    declare -A seen=()
-    for f in /proc/"$1"/fdinfo/*; do
-        grep -q '^prog_type:' "$f" 2>/dev/null || continue
-        id=$(sed -n 's/^prog_id:\s*//p' "$f")
-        [[ -n ${seen[$id]:-} ]] && continue
-        seen[$id]=1
-        ns=$((ns + $(sed -n 's/^run_time_ns:\s*//p' "$f")))
-        runs=$((runs + $(sed -n 's/^run_cnt:\s*//p' "$f")))
-    done
-    echo "$ns $runs"
+    echo "${sums[*]}"
 }
 
 # start_pwru BACKEND [args...]: starts pwru-rs, sets $pid and $ready_ms (start -> ready).
@@ -74,7 +66,7 @@ measure() { # measure BACKEND [args...]
     local backend=$1
     start_pwru "$@" || return 1
     local maps hwm
-    maps=$(map_bytes $pid)
+    maps=$(fdinfo_sum $pid map memlock)
     hwm=$(sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' /proc/$pid/status)
     stop_pwru || return 1
     local n attach link detach
@@ -93,7 +85,7 @@ per_hit() {
     start_pwru kprobe-multi "$@" || return 1
     ping -q -c 200 -i 0.01 127.0.0.1 >/dev/null
     local stats
-    stats=$(prog_stats $pid)
+    stats=$(fdinfo_sum $pid prog run_time_ns run_cnt)
     stop_pwru || return 1
     echo "HIT $case $KVER $stats"
 }

@@ -126,7 +126,7 @@ impl Bench {
     fn pipeline(&mut self) -> anyhow::Result<()> {
         let events = if self.quick { "500000" } else { "3000000" };
         let (mut text, mut json) = (Vec::new(), Vec::new());
-        for _ in 0..self.runs.max(3) {
+        for _ in 0..self.runs.max(5) {
             let out = cmd::output(cmd::cargo().args([
                 "run",
                 "--release",
@@ -146,11 +146,12 @@ impl Bench {
                 }
             }
         }
+        let runs = text.len();
         let (text, json) = (Stat::of(text), Stat::of(json));
         let rate = |s: &Stat| 1e3 / s.median;
         let _ = write!(
             self.md,
-            "\n## Userspace pipeline (synthetic events, one core, to /dev/null)\n\n\
+            "\n## Userspace pipeline (synthetic events, one core, to /dev/null; {runs} runs)\n\n\
              | format | ns/event | M events/s | target | pwru |\n|---|---|---|---|---|\n\
              | text | {} | {:.2} | ≥ 3 M/s | 1600 ns (0.6 M/s) |\n| JSON | {} | {:.2} | ≥ 2 M/s | 1360 ns (0.7 M/s) |\n\n\
              Reproduce: `cargo run --release -p pwru-rs --example pipeline -- {events}`.\n",
