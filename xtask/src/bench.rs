@@ -480,7 +480,7 @@ impl Bench {
              pwru in the same kind of guest (6.12, `../shared/pwru-baseline.md`): kprobe-multi 1458 functions ready in 4.15 s \
              (attaching 0.10 s), exit 0.63 s; plain kprobe 184 functions attach 1.88 s (98/s), detach 7.48 s (25/s). \
              Its published rates on hardware: ~342 probes/s attach, ~35 probes/s detach.\n\n\
-             Memory in the guests, every function attached:\n\n\
+             Memory in the guests, every function attached (kernels before 6.4 count a ring buffer's pages as 0 memlock):\n\n\
              | backend | kernel | functions | peak RSS (kB) | BPF maps (MiB memlock) |\n|---|---|---|---|---|\n{memory}"
         );
 
