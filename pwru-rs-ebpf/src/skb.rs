@@ -144,7 +144,8 @@ pub fn handle_skb(skb: u64, hook: impl FnOnce() -> u64, reason: Option<u32>) {
         None
     };
     // A load-time constant: without an expression the verifier prunes the call, so no cost.
-    if cfg!(filters) & FILTER_PCAP != 0 && !pcap_matches(skb) {
+    let headers = read_headers(skb);
+    if cfg!(filters) & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
         return;
     }
     let meta = match meta {
@@ -180,7 +181,7 @@ pub fn handle_skb(skb: u64, hook: impl FnOnce() -> u64, reason: Option<u32>) {
         }
         ev.len = read(skb + off!(skb_len));
         ev.protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
-        read_tuple(skb, ev);
+        read_tuple(&headers, ev);
     }
     entry.submit(wakeup_flag());
 }
@@ -202,13 +203,13 @@ fn wakeup_flag() -> u64 {
 /// Runs the injected pcap filter: on the frame from its MAC header when the skb has one
 /// (`mac_len != 0`), else on the packet from its network header. The end is `head + tail`.
 #[inline(always)]
-fn pcap_matches(skb: u64) -> bool {
-    let h = read_headers(skb);
+fn pcap_matches(skb: u64, h: &Headers) -> bool {
     if h.head == 0 {
         return false;
     }
     let end = h.head + h.tail as u64;
-    if h.mac_len != 0 && h.mac != HEADER_UNSET {
+    let mac_len: u16 = read(skb + off!(skb_mac_len));
+    if mac_len != 0 && h.mac != HEADER_UNSET {
         return pwru_filter_l2(h.head + h.mac as u64, end) != 0;
     }
     if h.network == 0 || h.network == HEADER_UNSET {
@@ -223,53 +224,45 @@ struct Headers {
     tail: u32,
     mac: u16,
     network: u16,
-    mac_len: u16,
 }
 
 /// Bytes of `struct sk_buff` read at once for [`Headers`].
-const HEADERS_WINDOW: usize = 104;
+const HEADERS_WINDOW: usize = 32;
 
-/// Reads [`Headers`]. The fields lie within a hundred bytes near the end of `struct sk_buff`,
-/// so one read of the span replaces five helper calls on the hot path (the pcap filter runs on
-/// every hit). The offsets are load-time constants the verifier sees: it keeps one of the two
-/// paths.
+/// Reads [`Headers`]: the fields sit side by side near the end of `struct sk_buff` (24 bytes on
+/// x86-64), so one read replaces four helper calls on the hot path (the pcap filter runs on every
+/// hit), without copying more than needed (the copy runs 8 bytes a turn). The offsets are
+/// load-time constants the verifier sees: it keeps one of the two paths.
 #[inline(always)]
 fn read_headers(skb: u64) -> Headers {
-    let (head, tail, mac, network, mac_len) = (
+    let (head, tail, mac, network) = (
         off!(skb_head),
         off!(skb_tail),
         off!(skb_mac_header),
         off!(skb_network_header),
-        off!(skb_mac_len),
     );
     // 8-aligned, so every field keeps its natural alignment in the buffer (the verifier wants
     // aligned stack reads).
-    let base = head.min(tail).min(mac).min(network).min(mac_len) & !7;
-    let last = (head + 8)
-        .max(tail + 4)
-        .max(mac + 2)
-        .max(network + 2)
-        .max(mac_len + 2);
-    if last - base > HEADERS_WINDOW as u64 {
+    let base = head.min(tail).min(mac).min(network) & !7;
+    let len = (head + 8).max(tail + 4).max(mac + 2).max(network + 2) - base;
+    if len > HEADERS_WINDOW as u64 {
         return Headers {
             head: read(skb + head),
             tail: read(skb + tail),
             mac: read(skb + mac),
             network: read(skb + network),
-            mac_len: read(skb + mac_len),
         };
     }
     let mut window = [0u64; HEADERS_WINDOW / 8];
-    let bytes = unsafe {
-        core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), HEADERS_WINDOW)
-    };
+    // `len` is a constant to the verifier too; reading only that much saves a turn or two.
+    let bytes =
+        unsafe { core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), len as usize) };
     if unsafe { bpf_probe_read_kernel_buf((skb + base) as *const u8, bytes) }.is_err() {
         return Headers {
             head: 0,
             tail: 0,
             mac: HEADER_UNSET,
             network: HEADER_UNSET,
-            mac_len: 0,
         };
     }
     let at = |offset: u64| unsafe { window.as_ptr().cast::<u8>().add((offset - base) as usize) };
@@ -279,15 +272,13 @@ fn read_headers(skb: u64) -> Headers {
             tail: *at(tail).cast::<u32>(),
             mac: *at(mac).cast::<u16>(),
             network: *at(network).cast::<u16>(),
-            mac_len: *at(mac_len).cast::<u16>(),
         }
     }
 }
 
 /// Fills the IP addresses and ports from the packet headers, when the network header is set.
 #[inline(always)]
-fn read_tuple(skb: u64, ev: &mut Event) {
-    let h = read_headers(skb);
+fn read_tuple(h: &Headers, ev: &mut Event) {
     if h.head == 0 || h.network == 0 || h.network == HEADER_UNSET {
         return;
     }
