@@ -281,13 +281,13 @@ fn check_privileges() -> anyhow::Result<()> {
     bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
 }
 
-/// Builds the kernel-side meta filters from the command line.
 /// Bytes waiting in the ring buffer before the kernel wakes the reader: a quarter of the ring,
 /// at most 256 KiB (a flood still wakes it every few milliseconds).
 fn wakeup_bytes(ringbuf_size: u32) -> u32 {
     (ringbuf_size / 4).min(256 << 10)
 }
 
+/// Builds the kernel-side meta filters from the command line.
 fn filter_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config::default();
     let netns = match &cli.filter_netns {
