@@ -7,23 +7,20 @@
 use std::{
     collections::HashMap,
     ffi::CString,
-    os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{atomic::AtomicUsize, atomic::Ordering, Mutex},
 };
 
 use aya::{programs::KProbe, Ebpf};
 
-use super::{Attached, HookNames, ProbeTarget, Selection};
-use crate::loader::describe_program_error;
+use super::{Attached, HookNames, ProbeTarget, ProgramError, Selection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KprobeError {
     #[error("this kernel has no kprobe PMU (/sys/bus/event_source/devices/kprobe/type): CONFIG_KPROBES is off")]
     NoKprobes,
-    #[error("the eBPF object has no program {0}")]
-    MissingProgram(&'static str),
-    #[error("{0}")]
-    Load(String),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
     #[error("no function could be probed ({skipped} refused by the kernel); first error: {first}")]
     NothingAttached { skipped: usize, first: String },
 }
@@ -123,17 +120,11 @@ fn raise_open_files_limit(wanted: u64) {
     }
 }
 
-fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, KprobeError> {
-    let load_err = |e| KprobeError::Load(describe_program_error(name, &e));
-    let program: &mut KProbe = ebpf
-        .program_mut(name)
-        .ok_or(KprobeError::MissingProgram(name))?
-        .try_into()
-        .map_err(load_err)?;
-    if program.fd().is_err() {
-        program.load().map_err(load_err)?;
-    }
-    Ok(program.fd().map_err(load_err)?.as_fd().as_raw_fd())
+/// Loads (verifies) a program the first time it is needed; returns its fd.
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
+    super::program_fd(ebpf, name, |program| {
+        <&mut KProbe>::try_from(program)?.load()
+    })
 }
 
 /// `struct perf_event_attr` up to `config2` (PERF_ATTR_SIZE_VER1); the rest stays zero.

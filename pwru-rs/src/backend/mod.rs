@@ -95,6 +95,32 @@ impl Attached {
     }
 }
 
+/// A kernel program of the eBPF object that could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    #[error("the eBPF object has no program {0}")]
+    Missing(&'static str),
+    /// What the kernel said, verifier log included (`loader::describe_program_error`).
+    #[error("{0}")]
+    Load(String),
+}
+
+/// Loads (verifies) program `name` the first time a backend needs it and returns its fd.
+/// `load` converts it to its type and loads it: aya 0.14 has no type-independent load.
+fn program_fd(
+    ebpf: &mut aya::Ebpf,
+    name: &'static str,
+    load: impl FnOnce(&mut aya::programs::Program) -> Result<(), aya::programs::ProgramError>,
+) -> Result<i32, ProgramError> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let described = |e| ProgramError::Load(crate::loader::describe_program_error(name, &e));
+    let program = ebpf.program_mut(name).ok_or(ProgramError::Missing(name))?;
+    if program.fd().is_err() {
+        load(program).map_err(described)?;
+    }
+    Ok(program.fd().map_err(described)?.as_fd().as_raw_fd())
+}
+
 /// A kernel function to probe, with where its skb (and drop reason) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {

@@ -6,13 +6,13 @@
 //! attached to all tracepoints of its kind, with a BPF cookie (Linux ≥ 6.10) saying which hook
 //! fired.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use aya::{programs::RawTracePoint, Ebpf};
 use regex::Regex;
 
-use super::{Attached, HookNames};
-use crate::{btf::SkbTracepoint, loader::describe_program_error};
+use super::{Attached, HookNames, ProgramError};
+use crate::btf::SkbTracepoint;
 
 /// Programs by zero-based position of the skb argument.
 const PROGRAMS: [&str; 5] = [
@@ -43,10 +43,8 @@ fn program_for(tp: &SkbTracepoint) -> Option<&'static str> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TracepointError {
-    #[error("the eBPF object has no program {0}")]
-    MissingProgram(&'static str),
-    #[error("{0}")]
-    Load(String),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
     #[error("no skb tracepoint matches --filter-func {0:?}")]
     NothingToAttach(String),
     #[error("attaching to tracepoint {name} failed: {error}{hint}")]
@@ -117,17 +115,10 @@ pub fn attach(
 }
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.
-fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, TracepointError> {
-    let load_err = |e| TracepointError::Load(describe_program_error(name, &e));
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(TracepointError::MissingProgram(name))?
-        .try_into()
-        .map_err(load_err)?;
-    if program.fd().is_err() {
-        program.load().map_err(load_err)?;
-    }
-    Ok(program.fd().map_err(load_err)?.as_fd().as_raw_fd())
+fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
+    super::program_fd(ebpf, name, |program| {
+        <&mut RawTracePoint>::try_from(program)?.load()
+    })
 }
 
 /// `union bpf_attr` as used by BPF_RAW_TRACEPOINT_OPEN (with the 6.10 cookie field).
