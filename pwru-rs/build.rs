@@ -1,6 +1,10 @@
 //! Builds the kernel programs (`pwru-rs-ebpf`) with Debian's rustc, which ships `core` for
 //! `bpfel-unknown-none`, and bpf-linker; the binary embeds the object (see `loader.rs`).
 //! `cargo xtask setup` installs both. Spawning cargo directly needs no rustup toolchain.
+//!
+//! `PWRU_RS_SKIP_EBPF_BUILD=1` skips that build and embeds an empty object, so the userspace
+//! crates can be `cargo check`ed (or their unit tests run) on a machine without the BPF
+//! toolchain; such a binary refuses to trace, with a message saying why.
 
 use std::{
     env,
@@ -12,8 +16,17 @@ use std::{
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const EBPF_PACKAGE: &str = "pwru-rs-ebpf";
+const OBJECT_NAME: &str = "pwru-rs.bpf.o";
+const SKIP_VAR: &str = "PWRU_RS_SKIP_EBPF_BUILD";
 
 fn main() {
+    println!("cargo:rerun-if-env-changed={SKIP_VAR}");
+    if env::var_os(SKIP_VAR).is_some_and(|v| !v.is_empty() && v != "0") {
+        let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+        std::fs::write(out_dir.join(OBJECT_NAME), []).expect("writing the empty object");
+        println!("cargo:warning={SKIP_VAR} is set: the kernel programs are not built and this pwru-rs cannot trace");
+        return;
+    }
     if let Err(e) = build_ebpf() {
         // One clear line: the most likely cause is a machine without the toolchain.
         panic!("building the eBPF programs failed: {e:#}\n(run `cargo xtask setup` to install Debian's rustc-web, libstd-rust-web-dev-bpf and bpf-linker)");
@@ -42,8 +55,11 @@ fn build_ebpf() -> anyhow::Result<()> {
         .map(|t| t.join("ebpf"))
         .unwrap_or_else(|| out_dir.join("ebpf"));
 
+    // aya-ebpf reads registers per architecture: the one this pwru-rs is built for.
+    let arch = env::var("CARGO_CFG_TARGET_ARCH")?;
+    let arch_cfg = format!("--cfg=bpf_target_arch=\"{arch}\"");
     let rustflags = [
-        "--cfg=bpf_target_arch=\"x86_64\"",
+        arch_cfg.as_str(),
         "-Cdebuginfo=2",
         // bpf-linker emits BTF only when asked; aya needs it for the maps and globals.
         "-Clink-arg=--btf",
@@ -111,6 +127,6 @@ fn build_ebpf() -> anyhow::Result<()> {
         "{DEBIAN_CARGO} build of {EBPF_PACKAGE} failed: {status}"
     );
     let artifact = artifact.ok_or_else(|| anyhow::anyhow!("no eBPF artifact reported"))?;
-    std::fs::copy(&artifact, out_dir.join("pwru-rs.bpf.o"))?;
+    std::fs::copy(&artifact, out_dir.join(OBJECT_NAME))?;
     Ok(())
 }

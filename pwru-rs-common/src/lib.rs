@@ -6,6 +6,8 @@
 
 use core::mem::size_of;
 
+pub mod contract;
+
 pub const TASK_COMM_LEN: usize = 16;
 pub const IFNAMSIZ: usize = 16;
 
@@ -67,77 +69,172 @@ pub struct Config {
 }
 const _: () = assert!(size_of::<Config>() == 24);
 
-/// `Event::ip_version` values.
-pub const IP_NONE: u8 = 0;
-pub const IP_V4: u8 = 4;
-pub const IP_V6: u8 = 6;
+/// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
+/// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;
+/// later features add theirs), so a record is as long as what it carries. Userspace checks every
+/// length before reading and skips section kinds it does not know.
+pub mod record {
+    use core::mem::size_of;
 
-/// `Event::flags` bits.
-pub const EVENT_HAS_REASON: u32 = 1 << 0;
-pub const EVENT_HAS_DEV: u32 = 1 << 1;
+    /// Bumped whenever a layout below changes incompatibly.
+    pub const VERSION: u16 = 1;
 
-/// One hit of a probe on an skb, as written to the ring buffer.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// `bpf_ktime_get_ns()` at the hit.
-    pub ts_ns: u64,
-    /// Address of the `struct sk_buff`.
-    pub skb: u64,
-    /// What fired: a kernel function address (kprobe backends), or the index of the hook in the
-    /// table userspace attached (tracepoint backend).
-    pub hook: u64,
-    pub pid: u32,
-    pub cpu: u32,
-    pub netns: u32,
-    pub mark: u32,
-    pub ifindex: u32,
-    pub len: u32,
-    pub mtu: u32,
-    /// `enum skb_drop_reason` value, valid when `flags & EVENT_HAS_REASON`.
-    pub reason: u32,
-    pub flags: u32,
-    /// `skb->protocol`, host byte order (an ethertype such as 0x0800).
-    pub protocol: u16,
-    /// `IP_NONE`, `IP_V4` or `IP_V6`: whether `saddr`/`daddr`/`l4_proto` are valid.
-    pub ip_version: u8,
-    /// IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6).
-    pub l4_proto: u8,
-    /// Host byte order; zero when the L4 protocol has no ports.
-    pub sport: u16,
-    pub dport: u16,
-    /// IPv4 addresses use the first 4 bytes. Network byte order.
-    pub saddr: [u8; 16],
-    pub daddr: [u8; 16],
-    pub comm: [u8; TASK_COMM_LEN],
-    pub ifname: [u8; IFNAMSIZ],
-}
-const _: () = assert!(size_of::<Event>() == 136);
+    /// `RecordHeader::kind`: one hit of a hook on an skb.
+    pub const KIND_SKB: u16 = 1;
 
-impl Event {
-    pub const fn zeroed() -> Self {
-        Self {
-            ts_ns: 0,
-            skb: 0,
-            hook: 0,
-            pid: 0,
-            cpu: 0,
-            netns: 0,
-            mark: 0,
-            ifindex: 0,
-            len: 0,
-            mtu: 0,
-            reason: 0,
-            flags: 0,
-            protocol: 0,
-            ip_version: 0,
-            l4_proto: 0,
-            sport: 0,
-            dport: 0,
-            saddr: [0; 16],
-            daddr: [0; 16],
-            comm: [0; TASK_COMM_LEN],
-            ifname: [0; IFNAMSIZ],
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RecordHeader {
+        pub kind: u16,
+        pub version: u16,
+        /// Bytes of the whole record, this header included.
+        pub len: u32,
+    }
+    const _: () = assert!(size_of::<RecordHeader>() == 8);
+
+    /// `SectionHeader::kind` values.
+    pub const SECTION_META: u16 = 1;
+    pub const SECTION_TUPLE: u16 = 2;
+
+    /// Eight bytes, so every payload stays 8-byte aligned within the record.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SectionHeader {
+        pub kind: u16,
+        pub _reserved: u16,
+        /// Bytes of the payload that follows.
+        pub len: u32,
+    }
+    const _: () = assert!(size_of::<SectionHeader>() == 8);
+
+    /// `Meta::hook_kind`: what `Meta::hook` is.
+    /// The probed function's address (`bpf_get_func_ip`), named through kallsyms.
+    pub const HOOK_FUNC_IP: u8 = 1;
+    /// The attachment's BPF cookie: an index into the table of hooks userspace attached.
+    pub const HOOK_COOKIE: u8 = 2;
+
+    /// `Meta::flags` bits.
+    pub const META_HAS_REASON: u32 = 1 << 0;
+    pub const META_HAS_DEV: u32 = 1 << 1;
+
+    /// Common metadata of an skb at a hook ([`SECTION_META`], always present).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Meta {
+        /// `bpf_ktime_get_ns()` at the hit.
+        pub ts_ns: u64,
+        /// Address of the `struct sk_buff`.
+        pub skb: u64,
+        /// What fired; its meaning is given by `hook_kind`.
+        pub hook: u64,
+        pub pid: u32,
+        pub cpu: u32,
+        pub netns: u32,
+        pub mark: u32,
+        pub ifindex: u32,
+        pub len: u32,
+        pub mtu: u32,
+        /// `enum skb_drop_reason` value, valid when `flags & META_HAS_REASON`.
+        pub reason: u32,
+        pub flags: u32,
+        /// `skb->protocol`, host byte order (an ethertype such as 0x0800).
+        pub protocol: u16,
+        /// `HOOK_FUNC_IP` or `HOOK_COOKIE`.
+        pub hook_kind: u8,
+        pub _pad: u8,
+        pub comm: [u8; super::TASK_COMM_LEN],
+        /// Valid when `flags & META_HAS_DEV`.
+        pub ifname: [u8; super::IFNAMSIZ],
+    }
+    const _: () = assert!(size_of::<Meta>() == 96);
+
+    /// `Tuple::ip_version` values.
+    pub const IP_V4: u8 = 4;
+    pub const IP_V6: u8 = 6;
+
+    /// Addresses and ports from the packet's headers ([`SECTION_TUPLE`], present when the
+    /// network header holds IPv4 or IPv6).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Tuple {
+        /// `IP_V4` or `IP_V6`.
+        pub ip_version: u8,
+        /// IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6).
+        pub l4_proto: u8,
+        /// Host byte order; zero when the L4 protocol has no ports.
+        pub sport: u16,
+        pub dport: u16,
+        pub _pad: u16,
+        /// IPv4 addresses use the first 4 bytes. Network byte order.
+        pub saddr: [u8; 16],
+        pub daddr: [u8; 16],
+    }
+    const _: () = assert!(size_of::<Tuple>() == 40);
+
+    /// The record of an skb hit as the kernel lays it out before sending it: every section in
+    /// order; the kernel sends the first `len` bytes (without the tuple when there is none).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct SkbRecord {
+        pub header: RecordHeader,
+        pub meta_header: SectionHeader,
+        pub meta: Meta,
+        pub tuple_header: SectionHeader,
+        pub tuple: Tuple,
+    }
+    /// Bytes of an [`SkbRecord`] without its tuple section.
+    pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();
+    const _: () = assert!(size_of::<SkbRecord>() == 160);
+    const _: () = assert!(SKB_RECORD_NO_TUPLE == 112);
+
+    impl SkbRecord {
+        /// Headers filled in (the record's length as if it had a tuple), payloads zero.
+        pub const fn new() -> Self {
+            Self {
+                header: RecordHeader {
+                    kind: KIND_SKB,
+                    version: VERSION,
+                    len: size_of::<SkbRecord>() as u32,
+                },
+                meta_header: SectionHeader {
+                    kind: SECTION_META,
+                    _reserved: 0,
+                    len: size_of::<Meta>() as u32,
+                },
+                meta: Meta {
+                    ts_ns: 0,
+                    skb: 0,
+                    hook: 0,
+                    pid: 0,
+                    cpu: 0,
+                    netns: 0,
+                    mark: 0,
+                    ifindex: 0,
+                    len: 0,
+                    mtu: 0,
+                    reason: 0,
+                    flags: 0,
+                    protocol: 0,
+                    hook_kind: 0,
+                    _pad: 0,
+                    comm: [0; super::TASK_COMM_LEN],
+                    ifname: [0; super::IFNAMSIZ],
+                },
+                tuple_header: SectionHeader {
+                    kind: SECTION_TUPLE,
+                    _reserved: 0,
+                    len: size_of::<Tuple>() as u32,
+                },
+                tuple: Tuple {
+                    ip_version: 0,
+                    l4_proto: 0,
+                    sport: 0,
+                    dport: 0,
+                    _pad: 0,
+                    saddr: [0; 16],
+                    daddr: [0; 16],
+                },
+            }
         }
     }
 }
@@ -161,6 +258,5 @@ mod pod {
     // SAFETY: plain #[repr(C)] integer aggregates without padding (sizes asserted above).
     unsafe impl aya::Pod for super::Offsets {}
     unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::Event {}
     unsafe impl aya::Pod for super::FilterTestPacket {}
 }

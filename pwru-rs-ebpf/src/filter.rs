@@ -10,7 +10,7 @@ use aya_ebpf::{
     macros::map,
     maps::Array,
 };
-use pwru_rs_common::{FilterTestPacket, FILTER_TEST_MAX};
+use pwru_rs_common::{assert_contract_name, contract, FilterTestPacket, FILTER_TEST_MAX};
 
 /// Filter on the packet seen from its MAC header (libpcap DLT_EN10MB).
 #[unsafe(no_mangle)]
@@ -19,6 +19,7 @@ use pwru_rs_common::{FilterTestPacket, FILTER_TEST_MAX};
 pub extern "C" fn pwru_filter_l2(start: u64, end: u64) -> u64 {
     placeholder(start, end)
 }
+assert_contract_name!(pwru_filter_l2, contract::FILTER_L2_STUB.symbol);
 
 /// Filter on the packet seen from its network header (libpcap DLT_RAW).
 #[unsafe(no_mangle)]
@@ -27,6 +28,7 @@ pub extern "C" fn pwru_filter_l2(start: u64, end: u64) -> u64 {
 pub extern "C" fn pwru_filter_l3(start: u64, end: u64) -> u64 {
     placeholder(start, end)
 }
+assert_contract_name!(pwru_filter_l3, contract::FILTER_L3_STUB.symbol);
 
 /// Never runs unreplaced (the programs call the stubs only when a filter was injected). Its value
 /// must be unknowable to the compiler, or it folds the call and the caller's check away; a helper's
@@ -39,6 +41,7 @@ fn placeholder(start: u64, end: u64) -> u64 {
 /// The packet for [`pwru_filter_test`], written by userspace.
 #[map]
 static FILTER_TEST: Array<FilterTestPacket> = Array::with_max_entries(1, 0);
+assert_contract_name!(FILTER_TEST, contract::FILTER_TEST_MAP);
 
 /// Runs the injected filter on `FILTER_TEST[0]` under BPF_PROG_TEST_RUN: the differential tests
 /// hold the translation to libpcap's own matcher with this, in the kernel. Returns 1 for a match.
@@ -64,3 +67,4 @@ pub extern "C" fn pwru_filter_test(_ctx: *mut core::ffi::c_void) -> i32 {
     };
     (verdict != 0) as i32
 }
+assert_contract_name!(pwru_filter_test, contract::FILTER_TEST_PROGRAM);

@@ -5,6 +5,7 @@
 use aya_ebpf::{
     helpers::generated::bpf_get_func_ip, macros::kprobe, programs::ProbeContext, EbpfContext,
 };
+use pwru_rs_common::{assert_contract_name, contract, record::HOOK_FUNC_IP};
 
 use crate::skb::handle_skb;
 
@@ -13,43 +14,37 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let skb: u64 = ctx.arg(skb_arg).unwrap_or(0);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
     // The probed function's address; userspace names it through kallsyms.
-    handle_skb(skb, || unsafe { bpf_get_func_ip(ctx.as_ptr()) }, reason);
+    handle_skb(
+        skb,
+        HOOK_FUNC_IP,
+        || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+        reason,
+    );
     0
 }
 
-#[kprobe]
-pub fn pwru_kprobe_skb_1(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 0, None)
+/// `name => skb argument [, reason argument]`: one program each, its name checked against the
+/// contract userspace attaches by.
+macro_rules! kprobe_programs {
+    ($($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
+        $(
+            #[kprobe]
+            pub fn $name(ctx: ProbeContext) -> u32 {
+                hit(&ctx, $skb, $reason)
+            }
+            assert_contract_name!($name, $contract);
+        )*
+    };
 }
 
-#[kprobe]
-pub fn pwru_kprobe_skb_2(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 1, None)
+kprobe_programs! {
+    pwru_kprobe_skb_0 => contract::KPROBE_PROGRAMS[0], 0, None;
+    pwru_kprobe_skb_1 => contract::KPROBE_PROGRAMS[1], 1, None;
+    pwru_kprobe_skb_2 => contract::KPROBE_PROGRAMS[2], 2, None;
+    pwru_kprobe_skb_3 => contract::KPROBE_PROGRAMS[3], 3, None;
+    pwru_kprobe_skb_4 => contract::KPROBE_PROGRAMS[4], 4, None;
+    pwru_kprobe_skb_0_reason_1 => contract::KPROBE_SKB_0_REASON_1, 0, Some(1);
+    pwru_kprobe_skb_1_reason_2 => contract::KPROBE_SKB_1_REASON_2, 1, Some(2);
 }
-
-#[kprobe]
-pub fn pwru_kprobe_skb_3(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 2, None)
-}
-
-#[kprobe]
-pub fn pwru_kprobe_skb_4(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 3, None)
-}
-
-#[kprobe]
-pub fn pwru_kprobe_skb_5(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 4, None)
-}
-
-/// `kfree_skb_reason(struct sk_buff *skb, enum skb_drop_reason reason)`.
-#[kprobe]
-pub fn pwru_kprobe_skb_1_reason_2(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 0, Some(1))
-}
-
-/// `sk_skb_reason_drop(struct sock *sk, struct sk_buff *skb, enum skb_drop_reason reason)` (6.11+).
-#[kprobe]
-pub fn pwru_kprobe_skb_2_reason_3(ctx: ProbeContext) -> u32 {
-    hit(&ctx, 1, Some(2))
-}
+// One program per position the contract lists.
+const _: () = assert!(contract::KPROBE_PROGRAMS.len() == contract::MAX_SKB_ARGS);

@@ -9,8 +9,9 @@ use aya_ebpf::{
     maps::{PerCpuArray, RingBuf},
 };
 use pwru_rs_common::{
-    Config, Event, Offsets, EVENT_HAS_DEV, EVENT_HAS_REASON, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, IP_V4, IP_V6, TASK_COMM_LEN,
+    assert_contract_name, contract,
+    record::{SkbRecord, Tuple, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, SKB_RECORD_NO_TUPLE},
+    Config, Offsets, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, TASK_COMM_LEN,
 };
 
 use crate::filter::{pwru_filter_l2, pwru_filter_l3};
@@ -18,19 +19,23 @@ use crate::filter::{pwru_filter_l2, pwru_filter_l3};
 /// Kernel struct offsets, written by userspace before load (read-only global).
 #[unsafe(no_mangle)]
 static OFFSETS: Offsets = unsafe { core::mem::zeroed() };
+assert_contract_name!(OFFSETS, contract::OFFSETS_GLOBAL);
 
 /// Filters, written by userspace before load (read-only global).
 #[unsafe(no_mangle)]
 static CONFIG: Config = unsafe { core::mem::zeroed() };
+assert_contract_name!(CONFIG, contract::CONFIG_GLOBAL);
 
 /// Userspace resizes it at load time (`--ringbuf-size`).
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+assert_contract_name!(EVENTS, contract::EVENTS_MAP);
 
 /// Events that matched but found the ring buffer full: userspace reports them, nothing is lost
 /// silently.
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+assert_contract_name!(LOST, contract::LOST_MAP);
 
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -113,12 +118,12 @@ fn count_lost() {
     }
 }
 
-/// Entry point of every hook: filter, then reserve and fill one event.
+/// Entry point of every hook: filter, then build one record and send it.
 ///
-/// `hook` names the hook for userspace (asked only for events: it is a helper call);
-/// `reason` is the drop reason when the hook carries one.
+/// `hook` names the hook for userspace (asked only for events: it is a helper call), as a
+/// `record::HOOK_*` kind; `reason` is the drop reason when the hook carries one.
 #[inline(always)]
-pub fn handle_skb(skb: u64, hook: impl FnOnce() -> u64, reason: Option<u32>) {
+pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: Option<u32>) {
     if skb == 0 {
         return;
     }
@@ -152,38 +157,45 @@ pub fn handle_skb(skb: u64, hook: impl FnOnce() -> u64, reason: Option<u32>) {
         Some(meta) => meta,
         None => read_meta(skb),
     };
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count_lost();
-        return;
-    };
-    let ev = entry.as_mut_ptr();
-    unsafe {
-        ev.write(Event::zeroed());
-        let ev = &mut *ev;
-        ev.ts_ns = bpf_ktime_get_ns();
-        ev.skb = skb;
-        ev.hook = hook();
-        ev.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-        ev.cpu = generated::bpf_get_smp_processor_id();
-        ev.netns = meta.netns;
-        ev.mark = read(skb + off!(skb_mark));
-        ev.ifindex = meta.ifindex;
-        if let Some(r) = reason {
-            ev.reason = r;
-            ev.flags |= EVENT_HAS_REASON;
-        }
-        generated::bpf_get_current_comm(ev.comm.as_mut_ptr().cast(), TASK_COMM_LEN as u32);
-        if meta.dev != 0 {
-            ev.flags |= EVENT_HAS_DEV;
-            ev.mtu = read(meta.dev + off!(dev_mtu));
-            let _ =
-                bpf_probe_read_kernel_buf((meta.dev + off!(dev_name)) as *const u8, &mut ev.ifname);
-        }
-        ev.len = read(skb + off!(skb_len));
-        ev.protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
-        read_tuple(&headers, ev);
+    // Built on the stack and copied into the ring buffer at its real length (a reservation must
+    // have a constant size; the tuple section is sent only when there is a tuple).
+    let mut record = SkbRecord::new();
+    let m = &mut record.meta;
+    m.ts_ns = unsafe { bpf_ktime_get_ns() };
+    m.skb = skb;
+    m.hook_kind = hook_kind;
+    m.hook = hook();
+    m.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    m.cpu = unsafe { generated::bpf_get_smp_processor_id() };
+    m.netns = meta.netns;
+    m.mark = read(skb + off!(skb_mark));
+    m.ifindex = meta.ifindex;
+    if let Some(r) = reason {
+        m.reason = r;
+        m.flags |= META_HAS_REASON;
     }
-    entry.submit(wakeup_flag());
+    unsafe {
+        generated::bpf_get_current_comm(m.comm.as_mut_ptr().cast(), TASK_COMM_LEN as u32);
+    }
+    if meta.dev != 0 {
+        m.flags |= META_HAS_DEV;
+        m.mtu = read(meta.dev + off!(dev_mtu));
+        let _ = unsafe {
+            bpf_probe_read_kernel_buf((meta.dev + off!(dev_name)) as *const u8, &mut m.ifname)
+        };
+    }
+    m.len = read(skb + off!(skb_len));
+    m.protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
+    let len = if read_tuple(&headers, m.protocol, &mut record.tuple) {
+        size_of::<SkbRecord>()
+    } else {
+        SKB_RECORD_NO_TUPLE
+    };
+    record.header.len = len as u32;
+    let bytes = unsafe { core::slice::from_raw_parts((&raw const record).cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
+        count_lost();
+    }
 }
 
 const BPF_RB_NO_WAKEUP: u64 = 1;
@@ -276,16 +288,17 @@ fn read_headers(skb: u64) -> Headers {
     }
 }
 
-/// Fills the IP addresses and ports from the packet headers, when the network header is set.
+/// Fills the IP addresses and ports from the packet headers, when the network header is set
+/// and holds IPv4 or IPv6; false when there is no tuple.
 #[inline(always)]
-fn read_tuple(h: &Headers, ev: &mut Event) {
+fn read_tuple(h: &Headers, protocol: u16, ev: &mut Tuple) -> bool {
     if h.head == 0 || h.network == 0 || h.network == HEADER_UNSET {
-        return;
+        return false;
     }
     let l3 = h.head + h.network as u64;
     let first: u8 = read(l3);
     // skb->protocol is still 0 on the early transmit path: trust the IP version nibble then.
-    let l4 = match (first >> 4, ev.protocol) {
+    let l4 = match (first >> 4, protocol) {
         (4, ETH_P_IP | 0) => {
             let hdr: [u8; 20] = read_bytes(l3);
             ev.ip_version = IP_V4;
@@ -295,7 +308,7 @@ fn read_tuple(h: &Headers, ev: &mut Event) {
             // Only the first fragment carries the ports.
             let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
             if frag_off != 0 {
-                return;
+                return true;
             }
             l3 + ((first & 0x0f) as u64) * 4
         }
@@ -307,13 +320,14 @@ fn read_tuple(h: &Headers, ev: &mut Event) {
             ev.daddr.copy_from_slice(&hdr[24..40]);
             l3 + 40
         }
-        _ => return,
+        _ => return false,
     };
     if matches!(ev.l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
         let ports: [u8; 4] = read_bytes(l4);
         ev.sport = u16::from_be_bytes([ports[0], ports[1]]);
         ev.dport = u16::from_be_bytes([ports[2], ports[3]]);
     }
+    true
 }
 
 #[inline(always)]

@@ -4,11 +4,13 @@
 //! tracepoint has, so there is one program per position of the skb (and one for kfree_skb's
 //! drop reason). Each attachment's BPF cookie says which hook fired.
 
-use crate::skb::handle_skb;
 use aya_ebpf::{
     helpers::generated::bpf_get_attach_cookie, macros::raw_tracepoint,
     programs::RawTracePointContext, EbpfContext,
 };
+use pwru_rs_common::{assert_contract_name, contract, record::HOOK_COOKIE};
+
+use crate::skb::handle_skb;
 
 #[inline(always)]
 fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
@@ -17,39 +19,32 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
     // The cookie is the hook's index in userspace's table of attached tracepoints.
     handle_skb(
         skb,
+        HOOK_COOKIE,
         || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
         reason,
     );
     0
 }
 
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_0(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 0, None)
+/// `name => contract name, skb argument, reason argument`, as in `kprobe.rs`.
+macro_rules! raw_tp_programs {
+    ($($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
+        $(
+            #[raw_tracepoint]
+            pub fn $name(ctx: RawTracePointContext) -> i32 {
+                hit(&ctx, $skb, $reason)
+            }
+            assert_contract_name!($name, $contract);
+        )*
+    };
 }
 
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_1(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 1, None)
+raw_tp_programs! {
+    pwru_raw_tp_skb_0 => contract::RAW_TP_PROGRAMS[0], 0, None;
+    pwru_raw_tp_skb_1 => contract::RAW_TP_PROGRAMS[1], 1, None;
+    pwru_raw_tp_skb_2 => contract::RAW_TP_PROGRAMS[2], 2, None;
+    pwru_raw_tp_skb_3 => contract::RAW_TP_PROGRAMS[3], 3, None;
+    pwru_raw_tp_skb_4 => contract::RAW_TP_PROGRAMS[4], 4, None;
+    pwru_raw_tp_skb_0_reason_2 => contract::RAW_TP_SKB_0_REASON_2, 0, Some(2);
 }
-
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_2(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 2, None)
-}
-
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_3(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 3, None)
-}
-
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_4(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 4, None)
-}
-
-/// `kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`.
-#[raw_tracepoint]
-pub fn pwru_raw_tp_skb_0_reason_2(ctx: RawTracePointContext) -> i32 {
-    hit(&ctx, 0, Some(2))
-}
+const _: () = assert!(contract::RAW_TP_PROGRAMS.len() == contract::MAX_SKB_ARGS);

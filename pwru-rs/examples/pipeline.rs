@@ -1,84 +1,95 @@
-//! Userspace pipeline benchmark: synthetic ring-buffer records through the real decoder and
-//! formatter to /dev/null, one core. No kernel needed, so it is comparable across commits.
+//! Userspace pipeline benchmark: synthetic ring-buffer records through the real decoder, enricher
+//! and formatter to /dev/null, one core. No kernel needed, so it is comparable across commits.
 //! `cargo run --release --example pipeline -- [EVENTS]` prints `text <ns/event>` and
 //! `json <ns/event>` (used by `cargo xtask bench`).
 
-use std::io::Write;
-
 use pwru_rs::{
-    backend::HookNames,
     cli::TimestampChoice,
-    events::decode,
-    output::{Printer, PrinterConfig},
+    events::{encode, AlignedRecord, Enricher, HookTable, Pipeline},
+    output::{OutputSink, Printer, PrinterConfig, WallClock},
 };
-use pwru_rs_common::{Event, EVENT_HAS_DEV, EVENT_HAS_REASON, IP_V4, IP_V6};
+use pwru_rs_common::record::{
+    Meta, Tuple, HOOK_COOKIE, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
+};
 
 /// A mix like a real trace: mostly IPv4 TCP, some IPv6, some drops.
-fn records() -> Vec<[u8; size_of::<Event>()]> {
+fn records() -> Vec<AlignedRecord> {
     (0..64u64)
         .map(|i| {
-            let mut e = Event::zeroed();
-            e.ts_ns = 1_000_000 + i * 1000;
-            e.skb = 0xffff_8880_1234_5600 + ((i % 8) << 8);
-            e.hook = i % 30;
-            e.cpu = (i % 2) as u32;
-            e.pid = 4242;
-            e.netns = 4_026_531_840;
-            e.len = 98 + i as u32;
-            e.mtu = 1500;
-            e.ifindex = 2;
-            e.flags = EVENT_HAS_DEV;
-            e.comm[..4].copy_from_slice(b"curl");
-            e.ifname[..4].copy_from_slice(b"eth0");
+            let mut m = Meta {
+                ts_ns: 1_000_000 + i * 1000,
+                skb: 0xffff_8880_1234_5600 + ((i % 8) << 8),
+                hook: i % 30,
+                hook_kind: HOOK_COOKIE,
+                cpu: (i % 2) as u32,
+                pid: 4242,
+                netns: 4_026_531_840,
+                len: 98 + i as u32,
+                mtu: 1500,
+                ifindex: 2,
+                flags: META_HAS_DEV,
+                ..Default::default()
+            };
+            m.comm[..4].copy_from_slice(b"curl");
+            m.ifname[..4].copy_from_slice(b"eth0");
+            let mut t = Tuple::default();
             if i % 8 == 7 {
-                e.protocol = 0x86dd;
-                e.ip_version = IP_V6;
-                e.l4_proto = 58;
-                e.saddr = "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
-                e.daddr = "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
+                m.protocol = 0x86dd;
+                t.ip_version = IP_V6;
+                t.l4_proto = 58;
+                t.saddr = "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
+                t.daddr = "fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets();
             } else {
-                e.protocol = 0x0800;
-                e.ip_version = IP_V4;
-                e.l4_proto = 6;
-                e.sport = 443;
-                e.dport = 51_000 + i as u16;
-                e.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-                e.daddr[..4].copy_from_slice(&[192, 168, 1, i as u8]);
+                m.protocol = 0x0800;
+                t.ip_version = IP_V4;
+                t.l4_proto = 6;
+                t.sport = 443;
+                t.dport = 51_000 + i as u16;
+                t.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
+                t.daddr[..4].copy_from_slice(&[192, 168, 1, i as u8]);
             }
             if i % 16 == 15 {
-                e.flags |= EVENT_HAS_REASON;
-                e.reason = 3;
+                m.flags |= META_HAS_REASON;
+                m.reason = 3;
             }
-            // SAFETY: Event is plain #[repr(C)] data without padding.
-            unsafe { std::mem::transmute::<Event, [u8; size_of::<Event>()]>(e) }
+            // 8-byte aligned, as the kernel's ring-buffer records are.
+            let mut record = AlignedRecord::default();
+            record.copy_of(&encode(&m, Some(&t)));
+            record
         })
         .collect()
 }
 
 fn run(json: bool, events: u64) -> f64 {
-    let mut printer = Printer::new(PrinterConfig {
-        json,
-        timestamp: TimestampChoice::None,
-        output_meta: true,
-        output_tuple: true,
-        hooks: HookNames::ByIndex((0..30).map(|i| format!("skb_function_{i}")).collect()),
-        drop_reasons: [(3, "SKB_DROP_REASON_NO_SOCKET".to_string())]
+    let clock = WallClock::now();
+    let printer = Printer::new(
+        PrinterConfig {
+            json,
+            timestamp: TimestampChoice::None,
+            output_meta: true,
+            output_tuple: true,
+        },
+        clock,
+    );
+    let enricher = Enricher::new(
+        HookTable::by_cookie((0..30).map(|i| format!("skb_function_{i}")).collect()),
+        [(3, "SKB_DROP_REASON_NO_SOCKET".to_string())]
             .into_iter()
             .collect(),
-    });
+        TimestampChoice::None,
+        clock,
+    );
+    let devnull = std::fs::File::create("/dev/null").expect("/dev/null");
+    let mut sink = OutputSink::new(printer, Box::new(devnull), None);
+    let mut pipeline = Pipeline::new(enricher, &mut sink);
     let records = records();
-    let mut sink = std::fs::File::create("/dev/null").expect("/dev/null");
-    let mut buf = Vec::with_capacity(1 << 16);
     let started = std::time::Instant::now();
     for i in 0..events {
-        let event = decode(&records[(i % 64) as usize]).expect("a whole record");
-        printer.write_event(&event, &mut buf);
-        if buf.len() >= 1 << 16 {
-            sink.write_all(&buf).unwrap();
-            buf.clear();
-        }
+        pipeline
+            .push(records[(i % 64) as usize].bytes())
+            .expect("/dev/null takes it");
     }
-    sink.write_all(&buf).unwrap();
+    pipeline.flush().unwrap();
     started.elapsed().as_nanos() as f64 / events as f64
 }
 

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pwru_rs::{cli::Cli, trace};
+use pwru_rs::{cli::Cli, config::Config, session};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
@@ -19,8 +19,8 @@ fn main() -> ExitCode {
         })
         .init();
     let cli = Cli::parse();
-    match trace::run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    match Config::from_cli(&cli).and_then(|config| session::run(&config)) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, with the whole chain of causes.
             eprintln!("pwru-rs: error: {e:#}");

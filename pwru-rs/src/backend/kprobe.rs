@@ -13,7 +13,11 @@ use std::{
 
 use aya::{programs::KProbe, Ebpf};
 
-use super::{Attached, HookNames, ProbeTarget, ProgramError, Selection};
+use super::{Attached, Backend, ProbeTarget, Selection};
+use crate::{
+    events::HookTable,
+    loader::{self, ProgramError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KprobeError {
@@ -42,7 +46,7 @@ pub fn attach(
     selection: Selection,
     batch: usize,
     progress: bool,
-) -> Result<(Attached, usize), KprobeError> {
+) -> Result<Attached, KprobeError> {
     let pmu = pmu_type().ok_or(KprobeError::NoKprobes)?;
     // One fd per probe: thousands, past the usual soft limit of 1024.
     raise_open_files_limit(selection.targets.len() as u64 + 256);
@@ -89,14 +93,19 @@ pub fn attach(
             first: failed.first().cloned().unwrap_or_default(),
         });
     }
-    let hooks = HookNames::by_address(
+    let hooks = HookTable::by_address(
         attached
             .iter()
             .map(|(t, _)| (t.address, t.name.clone()))
             .collect(),
     );
     let links = attached.into_iter().map(|(_, fd)| fd).collect();
-    Ok((Attached { hooks, links }, selection.skipped + failed.len()))
+    Ok(Attached {
+        backend: Backend::Kprobe,
+        hooks,
+        skipped: selection.skipped + failed.len(),
+        links,
+    })
 }
 
 /// Raises RLIMIT_NOFILE's soft limit towards `wanted` (up to the hard limit).
@@ -122,7 +131,7 @@ fn raise_open_files_limit(wanted: u64) {
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.
 fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
-    super::program_fd(ebpf, name, |program| {
+    loader::program_fd(ebpf, name, |program| {
         <&mut KProbe>::try_from(program)?.load()
     })
 }

@@ -1,4 +1,5 @@
-//! Attaching the kernel programs: one module per backend.
+//! Attaching the kernel programs: one module per backend, and the choice between them
+//! ([`attach`]: the one asked for, or with `auto` the best this kernel has).
 
 pub mod kprobe;
 pub mod kprobe_multi;
@@ -6,59 +7,146 @@ pub mod tracepoint;
 
 use std::{collections::HashSet, os::fd::OwnedFd, time::Duration};
 
+use pwru_rs_common::contract;
 use regex::Regex;
 
 use crate::{
-    btf::SkbFunction,
+    btf::{SkbFunction, SkbTracepoint},
+    cli::BackendChoice,
+    events::HookTable,
     ksym::{self, Kallsyms, SymbolFiles},
 };
 
-/// How `Event::hook` names the hook that fired.
-#[derive(Debug, Clone)]
-pub enum HookNames {
-    /// An index into this table (tracepoint backend: the BPF cookie).
-    ByIndex(Vec<String>),
-    /// The probed function's address (kprobe backends), sorted by address.
-    ByAddress(Vec<(u64, String)>),
+/// How the programs are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Tracepoint,
+    Kprobe,
+    KprobeMulti,
 }
 
-/// `bpf_get_func_ip` may point a few bytes past the symbol (e.g. after an `endbr64`).
-const MAX_IP_OFFSET: u64 = 16;
-
-impl HookNames {
-    pub fn by_address(mut functions: Vec<(u64, String)>) -> Self {
-        functions.sort_unstable();
-        Self::ByAddress(functions)
+impl Backend {
+    /// As `--backend` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Tracepoint => "tracepoint",
+            Backend::Kprobe => "kprobe",
+            Backend::KprobeMulti => "kprobe-multi",
+        }
     }
 
-    pub fn name(&self, hook: u64) -> Option<&str> {
+    /// What it attaches to, for messages.
+    pub fn hook_noun(self) -> &'static str {
         match self {
-            Self::ByIndex(names) => names.get(hook as usize).map(String::as_str),
-            Self::ByAddress(functions) => {
-                let at = functions
-                    .partition_point(|(addr, _)| *addr <= hook)
-                    .checked_sub(1)?;
-                let (addr, name) = &functions[at];
-                (hook - addr <= MAX_IP_OFFSET).then_some(name.as_str())
+            Backend::Tracepoint => "tracepoints",
+            Backend::Kprobe | Backend::KprobeMulti => "functions",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What the kernel offers to hook, from BTF.
+pub struct Hookable<'a> {
+    pub functions: &'a [SkbFunction],
+    pub tracepoints: &'a [SkbTracepoint],
+}
+
+/// What [`attach`] needs besides the loaded object.
+pub struct AttachRequest<'a> {
+    pub choice: BackendChoice,
+    pub hookable: Hookable<'a>,
+    pub func_filter: Option<&'a Regex>,
+    /// kallsyms and ftrace's function list, read in the background ([`prefetch_symbols`]).
+    pub symbol_files: Option<SymbolFiles>,
+    /// kprobe backend: probes attached and detached at once.
+    pub kprobe_batch: usize,
+}
+
+/// Starts reading what the kprobe backends need (while BTF parses), when they may be used.
+pub fn prefetch_symbols(choice: BackendChoice) -> Option<SymbolFiles> {
+    match choice {
+        BackendChoice::Tracepoint => None,
+        BackendChoice::Kprobe | BackendChoice::KprobeMulti => {
+            Some(SymbolFiles::read_in_background())
+        }
+        BackendChoice::Auto => kprobe::pmu_type().map(|_| SymbolFiles::read_in_background()),
+    }
+}
+
+/// Attaches with the backend asked for; `auto` probes the kernel: kprobe-multi, else kprobe,
+/// else tracepoint, and says why. A program the verifier rejects is an error in every mode,
+/// never a reason to fall back.
+pub fn attach(
+    ebpf: &mut aya::Ebpf,
+    object: &[u8],
+    request: AttachRequest<'_>,
+) -> anyhow::Result<Attached> {
+    let AttachRequest {
+        choice,
+        hookable,
+        func_filter,
+        symbol_files,
+        kprobe_batch,
+    } = request;
+    let select = || {
+        let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
+        select_functions(hookable.functions, func_filter, files)
+    };
+    let tracepoint = |ebpf: &mut aya::Ebpf| -> anyhow::Result<Attached> {
+        Ok(tracepoint::attach(ebpf, hookable.tracepoints, func_filter)?)
+    };
+    let kprobe = |ebpf: &mut aya::Ebpf, selection: Selection| -> anyhow::Result<Attached> {
+        let attached = kprobe::attach(ebpf, selection, kprobe_batch, true)?;
+        log::info!(
+            "kprobe: {} functions could not be probed (not traceable, blacklisted or refused)",
+            attached.skipped
+        );
+        Ok(attached)
+    };
+    let kprobe_multi = |ebpf: &mut aya::Ebpf, selection: &Selection| {
+        log::info!(
+            "kprobe-multi: {} functions, {} not probeable here",
+            selection.targets.len(),
+            selection.skipped
+        );
+        kprobe_multi::attach(ebpf, object, selection)
+    };
+    match choice {
+        BackendChoice::Tracepoint => tracepoint(ebpf),
+        BackendChoice::Kprobe => kprobe(ebpf, select()?),
+        BackendChoice::KprobeMulti => Ok(kprobe_multi(ebpf, &select()?)?),
+        BackendChoice::Auto => {
+            if kprobe::pmu_type().is_none() {
+                log::info!("backend: tracepoint (this kernel has no kprobes)");
+                return tracepoint(ebpf);
+            }
+            let selection = select()?;
+            match kprobe_multi(ebpf, &selection) {
+                Ok(done) => {
+                    log::info!("backend: kprobe-multi (supported by this kernel)");
+                    Ok(done)
+                }
+                Err(e) if e.unsupported() => {
+                    log::info!("backend: kprobe (kprobe-multi unavailable: {e})");
+                    kprobe(ebpf, selection)
+                }
+                Err(e) => Err(e.into()),
             }
         }
-    }
-
-    pub fn len(&self) -> usize {
-        match self {
-            Self::ByIndex(n) => n.len(),
-            Self::ByAddress(f) => f.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
 /// Hooks attached by a backend. Dropping it detaches them all.
 pub struct Attached {
-    pub hooks: HookNames,
+    pub backend: Backend,
+    pub hooks: HookTable,
+    /// Candidates that could not be attached here (not traceable, blacklisted, refused).
+    pub skipped: usize,
     /// Kernel links or perf events; closing the fd detaches.
     links: Vec<OwnedFd>,
 }
@@ -95,32 +183,6 @@ impl Attached {
     }
 }
 
-/// A kernel program of the eBPF object that could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum ProgramError {
-    #[error("the eBPF object has no program {0}")]
-    Missing(&'static str),
-    /// What the kernel said, verifier log included (`loader::describe_program_error`).
-    #[error("{0}")]
-    Load(String),
-}
-
-/// Loads (verifies) program `name` the first time a backend needs it and returns its fd.
-/// `load` converts it to its type and loads it: aya 0.14 has no type-independent load.
-fn program_fd(
-    ebpf: &mut aya::Ebpf,
-    name: &'static str,
-    load: impl FnOnce(&mut aya::programs::Program) -> Result<(), aya::programs::ProgramError>,
-) -> Result<i32, ProgramError> {
-    use std::os::fd::{AsFd, AsRawFd};
-    let described = |e| ProgramError::Load(crate::loader::describe_program_error(name, &e));
-    let program = ebpf.program_mut(name).ok_or(ProgramError::Missing(name))?;
-    if program.fd().is_err() {
-        load(program).map_err(described)?;
-    }
-    Ok(program.fd().map_err(described)?.as_fd().as_raw_fd())
-}
-
 /// A kernel function to probe, with where its skb (and drop reason) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
@@ -138,31 +200,15 @@ pub struct Selection {
     pub skipped: usize,
 }
 
-/// Programs by 1-based skb position (`pwru-rs-ebpf/src/kprobe.rs`).
-const KPROBE_PROGRAMS: [&str; 5] = [
-    "pwru_kprobe_skb_1",
-    "pwru_kprobe_skb_2",
-    "pwru_kprobe_skb_3",
-    "pwru_kprobe_skb_4",
-    "pwru_kprobe_skb_5",
-];
-
+/// The program for `f`, by the position of its skb argument (`pwru-rs-ebpf/src/kprobe.rs`).
 fn kprobe_program(f: &SkbFunction) -> Option<&'static str> {
-    match (f.name.as_str(), f.skb_pos) {
+    let skb_arg = usize::from(f.skb_pos).checked_sub(1)?;
+    match (f.name.as_str(), skb_arg) {
         // The drop functions whose reason pwru prints.
-        ("kfree_skb_reason", 1) => Some("pwru_kprobe_skb_1_reason_2"),
-        ("sk_skb_reason_drop", 2) => Some("pwru_kprobe_skb_2_reason_3"),
-        (_, pos) => KPROBE_PROGRAMS
-            .get(usize::from(pos).checked_sub(1)?)
-            .copied(),
+        ("kfree_skb_reason", 0) => Some(contract::KPROBE_SKB_0_REASON_1),
+        ("sk_skb_reason_drop", 1) => Some(contract::KPROBE_SKB_1_REASON_2),
+        (_, arg) => contract::KPROBE_PROGRAMS.get(arg).copied(),
     }
-}
-
-/// All programs a kprobe backend may use.
-pub fn kprobe_programs() -> impl Iterator<Item = &'static str> {
-    KPROBE_PROGRAMS
-        .into_iter()
-        .chain(["pwru_kprobe_skb_1_reason_2", "pwru_kprobe_skb_2_reason_3"])
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,9 +352,9 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("ip_rcv", "pwru_kprobe_skb_1"),
-                ("kfree_skb_reason", "pwru_kprobe_skb_1_reason_2"),
-                ("sk_skb_reason_drop", "pwru_kprobe_skb_2_reason_3"),
+                ("ip_rcv", "pwru_kprobe_skb_0"),
+                ("kfree_skb_reason", "pwru_kprobe_skb_0_reason_1"),
+                ("sk_skb_reason_drop", "pwru_kprobe_skb_1_reason_2"),
             ]
         );
         assert_eq!(s.skipped, 3);
@@ -334,16 +380,5 @@ mod tests {
             ),
             Err(SelectError::NothingMatches(_))
         ));
-    }
-
-    #[test]
-    fn names_hooks_by_address_with_small_offsets() {
-        let hooks = HookNames::by_address(vec![(0x2000, "b".into()), (0x1000, "a".into())]);
-        assert_eq!(hooks.name(0x1000), Some("a"));
-        assert_eq!(hooks.name(0x1004), Some("a"));
-        assert_eq!(hooks.name(0x1100), None);
-        assert_eq!(hooks.name(0x0fff), None);
-        assert_eq!(hooks.name(0x2000), Some("b"));
-        assert_eq!(HookNames::ByIndex(vec!["x".into()]).name(0), Some("x"));
     }
 }

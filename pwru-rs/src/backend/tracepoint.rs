@@ -6,29 +6,21 @@
 //! attached to all tracepoints of its kind, with a BPF cookie (Linux ≥ 6.10) saying which hook
 //! fired.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use aya::{programs::RawTracePoint, Ebpf};
+use pwru_rs_common::contract::{RAW_TP_PROGRAMS as PROGRAMS, RAW_TP_SKB_0_REASON_2};
 use regex::Regex;
 
-use super::{Attached, HookNames, ProgramError};
-use crate::btf::SkbTracepoint;
-
-/// Programs by zero-based position of the skb argument.
-const PROGRAMS: [&str; 5] = [
-    "pwru_raw_tp_skb_0",
-    "pwru_raw_tp_skb_1",
-    "pwru_raw_tp_skb_2",
-    "pwru_raw_tp_skb_3",
-    "pwru_raw_tp_skb_4",
-];
-/// For an skb as argument 0 and a drop reason as argument 2 (kfree_skb).
-const PROGRAM_SKB_0_REASON_2: &str = "pwru_raw_tp_skb_0_reason_2";
+use super::{Attached, Backend};
+use crate::{
+    btf::SkbTracepoint,
+    events::HookTable,
+    loader::{self, sys, ProgramError},
+};
 
 /// The program serving a tracepoint, if any.
 fn program_for(tp: &SkbTracepoint) -> Option<&'static str> {
     match (tp.skb_arg, tp.reason_arg) {
-        (0, Some(2)) => Some(PROGRAM_SKB_0_REASON_2),
+        (0, Some(2)) => Some(RAW_TP_SKB_0_REASON_2),
         (n, reason) => {
             if reason.is_some() {
                 log::debug!(
@@ -84,7 +76,7 @@ pub fn attach(
         };
         let prog_fd = load_program(ebpf, name)?;
         // The cookie is the hook's index in `hook_names`, reported back as `Event::hook`.
-        match raw_tracepoint_open(&tp.name, prog_fd, hook_names.len() as u64) {
+        match sys::raw_tracepoint_open(&tp.name, prog_fd, hook_names.len() as u64) {
             Ok(link) => {
                 links.push(link);
                 hook_names.push(tp.name.clone());
@@ -109,50 +101,16 @@ pub fn attach(
         }
     }
     Ok(Attached {
-        hooks: HookNames::ByIndex(hook_names),
+        backend: Backend::Tracepoint,
+        hooks: HookTable::by_cookie(hook_names),
+        skipped: 0,
         links,
     })
 }
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.
 fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
-    super::program_fd(ebpf, name, |program| {
+    loader::program_fd(ebpf, name, |program| {
         <&mut RawTracePoint>::try_from(program)?.load()
     })
-}
-
-/// `union bpf_attr` as used by BPF_RAW_TRACEPOINT_OPEN (with the 6.10 cookie field).
-#[repr(C)]
-struct RawTracepointOpenAttr {
-    name: u64,
-    prog_fd: u32,
-    _pad: u32,
-    cookie: u64,
-}
-
-const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
-
-/// aya 0.14 attaches raw tracepoints without a cookie, so this one syscall is done by hand.
-fn raw_tracepoint_open(name: &str, prog_fd: i32, cookie: u64) -> std::io::Result<OwnedFd> {
-    let cname = std::ffi::CString::new(name).map_err(std::io::Error::other)?;
-    let attr = RawTracepointOpenAttr {
-        name: cname.as_ptr() as u64,
-        prog_fd: prog_fd as u32,
-        _pad: 0,
-        cookie,
-    };
-    // SAFETY: attr and the name it points to outlive the call; the kernel copies both.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_RAW_TRACEPOINT_OPEN,
-            &attr as *const RawTracepointOpenAttr,
-            std::mem::size_of::<RawTracepointOpenAttr>() as u32,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

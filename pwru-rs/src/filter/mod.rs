@@ -2,21 +2,18 @@
 //!
 //! libpcap compiles the expression to cBPF twice: for Ethernet frames (the skb seen from its MAC
 //! header) and for raw IP (seen from its network header). Each is translated to eBPF
-//! ([`ebpf`]) and injected into the kernel object in place of a stub ([`inject`]) before load.
+//! ([`ebpf`]) and injected into the kernel object in place of a stub ([`crate::object`]) before
+//! load.
 
 mod cbpf;
 mod ebpf;
-mod inject;
 pub mod testing;
 
 pub use cbpf::{compile as compile_cbpf, CbpfInsn, Compiled, View};
 pub use ebpf::{translate, Insn, TranslateError};
-pub use inject::{AlignedBytes, InjectError};
+use pwru_rs_common::contract::{FILTER_L2_STUB, FILTER_L3_STUB};
 
-/// Stub section and symbol names shared with `pwru-rs-ebpf/src/filter.rs`, and the distinct
-/// addresses they get (see `inject`).
-const L2_STUB: (&str, &str, u64) = (".text.filter_l2", "pwru_filter_l2", 0x1000_0000);
-const L3_STUB: (&str, &str, u64) = (".text.filter_l3", "pwru_filter_l3", 0x2000_0000);
+use crate::object::Injection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
@@ -29,8 +26,6 @@ pub enum FilterError {
         view: View,
         source: TranslateError,
     },
-    #[error(transparent)]
-    Inject(#[from] InjectError),
 }
 
 /// An expression in both forms, translated to eBPF.
@@ -116,28 +111,20 @@ fn to_bytes(insns: &[Insn]) -> Vec<u8> {
     insns.iter().flat_map(|i| i.to_bytes()).collect()
 }
 
-/// The kernel object ready for aya: with `filter` injected, or with the stubs kept (the programs
-/// then never call them). Either way the stubs get distinct addresses (see `inject`).
-pub fn patch_object(
-    object: &[u8],
-    filter: Option<&PcapFilter>,
-) -> Result<AlignedBytes, FilterError> {
-    let code = filter.map(|f| (to_bytes(&f.l2), to_bytes(&f.l3)));
-    let replacements = [
-        inject::Replacement {
-            section: L2_STUB.0,
-            symbol: L2_STUB.1,
-            address: L2_STUB.2,
-            code: code.as_ref().map(|(l2, _)| l2.as_slice()),
-        },
-        inject::Replacement {
-            section: L3_STUB.0,
-            symbol: L3_STUB.1,
-            address: L3_STUB.2,
-            code: code.as_ref().map(|(_, l3)| l3.as_slice()),
-        },
-    ];
-    Ok(inject::replace_functions(object, &replacements)?)
+impl PcapFilter {
+    /// The code for the kernel object's two filter stubs.
+    pub fn injections(&self) -> Vec<Injection> {
+        vec![
+            Injection {
+                stub: FILTER_L2_STUB,
+                code: to_bytes(&self.l2),
+            },
+            Injection {
+                stub: FILTER_L3_STUB,
+                code: to_bytes(&self.l3),
+            },
+        ]
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +177,11 @@ mod tests {
     #[test]
     fn patches_the_embedded_object() {
         let filter = compile("tcp port 443").unwrap();
-        let patched = patch_object(crate::loader::EBPF_OBJECT, filter.as_ref()).unwrap();
+        let patched = crate::object::patch(
+            crate::loader::embedded_object().unwrap(),
+            &filter.as_ref().unwrap().injections(),
+        )
+        .unwrap();
         let elf = object::read::File::parse(patched.as_bytes()).unwrap();
         use object::{Object, ObjectSection, ObjectSymbol};
         let section = elf.section_by_name(".text.filter_l2").unwrap();
@@ -203,11 +194,14 @@ mod tests {
             .find(|s| s.name() == Ok("pwru_filter_l2"))
             .unwrap();
         assert_eq!(sym.size(), section.size());
-        assert_eq!((sym.address(), section.address()), (L2_STUB.2, L2_STUB.2));
+        assert_eq!(
+            (sym.address(), section.address()),
+            (0x1000_0000, 0x1000_0000)
+        );
         let l3 = elf
             .symbols()
             .find(|s| s.name() == Ok("pwru_filter_l3"))
             .unwrap();
-        assert_eq!(l3.address(), L3_STUB.2, "stubs must not share an address");
+        assert_eq!(l3.address(), 0x2000_0000, "stubs must not share an address");
     }
 }

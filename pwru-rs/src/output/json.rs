@@ -5,7 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{write_hex, write_ip, write_u64, EventView, Stamp, WallClock};
+use super::{
+    write_func, write_hex, write_iface, write_ip, write_process, write_reason, write_u64,
+    WallClock, HEX_DIGITS,
+};
+use crate::events::{Event, Stamp};
 
 /// One line of `--output-json`. Field order is the order written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,18 +62,17 @@ pub struct JsonTuple {
     pub proto: u8,
 }
 
-pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec<u8>) {
-    let e = view.event;
+pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"skb\":\"");
     write_hex(out, e.skb);
     out.extend_from_slice(b"\",\"cpu\":");
     write_u64(out, e.cpu as u64);
     out.extend_from_slice(b",\"process\":");
-    quoted(out, |o| view.write_process(o));
+    quoted(out, |o| write_process(e, o));
     out.extend_from_slice(b",\"func\":");
-    quoted(out, |o| view.write_func(o));
+    quoted(out, |o| write_func(e, o));
     out.extend_from_slice(b",\"time\":");
-    match view.stamp {
+    match e.time {
         Stamp::None => out.extend_from_slice(b"null"),
         Stamp::Nanos(ns) => write_u64(out, ns),
         Stamp::Wall(ns) => {
@@ -83,7 +86,7 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
         write_u64(out, value as u64);
     }
     out.extend_from_slice(b",\"iface\":");
-    quoted(out, |o| view.write_iface(o));
+    quoted(out, |o| write_iface(e, o));
     out.extend_from_slice(b",\"proto\":");
     write_u64(out, e.protocol as u64);
     for (key, value) in [(&b",\"mtu\":"[..], e.mtu), (b",\"len\":", e.len)] {
@@ -91,17 +94,17 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
         write_u64(out, value as u64);
     }
     out.extend_from_slice(b",\"tuple\":");
-    if view.has_tuple() {
+    if let Some(t) = &e.tuple {
         out.extend_from_slice(b"{\"saddr\":\"");
-        write_ip(out, e.ip_version, &e.saddr);
+        write_ip(out, &t.saddr);
         out.extend_from_slice(b"\",\"daddr\":\"");
-        write_ip(out, e.ip_version, &e.daddr);
+        write_ip(out, &t.daddr);
         out.extend_from_slice(b"\",\"sport\":");
-        write_u64(out, e.sport as u64);
+        write_u64(out, t.sport as u64);
         out.extend_from_slice(b",\"dport\":");
-        write_u64(out, e.dport as u64);
+        write_u64(out, t.dport as u64);
         out.extend_from_slice(b",\"proto\":");
-        write_u64(out, e.l4_proto as u64);
+        write_u64(out, t.proto as u64);
         out.push(b'}');
     } else {
         out.extend_from_slice(b"null");
@@ -109,16 +112,16 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
     out.extend_from_slice(b",\"pid\":");
     write_u64(out, e.pid as u64);
     out.extend_from_slice(b",\"comm\":");
-    quoted(out, |o| o.extend_from_slice(view.comm()));
+    quoted(out, |o| o.extend_from_slice(e.comm));
     out.extend_from_slice(b",\"ifindex\":");
     write_u64(out, e.ifindex as u64);
     out.extend_from_slice(b",\"ifname\":");
-    quoted(out, |o| o.extend_from_slice(view.ifname()));
-    match view.reason() {
+    quoted(out, |o| o.extend_from_slice(e.ifname));
+    match &e.reason {
         Some(reason) => {
             out.extend_from_slice(b",\"reason\":");
             match reason.name {
-                Some(_) => quoted(out, |o| reason.write(o)),
+                Some(_) => quoted(out, |o| write_reason(reason, o)),
                 None => out.extend_from_slice(b"null"),
             }
             out.extend_from_slice(b",\"reason_code\":");
@@ -146,7 +149,6 @@ fn quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
 }
 
 fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -156,8 +158,8 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             '\t' => out.extend_from_slice(b"\\t"),
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 out.extend_from_slice(b"\\u00");
-                out.push(HEX[(c as usize) >> 4]);
-                out.push(HEX[(c as usize) & 0xf]);
+                out.push(HEX_DIGITS[(c as usize) >> 4]);
+                out.push(HEX_DIGITS[(c as usize) & 0xf]);
             }
             c => {
                 let mut buf = [0; 4];

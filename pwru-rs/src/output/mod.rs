@@ -5,19 +5,23 @@
 
 mod clock;
 mod json;
+pub mod schema;
+mod sink;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
-use pwru_rs_common::{Event, EVENT_HAS_DEV, EVENT_HAS_REASON, IP_V4, IP_V6};
+use std::net::IpAddr;
 
 pub use clock::WallClock;
 pub use json::{JsonEvent, JsonTime, JsonTuple};
+pub use sink::OutputSink;
 
-use crate::{backend::HookNames, btf::DropReasons, cli::TimestampChoice};
+use crate::{
+    cli::TimestampChoice,
+    events::{Event, Hook, Reason},
+};
 
 /// What the printer needs to know besides the events themselves.
 pub struct PrinterConfig {
@@ -27,46 +31,17 @@ pub struct PrinterConfig {
     pub output_meta: bool,
     /// Text only: the TUPLE column.
     pub output_tuple: bool,
-    /// How `Event::hook` names the function or tracepoint.
-    pub hooks: HookNames,
-    pub drop_reasons: DropReasons,
 }
 
 pub struct Printer {
     config: PrinterConfig,
+    /// Formats wall-clock times in the local time zone.
     clock: WallClock,
-    /// `--timestamp relative`: the previous event's time per skb address.
-    last_seen: HashMap<u64, u64>,
 }
-
-/// Resolved timestamp of one event, per `--timestamp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stamp {
-    None,
-    Nanos(u64),
-    /// Wall-clock nanoseconds since the Unix epoch.
-    Wall(u64),
-}
-
-/// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
-const LAST_SEEN_MAX: usize = 1 << 20;
 
 impl Printer {
-    pub fn new(config: PrinterConfig) -> Self {
-        Self {
-            config,
-            clock: WallClock::now(),
-            last_seen: HashMap::new(),
-        }
-    }
-
-    /// For tests and benchmarks that need reproducible absolute times.
-    pub fn with_clock(config: PrinterConfig, clock: WallClock) -> Self {
-        Self {
-            config,
-            clock,
-            last_seen: HashMap::new(),
-        }
+    pub fn new(config: PrinterConfig, clock: WallClock) -> Self {
+        Self { config, clock }
     }
 
     /// The column header (text mode); nothing for JSON lines.
@@ -77,168 +52,85 @@ impl Printer {
     }
 
     /// Appends one line (with its newline) describing `event`.
-    pub fn write_event(&mut self, event: &Event, out: &mut Vec<u8>) {
+    pub fn write_event(&self, event: &Event<'_>, out: &mut Vec<u8>) {
         // One growth check for the whole line instead of one per piece.
         out.reserve(512);
-        let stamp = self.stamp(event);
-        let view = EventView {
-            event,
-            config: &self.config,
-            stamp,
-        };
         if self.config.json {
-            json::write_event(&view, &self.clock, out);
+            json::write_event(event, &self.clock, out);
         } else {
-            text::write_event(&view, &self.clock, out);
-        }
-    }
-
-    fn stamp(&mut self, event: &Event) -> Stamp {
-        match self.config.timestamp {
-            TimestampChoice::None => Stamp::None,
-            TimestampChoice::Current => Stamp::Nanos(event.ts_ns),
-            TimestampChoice::Absolute => Stamp::Wall(self.clock.wall_ns(event.ts_ns)),
-            TimestampChoice::Relative => {
-                if self.last_seen.len() >= LAST_SEEN_MAX {
-                    self.last_seen.clear();
-                }
-                let previous = self.last_seen.insert(event.skb, event.ts_ns);
-                Stamp::Nanos(previous.map_or(0, |p| event.ts_ns.saturating_sub(p)))
-            }
+            text::write_event(event, &self.config, &self.clock, out);
         }
     }
 }
 
-/// An event plus what is needed to name its parts.
-struct EventView<'a> {
-    event: &'a Event,
-    config: &'a PrinterConfig,
-    stamp: Stamp,
+/// `pid`/`comm` tell who was on the CPU, as in pwru: in softirq that is often not the sender.
+fn write_process(e: &Event<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(e.comm);
+    out.push(b':');
+    write_u64(out, e.pid as u64);
 }
 
-impl EventView<'_> {
-    fn hook(&self) -> HookName<'_> {
-        match self.config.hooks.name(self.event.hook) {
-            Some(name) => HookName::Known(name),
-            None => HookName::Unknown(self.event.hook),
-        }
-    }
-
-    /// The drop reason's enumerator name, or its number if this kernel's BTF has no name for it.
-    fn reason(&self) -> Option<Reason<'_>> {
-        if self.event.flags & EVENT_HAS_REASON == 0 {
-            return None;
-        }
-        let code = self.event.reason;
-        Some(Reason {
-            code,
-            name: self.config.drop_reasons.name(code),
-        })
-    }
-
-    fn comm(&self) -> &[u8] {
-        until_nul(&self.event.comm)
-    }
-
-    fn ifname(&self) -> &[u8] {
-        if self.event.flags & EVENT_HAS_DEV == 0 {
-            return b"";
-        }
-        until_nul(&self.event.ifname)
-    }
-
-    fn has_tuple(&self) -> bool {
-        matches!(self.event.ip_version, IP_V4 | IP_V6)
-    }
-
-    /// `pid`/`comm` tell who was on the CPU, as in pwru: in softirq that is often not the sender.
-    fn write_process(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.comm());
+/// `name:ifindex`, or the bare ifindex when the skb has no device (pwru's IFACE).
+fn write_iface(e: &Event<'_>, out: &mut Vec<u8>) {
+    if !e.ifname.is_empty() {
+        out.extend_from_slice(e.ifname);
         out.push(b':');
-        write_u64(out, self.event.pid as u64);
     }
+    write_u64(out, e.ifindex as u64);
+}
 
-    /// `name:ifindex`, or the bare ifindex when the skb has no device (pwru's IFACE).
-    fn write_iface(&self, out: &mut Vec<u8>) {
-        let name = self.ifname();
-        if !name.is_empty() {
-            out.extend_from_slice(name);
-            out.push(b':');
-        }
-        write_u64(out, self.event.ifindex as u64);
-    }
-
-    /// `func` as pwru prints it: the hook, and for drops `(SKB_DROP_REASON_...)`.
-    fn write_func(&self, out: &mut Vec<u8>) {
-        self.hook().write(out);
-        if let Some(reason) = self.reason() {
-            out.push(b'(');
-            reason.write(out);
-            out.push(b')');
+/// `func` as pwru prints it: the hook, and for drops `(SKB_DROP_REASON_...)`.
+fn write_func(e: &Event<'_>, out: &mut Vec<u8>) {
+    match e.hook {
+        Hook::Known(name) => out.extend_from_slice(name.as_bytes()),
+        Hook::Unknown(id) => {
+            out.extend_from_slice(b"unknown_hook_");
+            write_hex(out, id);
         }
     }
-
-    /// `saddr:sport->daddr:dport(proto)`, IPv6 addresses in brackets.
-    fn write_tuple(&self, out: &mut Vec<u8>) {
-        if !self.has_tuple() {
-            // pwru prints an all-zero tuple; keeping it keeps the column count fixed for awk.
-            out.extend_from_slice(b"0.0.0.0:0->0.0.0.0:0()");
-            return;
-        }
-        let e = self.event;
-        let v6 = e.ip_version == IP_V6;
-        for (addr, port, arrow) in [(&e.saddr, e.sport, true), (&e.daddr, e.dport, false)] {
-            if v6 {
-                out.push(b'[');
-            }
-            write_ip(out, e.ip_version, addr);
-            if v6 {
-                out.push(b']');
-            }
-            out.push(b':');
-            write_u64(out, port as u64);
-            if arrow {
-                out.extend_from_slice(b"->");
-            }
-        }
+    if let Some(reason) = &e.reason {
         out.push(b'(');
-        match l4_name(e.l4_proto) {
-            Some(name) => out.extend_from_slice(name.as_bytes()),
-            None => write_u64(out, e.l4_proto as u64),
-        }
+        write_reason(reason, out);
         out.push(b')');
     }
 }
 
-enum HookName<'a> {
-    Known(&'a str),
-    Unknown(u64),
-}
-
-impl HookName<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            HookName::Known(name) => out.extend_from_slice(name.as_bytes()),
-            HookName::Unknown(id) => {
-                out.extend_from_slice(b"unknown_hook_");
-                write_hex(out, *id);
-            }
-        }
+/// The drop reason's enumerator name, or its number if this kernel's BTF has no name for it.
+fn write_reason(reason: &Reason<'_>, out: &mut Vec<u8>) {
+    match reason.name {
+        Some(name) => out.extend_from_slice(name.as_bytes()),
+        None => write_u64(out, reason.code as u64),
     }
 }
 
-struct Reason<'a> {
-    code: u32,
-    name: Option<&'a str>,
-}
-
-impl Reason<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
-        match self.name {
-            Some(name) => out.extend_from_slice(name.as_bytes()),
-            None => write_u64(out, self.code as u64),
+/// `saddr:sport->daddr:dport(proto)`, IPv6 addresses in brackets.
+fn write_tuple(e: &Event<'_>, out: &mut Vec<u8>) {
+    let Some(t) = &e.tuple else {
+        // pwru prints an all-zero tuple; keeping it keeps the column count fixed for awk.
+        out.extend_from_slice(b"0.0.0.0:0->0.0.0.0:0()");
+        return;
+    };
+    for (addr, port, arrow) in [(&t.saddr, t.sport, true), (&t.daddr, t.dport, false)] {
+        let v6 = addr.is_ipv6();
+        if v6 {
+            out.push(b'[');
+        }
+        write_ip(out, addr);
+        if v6 {
+            out.push(b']');
+        }
+        out.push(b':');
+        write_u64(out, port as u64);
+        if arrow {
+            out.extend_from_slice(b"->");
         }
     }
+    out.push(b'(');
+    match l4_name(t.proto) {
+        Some(name) => out.extend_from_slice(name.as_bytes()),
+        None => write_u64(out, t.proto as u64),
+    }
+    out.push(b')');
 }
 
 /// Short names pwru uses in its TUPLE column (plus SCTP); other protocols print as numbers.
@@ -253,36 +145,47 @@ fn l4_name(proto: u8) -> Option<&'static str> {
     })
 }
 
-fn until_nul(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    &bytes[..end]
-}
-
+#[inline]
 fn write_u64(out: &mut Vec<u8>, value: u64) {
+    // CPU numbers, ifindexes, zeros: most numbers of a line are one digit.
+    if value < 10 {
+        out.push(b'0' + value as u8);
+        return;
+    }
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
+/// Lower-case hex digits, shared by every hex writer.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// `0x`-prefixed lower-case hex, no leading zeros (Go's `%#x`).
 fn write_hex(out: &mut Vec<u8>, value: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(b"0x");
     let digits = (64 - value.leading_zeros()).div_ceil(4).max(1);
+    write_hex_digits(out, value, digits);
+}
+
+/// The low `digits` hex digits of `value`, leading zeros kept.
+fn write_hex_digits(out: &mut Vec<u8>, value: u64, digits: u32) {
     for i in (0..digits).rev() {
-        out.push(DIGITS[((value >> (i * 4)) & 0xf) as usize]);
+        out.push(HEX_DIGITS[((value >> (i * 4)) & 0xf) as usize]);
     }
 }
 
 /// Dotted quad for IPv4, RFC 5952 text for IPv6 (no brackets).
-fn write_ip(out: &mut Vec<u8>, version: u8, addr: &[u8; 16]) {
-    if version == IP_V6 {
-        use std::io::Write;
-        let _ = write!(out, "{}", std::net::Ipv6Addr::from(*addr));
-        return;
-    }
+fn write_ip(out: &mut Vec<u8>, addr: &IpAddr) {
+    let v4 = match addr {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+            return;
+        }
+    };
     // Four table lookups instead of four integer formattings: the hottest part of a line.
     let mut text = [0u8; 15];
     let mut len = 0;
-    for (i, &octet) in addr[..4].iter().enumerate() {
+    for (i, &octet) in v4.iter().enumerate() {
         if i > 0 {
             text[len] = b'.';
             len += 1;

@@ -1,7 +1,7 @@
-use pwru_rs_common::{Event, EVENT_HAS_DEV, EVENT_HAS_REASON, IP_NONE, IP_V4, IP_V6};
+use std::net::IpAddr;
 
 use super::*;
-use crate::backend::HookNames;
+use crate::events::{Stamp, Tuple};
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -9,57 +9,54 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         timestamp,
         output_meta: true,
         output_tuple: true,
-        hooks: HookNames::ByIndex(vec!["net_dev_queue".into(), "kfree_skb".into()]),
-        drop_reasons: [
-            (2, "SKB_DROP_REASON_NOT_SPECIFIED".to_string()),
-            (3, "SKB_DROP_REASON_NO_SOCKET".into()),
-        ]
-        .into_iter()
-        .collect(),
     }
 }
 
-fn fixed_name<const N: usize>(s: &str) -> [u8; N] {
-    let mut out = [0; N];
-    out[..s.len()].copy_from_slice(s.as_bytes());
-    out
+fn printer(json: bool, timestamp: TimestampChoice) -> Printer {
+    Printer::new(config(json, timestamp), WallClock::fixed(0, 0))
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
 }
 
 /// A UDP packet 10.0.0.1:4242 -> 10.0.0.2:53 leaving veth0.
-fn udp_event() -> Event {
-    let mut e = Event::zeroed();
-    e.ts_ns = 5_000_000_123;
-    e.skb = 0xffff_8880_0a1b_2c00;
-    e.hook = 0;
-    e.pid = 4711;
-    e.cpu = 1;
-    e.netns = 4_026_531_840;
-    e.mark = 0x42;
-    e.ifindex = 7;
-    e.len = 60;
-    e.mtu = 1500;
-    e.flags = EVENT_HAS_DEV;
-    e.protocol = 0x0800;
-    e.ip_version = IP_V4;
-    e.l4_proto = 17;
-    e.sport = 4242;
-    e.dport = 53;
-    e.saddr[..4].copy_from_slice(&[10, 0, 0, 1]);
-    e.daddr[..4].copy_from_slice(&[10, 0, 0, 2]);
-    e.comm = fixed_name("dig");
-    e.ifname = fixed_name("veth0");
-    e
+fn udp_event() -> Event<'static> {
+    Event {
+        skb: 0xffff_8880_0a1b_2c00,
+        cpu: 1,
+        pid: 4711,
+        comm: b"dig",
+        hook: Hook::Known("net_dev_queue"),
+        reason: None,
+        ts_ns: 5_000_000_123,
+        time: Stamp::None,
+        netns: 4_026_531_840,
+        mark: 0x42,
+        ifindex: 7,
+        ifname: b"veth0",
+        mtu: 1500,
+        len: 60,
+        protocol: 0x0800,
+        tuple: Some(Tuple {
+            saddr: ip("10.0.0.1"),
+            daddr: ip("10.0.0.2"),
+            sport: 4242,
+            dport: 53,
+            proto: 17,
+        }),
+    }
 }
 
-fn text(printer: &mut Printer, event: &Event) -> String {
+fn text(printer: &Printer, event: &Event<'_>) -> String {
     let mut out = Vec::new();
     printer.write_event(event, &mut out);
     String::from_utf8(out).unwrap()
 }
 
-fn json(printer: &mut Printer, event: &Event) -> JsonEvent {
+fn json(event: &Event<'_>) -> JsonEvent {
     let mut out = Vec::new();
-    printer.write_event(event, &mut out);
+    printer(true, TimestampChoice::None).write_event(event, &mut out);
     assert_eq!(
         out.iter().filter(|&&b| b == b'\n').count(),
         1,
@@ -70,11 +67,15 @@ fn json(printer: &mut Printer, event: &Event) -> JsonEvent {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
 }
 
+/// The JSON form of [`udp_event`].
+pub(super) fn json_sample() -> JsonEvent {
+    json(&udp_event())
+}
+
 #[test]
 fn header_matches_pwru_layout() {
-    let printer = Printer::new(config(false, TimestampChoice::None));
     let mut out = Vec::new();
-    printer.write_header(&mut out);
+    printer(false, TimestampChoice::None).write_header(&mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "SKB                CPU PROCESS          NETNS      MARK/x        IFACE       PROTO  MTU   LEN   TUPLE    FUNC\n"
@@ -87,28 +88,27 @@ fn header_follows_toggles_and_timestamps() {
     cfg.output_meta = false;
     cfg.output_tuple = false;
     let mut out = Vec::new();
-    Printer::new(cfg).write_header(&mut out);
+    Printer::new(cfg, WallClock::fixed(0, 0)).write_header(&mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "SKB                CPU PROCESS          TIMESTAMP        FUNC\n"
     );
 
     let mut out = Vec::new();
-    Printer::new(config(false, TimestampChoice::Absolute)).write_header(&mut out);
+    printer(false, TimestampChoice::Absolute).write_header(&mut out);
     assert!(String::from_utf8(out)
         .unwrap()
         .starts_with("TIME            SKB "));
 
     let mut out = Vec::new();
-    Printer::new(config(true, TimestampChoice::None)).write_header(&mut out);
+    printer(true, TimestampChoice::None).write_header(&mut out);
     assert!(out.is_empty(), "JSON lines have no header");
 }
 
 #[test]
 fn every_text_column() {
-    let mut printer = Printer::new(config(false, TimestampChoice::None));
     assert_eq!(
-        text(&mut printer, &udp_event()),
+        text(&printer(false, TimestampChoice::None), &udp_event()),
         "0xffff88800a1b2c00 1   dig:4711         4026531840 0x42         veth0:7      0x0800 1500  60    \
          10.0.0.1:4242->10.0.0.2:53(udp) net_dev_queue\n"
     );
@@ -116,11 +116,17 @@ fn every_text_column() {
 
 #[test]
 fn text_columns_line_up_with_header() {
-    let mut printer = Printer::new(config(false, TimestampChoice::Current));
+    let printer = printer(false, TimestampChoice::Current);
     let mut header = Vec::new();
     printer.write_header(&mut header);
     let header = String::from_utf8(header).unwrap();
-    let line = text(&mut printer, &udp_event());
+    let line = text(
+        &printer,
+        &Event {
+            time: Stamp::Nanos(5_000_000_123),
+            ..udp_event()
+        },
+    );
     for column in [
         "CPU",
         "PROCESS",
@@ -148,11 +154,12 @@ fn text_columns_line_up_with_header() {
 
 #[test]
 fn iface_is_centred_and_bare_ifindex_without_device() {
-    let mut printer = Printer::new(config(false, TimestampChoice::None));
-    let mut e = udp_event();
-    e.flags = 0;
-    e.ifindex = 0;
-    let line = text(&mut printer, &e);
+    let e = Event {
+        ifname: b"",
+        ifindex: 0,
+        ..udp_event()
+    };
+    let line = text(&printer(false, TimestampChoice::None), &e);
     assert!(
         line.contains(" 0x42            0         0x0800 "),
         "{line:?}"
@@ -161,25 +168,24 @@ fn iface_is_centred_and_bare_ifindex_without_device() {
 
 #[test]
 fn ipv6_tuple_in_brackets() {
-    let mut printer = Printer::new(config(false, TimestampChoice::None));
-    let mut e = udp_event();
-    e.ip_version = IP_V6;
-    e.protocol = 0x86dd;
-    e.l4_proto = 58;
-    e.sport = 0;
-    e.dport = 0;
-    e.saddr = "fd00::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
-    e.daddr = "fe80::abcd:1"
-        .parse::<std::net::Ipv6Addr>()
-        .unwrap()
-        .octets();
-    let line = text(&mut printer, &e);
+    let e = Event {
+        protocol: 0x86dd,
+        tuple: Some(Tuple {
+            saddr: ip("fd00::1"),
+            daddr: ip("fe80::abcd:1"),
+            sport: 0,
+            dport: 0,
+            proto: 58,
+        }),
+        ..udp_event()
+    };
+    let line = text(&printer(false, TimestampChoice::None), &e);
     assert!(line.contains(" 0x86dd "), "{line}");
     assert!(
         line.contains(" [fd00::1]:0->[fe80::abcd:1]:0(icmp6) net_dev_queue\n"),
         "{line}"
     );
-    let j = json(&mut Printer::new(config(true, TimestampChoice::None)), &e);
+    let j = json(&e);
     let tuple = j.tuple.unwrap();
     assert_eq!(
         (tuple.saddr.as_str(), tuple.daddr.as_str(), tuple.proto),
@@ -190,41 +196,47 @@ fn ipv6_tuple_in_brackets() {
 
 #[test]
 fn tuple_without_ip_header_and_unnamed_protocols() {
-    let mut printer = Printer::new(config(false, TimestampChoice::None));
-    let mut e = udp_event();
-    e.ip_version = IP_NONE;
-    e.protocol = 0x0806;
-    assert!(text(&mut printer, &e).contains(" 0.0.0.0:0->0.0.0.0:0() net_dev_queue"));
-    assert_eq!(
-        json(&mut Printer::new(config(true, TimestampChoice::None)), &e).tuple,
-        None
-    );
+    let printer = printer(false, TimestampChoice::None);
+    let e = Event {
+        protocol: 0x0806,
+        tuple: None,
+        ..udp_event()
+    };
+    assert!(text(&printer, &e).contains(" 0.0.0.0:0->0.0.0.0:0() net_dev_queue"));
+    assert_eq!(json(&e).tuple, None);
 
     let mut e = udp_event();
-    e.l4_proto = 47; // GRE
-    assert!(text(&mut printer, &e).contains("->10.0.0.2:53(47) "));
+    e.tuple.as_mut().unwrap().proto = 47; // GRE
+    assert!(text(&printer, &e).contains("->10.0.0.2:53(47) "));
 }
 
 #[test]
 fn drop_reason_names_from_btf_and_numbers_otherwise() {
-    let mut printer = Printer::new(config(false, TimestampChoice::None));
-    let mut e = udp_event();
-    e.hook = 1;
-    e.flags |= EVENT_HAS_REASON;
-    e.reason = 3;
-    assert!(text(&mut printer, &e).ends_with(" kfree_skb(SKB_DROP_REASON_NO_SOCKET)\n"));
-    let j = json(&mut Printer::new(config(true, TimestampChoice::None)), &e);
+    let printer = printer(false, TimestampChoice::None);
+    let mut e = Event {
+        hook: Hook::Known("kfree_skb"),
+        reason: Some(Reason {
+            code: 3,
+            name: Some("SKB_DROP_REASON_NO_SOCKET"),
+        }),
+        ..udp_event()
+    };
+    assert!(text(&printer, &e).ends_with(" kfree_skb(SKB_DROP_REASON_NO_SOCKET)\n"));
+    let j = json(&e);
     assert_eq!(j.func, "kfree_skb(SKB_DROP_REASON_NO_SOCKET)");
     assert_eq!(j.reason.as_deref(), Some("SKB_DROP_REASON_NO_SOCKET"));
     assert_eq!(j.reason_code, Some(3));
 
-    e.reason = 999;
-    assert!(text(&mut printer, &e).ends_with(" kfree_skb(999)\n"));
-    let j = json(&mut Printer::new(config(true, TimestampChoice::None)), &e);
+    e.reason = Some(Reason {
+        code: 999,
+        name: None,
+    });
+    assert!(text(&printer, &e).ends_with(" kfree_skb(999)\n"));
+    let j = json(&e);
     assert_eq!((j.reason, j.reason_code), (None, Some(999)));
 
-    e.hook = 77;
-    assert!(text(&mut printer, &e).ends_with(" unknown_hook_0x4d(999)\n"));
+    e.hook = Hook::Unknown(77);
+    assert!(text(&printer, &e).ends_with(" unknown_hook_0x4d(999)\n"));
 }
 
 #[test]
@@ -232,7 +244,7 @@ fn output_toggles_drop_columns() {
     let mut cfg = config(false, TimestampChoice::None);
     cfg.output_meta = false;
     cfg.output_tuple = false;
-    let line = text(&mut Printer::new(cfg), &udp_event());
+    let line = text(&Printer::new(cfg, WallClock::fixed(0, 0)), &udp_event());
     assert_eq!(
         line,
         "0xffff88800a1b2c00 1   dig:4711         net_dev_queue\n"
@@ -241,9 +253,8 @@ fn output_toggles_drop_columns() {
 
 #[test]
 fn json_round_trip_has_every_field() {
-    let mut printer = Printer::new(config(true, TimestampChoice::None));
     let e = udp_event();
-    let j = json(&mut printer, &e);
+    let j = json(&e);
     assert_eq!(
         j,
         JsonEvent {
@@ -275,7 +286,7 @@ fn json_round_trip_has_every_field() {
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
     let mut out = Vec::new();
-    printer.write_event(&e, &mut out);
+    printer(true, TimestampChoice::None).write_event(&e, &mut out);
     let mut expected = serde_json::to_vec(&j).unwrap();
     expected.push(b'\n');
     assert_eq!(
@@ -285,14 +296,47 @@ fn json_round_trip_has_every_field() {
 }
 
 #[test]
-fn zeros_are_kept_in_json() {
-    let mut e = Event::zeroed();
-    e.comm = fixed_name("swapper/0");
-    let text = {
-        let mut out = Vec::new();
-        Printer::new(config(true, TimestampChoice::None)).write_event(&e, &mut out);
-        String::from_utf8(out).unwrap()
+fn json_writer_keys_are_the_documented_schema_in_every_case() {
+    let documented: Vec<&str> = schema::FIELDS.iter().map(|f| f.key).collect();
+    let drop = Event {
+        reason: Some(Reason {
+            code: 3,
+            name: None,
+        }),
+        tuple: None,
+        time: Stamp::Wall(1),
+        ..udp_event()
     };
+    for e in [udp_event(), drop] {
+        let mut out = Vec::new();
+        printer(true, TimestampChoice::None).write_event(&e, &mut out);
+        assert_eq!(schema::tests::keys_of(&out), documented);
+    }
+}
+
+#[test]
+fn zeros_are_kept_in_json() {
+    let e = Event {
+        skb: 0,
+        cpu: 0,
+        pid: 0,
+        comm: b"swapper/0",
+        hook: Hook::Unknown(0),
+        reason: None,
+        ts_ns: 0,
+        time: Stamp::None,
+        netns: 0,
+        mark: 0,
+        ifindex: 0,
+        ifname: b"",
+        mtu: 0,
+        len: 0,
+        protocol: 0,
+        tuple: None,
+    };
+    let mut out = Vec::new();
+    printer(true, TimestampChoice::None).write_event(&e, &mut out);
+    let text = String::from_utf8(out).unwrap();
     for key in [
         "\"cpu\":0",
         "\"netns\":0",
@@ -308,65 +352,40 @@ fn zeros_are_kept_in_json() {
 
 #[test]
 fn json_escapes_kernel_names() {
-    let mut e = udp_event();
-    e.comm.copy_from_slice(b"a\"b\\c\n\xff\x01zzzzzzzz");
-    let j = json(&mut Printer::new(config(true, TimestampChoice::None)), &e);
+    let e = Event {
+        comm: b"a\"b\\c\n\xff\x01zzzzzzzz",
+        ..udp_event()
+    };
+    let j = json(&e);
     assert_eq!(j.comm, "a\"b\\c\n\u{fffd}\u{1}zzzzzzzz");
     assert_eq!(j.process, "a\"b\\c\n\u{fffd}\u{1}zzzzzzzz:4711");
 }
 
 #[test]
-fn relative_timestamps_are_per_skb() {
-    let mut printer = Printer::new(config(true, TimestampChoice::Relative));
-    let a = udp_event().skb;
-    let b = a + 0x100;
-    let times: Vec<_> = [(a, 1_000), (b, 1_500), (a, 1_700), (b, 2_000), (a, 2_900)]
-        .into_iter()
-        .map(|(skb, ts)| {
-            let mut e = udp_event();
-            e.skb = skb;
-            e.ts_ns = ts;
-            json(&mut printer, &e).time
-        })
-        .collect();
-    let ns = |n| Some(JsonTime::Nanos(n));
-    assert_eq!(times, [ns(0), ns(0), ns(700), ns(500), ns(1_200)]);
-}
-
-#[test]
-fn current_and_absolute_timestamps() {
-    let e = udp_event();
-    let j = json(
-        &mut Printer::new(config(true, TimestampChoice::Current)),
-        &e,
-    );
-    assert_eq!(j.time, Some(JsonTime::Nanos(5_000_000_123)));
-
-    // ktime 5.000000123 s ↔ 2026-11-23T18:20:01.000000123Z
-    let clock = WallClock::fixed(1_795_457_996_000_000_000, 0);
-    let j = json(
-        &mut Printer::with_clock(config(true, TimestampChoice::Absolute), clock),
-        &e,
-    );
-    assert_eq!(
-        j.time,
-        Some(JsonTime::Wall("2026-11-23T18:20:01.000000123+00:00".into()))
-    );
-    let line = text(
-        &mut Printer::with_clock(config(false, TimestampChoice::Absolute), clock),
-        &e,
-    );
+fn nanosecond_and_wall_clock_times() {
+    let e = Event {
+        time: Stamp::Nanos(5_000_000_123),
+        ..udp_event()
+    };
+    assert_eq!(json(&e).time, Some(JsonTime::Nanos(5_000_000_123)));
+    let line = text(&printer(false, TimestampChoice::Current), &e);
     assert!(
-        line.starts_with("18:20:01.000000 0xffff88800a1b2c00 "),
+        line.starts_with("0xffff88800a1b2c00 1   dig:4711         5000000123       4026531840 "),
         "{line}"
     );
 
-    let line = text(
-        &mut Printer::new(config(false, TimestampChoice::Current)),
-        &e,
+    // 2026-11-23T18:20:01.000000123Z
+    let e = Event {
+        time: Stamp::Wall(1_795_457_996_000_000_000 + 5_000_000_123),
+        ..udp_event()
+    };
+    assert_eq!(
+        json(&e).time,
+        Some(JsonTime::Wall("2026-11-23T18:20:01.000000123+00:00".into()))
     );
+    let line = text(&printer(false, TimestampChoice::Absolute), &e);
     assert!(
-        line.starts_with("0xffff88800a1b2c00 1   dig:4711         5000000123       4026531840 "),
+        line.starts_with("18:20:01.000000 0xffff88800a1b2c00 "),
         "{line}"
     );
 }

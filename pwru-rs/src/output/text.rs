@@ -1,8 +1,14 @@
 //! pwru's column layout: `SKB CPU PROCESS [TIMESTAMP] NETNS MARK/x IFACE PROTO MTU LEN TUPLE FUNC`,
 //! with the same widths, so eyes and `awk` scripts trained on pwru read it unchanged.
 
-use super::{aligned, write_hex, write_u64, Align, EventView, PrinterConfig, Stamp, WallClock};
-use crate::cli::TimestampChoice;
+use super::{
+    aligned, write_func, write_hex, write_hex_digits, write_iface, write_process, write_tuple,
+    write_u64, Align, PrinterConfig, WallClock,
+};
+use crate::{
+    cli::TimestampChoice,
+    events::{Event, Stamp},
+};
 
 /// Widths of pwru's `%-18s %-3s %-16s`, `%-16s`, `%-10s %-8s %16s %-6s %-5s %-5s`.
 const W_TIME: usize = 15;
@@ -58,10 +64,13 @@ pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
     out.extend_from_slice(b" FUNC\n");
 }
 
-pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec<u8>) {
-    let e = view.event;
-    let config = view.config;
-    if let Stamp::Wall(ns) = view.stamp {
+pub(super) fn write_event(
+    e: &Event<'_>,
+    config: &PrinterConfig,
+    clock: &WallClock,
+    out: &mut Vec<u8>,
+) {
+    if let Stamp::Wall(ns) = e.time {
         aligned(out, W_TIME, Align::Left, |o| clock.write_time_of_day(o, ns));
         out.push(b' ');
     }
@@ -69,8 +78,8 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
     out.push(b' ');
     aligned(out, W_CPU, Align::Left, |o| write_u64(o, e.cpu as u64));
     out.push(b' ');
-    aligned(out, W_PROCESS, Align::Left, |o| view.write_process(o));
-    if let Stamp::Nanos(ns) = view.stamp {
+    aligned(out, W_PROCESS, Align::Left, |o| write_process(e, o));
+    if let Stamp::Nanos(ns) = e.time {
         out.push(b' ');
         aligned(out, W_TIMESTAMP, Align::Left, |o| write_u64(o, ns));
     }
@@ -80,7 +89,7 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
         out.push(b' ');
         aligned(out, W_MARK, Align::Left, |o| write_hex(o, e.mark as u64));
         out.push(b' ');
-        aligned(out, W_IFACE, Align::Center, |o| view.write_iface(o));
+        aligned(out, W_IFACE, Align::Center, |o| write_iface(e, o));
         out.push(b' ');
         aligned(out, W_PROTO, Align::Left, |o| {
             write_ethertype(o, e.protocol)
@@ -92,18 +101,15 @@ pub(super) fn write_event(view: &EventView<'_>, clock: &WallClock, out: &mut Vec
     }
     if config.output_tuple {
         out.push(b' ');
-        view.write_tuple(out);
+        write_tuple(e, out);
     }
     out.push(b' ');
-    view.write_func(out);
+    write_func(e, out);
     out.push(b'\n');
 }
 
 /// `0x0800`: four hex digits, as pwru prints skb->protocol.
 fn write_ethertype(out: &mut Vec<u8>, protocol: u16) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.extend_from_slice(b"0x");
-    for shift in [12, 8, 4, 0] {
-        out.push(DIGITS[((protocol >> shift) & 0xf) as usize]);
-    }
+    write_hex_digits(out, protocol as u64, 4);
 }

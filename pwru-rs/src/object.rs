@@ -1,63 +1,78 @@
-//! Putting translated filter code into the eBPF object before aya loads it.
+//! Patching the eBPF object before aya loads it: every run-time generated piece of kernel code
+//! (the pcap filter today; BTF expressions next) goes in through [`patch`].
 //!
-//! The kernel programs call two stubs, `pwru_filter_l2` and `pwru_filter_l3`, each alone in its own
-//! ELF section (`.text.filter_l2`, `.text.filter_l3`). aya 0.14 has no hook to change a program's
-//! instructions, so the section's bytes are replaced here (object's ELF builder) and the stub
-//! symbol's size updated; aya-obj then links the new body into every program that calls it.
+//! The kernel programs call stubs (`pwru_rs_common::contract::STUBS`), each alone in its own ELF
+//! section. aya 0.14 has no hook to change a program's instructions, so the section's bytes are
+//! replaced here (object's ELF builder) and the stub symbol's size updated; aya-obj then links
+//! the new body into every program that calls it. A stub without an injection keeps its body
+//! (the programs then never call it: a load-time constant says so).
 //!
 //! Each stub section also gets its own load address (`sh_addr`, and the symbol's value with it).
 //! aya-obj 0.3 remembers the functions it has linked into a program by address alone, and every
 //! text section starts at 0: without distinct addresses a call to one stub can be linked to the
 //! other, or to whatever sits at offset 0 of `.text`.
 //!
-//! Constraints the generated code meets (see `ebpf`): no relocations, and no `ld_imm64`, so the
-//! stub's old BTF line-info records (kept by aya-obj) never point into the middle of an instruction.
+//! Constraints injected code must meet (`crate::asm` guarantees them): no relocations, and no
+//! `ld_imm64`, so the stub's old BTF line-info records (kept by aya-obj) never point into the
+//! middle of an instruction.
 
 use object::build::elf::{Builder, SectionData};
+use pwru_rs_common::contract::{Stub, STUBS};
 
 #[derive(Debug, thiserror::Error)]
-pub enum InjectError {
+pub enum PatchError {
     #[error("the eBPF object cannot be rewritten: {0}")]
     Elf(#[from] object::build::Error),
     #[error("the eBPF object has no section {0}")]
     MissingSection(&'static str),
     #[error("the eBPF object has no symbol {0}")]
     MissingSymbol(&'static str),
+    #[error("{0} is not a stub of the eBPF object")]
+    UnknownStub(&'static str),
 }
 
-/// One stub: its section, its symbol, the address to give it, and optionally its new body.
-pub struct Replacement<'a> {
-    pub section: &'static str,
-    pub symbol: &'static str,
-    pub address: u64,
-    pub code: Option<&'a [u8]>,
+/// New code for one stub: eBPF instructions as bytes.
+pub struct Injection {
+    pub stub: Stub,
+    pub code: Vec<u8>,
 }
 
-/// Returns a copy of the ELF `object` with each stub's body replaced, 8-byte aligned for aya.
-pub fn replace_functions(
-    object: &[u8],
-    replacements: &[Replacement<'_>],
-) -> Result<AlignedBytes, InjectError> {
+/// Where stub `i` of `STUBS` is placed: apart from `.text` (at 0) and from each other.
+fn stub_address(i: usize) -> u64 {
+    (i as u64 + 1) << 28
+}
+
+/// Returns a copy of the ELF `object` with the injected stubs' bodies replaced, 8-byte aligned for
+/// aya. Every stub gets its own address, injected or not (see the module comment).
+pub fn patch(object: &[u8], injections: &[Injection]) -> Result<AlignedBytes, PatchError> {
+    if let Some(i) = injections.iter().find(|i| !STUBS.contains(&i.stub)) {
+        return Err(PatchError::UnknownStub(i.stub.symbol));
+    }
     let mut builder = Builder::read(object)?;
-    for r in replacements {
+    for (i, stub) in STUBS.iter().enumerate() {
+        let code = injections
+            .iter()
+            .find(|inj| inj.stub == *stub)
+            .map(|inj| &inj.code);
+        let address = stub_address(i);
         let section = builder
             .sections
             .iter_mut()
-            .find(|s| &*s.name == r.section.as_bytes())
-            .ok_or(InjectError::MissingSection(r.section))?;
-        if let Some(code) = r.code {
-            section.data = SectionData::Data(code.to_vec().into());
+            .find(|s| &*s.name == stub.section.as_bytes())
+            .ok_or(PatchError::MissingSection(stub.section))?;
+        if let Some(code) = code {
+            section.data = SectionData::Data(code.clone().into());
             section.sh_size = code.len() as u64;
         }
-        section.sh_addr = r.address;
+        section.sh_addr = address;
         let (section_id, size) = (section.id(), section.sh_size);
         let symbol = builder
             .symbols
             .iter_mut()
-            .find(|s| &*s.name == r.symbol.as_bytes() && s.section == Some(section_id))
-            .ok_or(InjectError::MissingSymbol(r.symbol))?;
+            .find(|s| &*s.name == stub.symbol.as_bytes() && s.section == Some(section_id))
+            .ok_or(PatchError::MissingSymbol(stub.symbol))?;
         symbol.st_size = size;
-        symbol.st_value = r.address;
+        symbol.st_value = address;
     }
     // LLVM keeps section names in .strtab; the writer wants a .shstrtab of its own.
     if !builder

@@ -1,0 +1,93 @@
+//! Names the kernel object and userspace share. The kernel side checks its identifiers against
+//! these at compile time (`same_name`), and a userspace test checks that the built object has each
+//! one with the expected kind, so a rename on one side fails the build or the tests, not a trace.
+
+/// kprobes read at most this many arguments from registers: one program per position.
+pub const MAX_SKB_ARGS: usize = 5;
+
+/// Ring buffer of event records.
+pub const EVENTS_MAP: &str = "EVENTS";
+/// Per-CPU count of records that found the ring buffer full.
+pub const LOST_MAP: &str = "LOST";
+/// Read-only global: [`crate::Offsets`].
+pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// Read-only global: [`crate::Config`].
+pub const CONFIG_GLOBAL: &str = "CONFIG";
+
+/// kprobe / kprobe-multi programs by 0-based position of the `struct sk_buff *` argument.
+pub const KPROBE_PROGRAMS: [&str; MAX_SKB_ARGS] = [
+    "pwru_kprobe_skb_0",
+    "pwru_kprobe_skb_1",
+    "pwru_kprobe_skb_2",
+    "pwru_kprobe_skb_3",
+    "pwru_kprobe_skb_4",
+];
+/// `kfree_skb_reason(struct sk_buff *skb, enum skb_drop_reason reason)`.
+pub const KPROBE_SKB_0_REASON_1: &str = "pwru_kprobe_skb_0_reason_1";
+/// `sk_skb_reason_drop(struct sock *sk, struct sk_buff *skb, enum skb_drop_reason reason)`.
+pub const KPROBE_SKB_1_REASON_2: &str = "pwru_kprobe_skb_1_reason_2";
+
+/// Raw-tracepoint programs by 0-based position of the skb argument.
+pub const RAW_TP_PROGRAMS: [&str; MAX_SKB_ARGS] = [
+    "pwru_raw_tp_skb_0",
+    "pwru_raw_tp_skb_1",
+    "pwru_raw_tp_skb_2",
+    "pwru_raw_tp_skb_3",
+    "pwru_raw_tp_skb_4",
+];
+/// `kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`.
+pub const RAW_TP_SKB_0_REASON_2: &str = "pwru_raw_tp_skb_0_reason_2";
+
+/// A function whose body userspace replaces before load: alone in its ELF section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stub {
+    pub section: &'static str,
+    pub symbol: &'static str,
+}
+
+/// pcap filter on the packet from its MAC header (libpcap DLT_EN10MB).
+pub const FILTER_L2_STUB: Stub = Stub {
+    section: ".text.filter_l2",
+    symbol: "pwru_filter_l2",
+};
+/// pcap filter on the packet from its network header (libpcap DLT_RAW).
+pub const FILTER_L3_STUB: Stub = Stub {
+    section: ".text.filter_l3",
+    symbol: "pwru_filter_l3",
+};
+/// Every stub of the object.
+pub const STUBS: [Stub; 2] = [FILTER_L2_STUB, FILTER_L3_STUB];
+
+/// Runs the injected filters on [`FILTER_TEST_MAP`] under BPF_PROG_TEST_RUN (tests).
+pub const FILTER_TEST_PROGRAM: &str = "pwru_filter_test";
+pub const FILTER_TEST_MAP: &str = "FILTER_TEST";
+
+/// `a == b`, usable in `const` assertions.
+pub const fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Fails the build when the identifier `$ident` is not the contract name `$name`.
+#[macro_export]
+macro_rules! assert_contract_name {
+    ($ident:ident, $name:expr) => {
+        const _: () = assert!(
+            $crate::contract::same_name(stringify!($ident), $name),
+            concat!(
+                stringify!($ident),
+                " is not the name pwru-rs-common's contract gives"
+            )
+        );
+    };
+}

@@ -1,0 +1,163 @@
+//! Command line → what a session needs, checked and resolved: the pcap filter compiled, the
+//! regex built, netns and interface looked up, the kernel programs' configuration assembled.
+//! Everything that can be wrong with the input fails here, before the kernel is touched.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use pwru_rs_common::{FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP};
+use regex::Regex;
+
+use crate::{
+    cli::{BackendChoice, Cli, TimestampChoice},
+    filter::{self, PcapFilter},
+    netns::Netns,
+    object::Injection,
+};
+
+/// Where the running kernel exposes its BTF.
+pub const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// How events are shown.
+pub struct OutputConfig {
+    pub json: bool,
+    pub timestamp: TimestampChoice,
+    pub meta: bool,
+    pub tuple: bool,
+    /// `None`: stdout.
+    pub file: Option<PathBuf>,
+    /// Stop after this many events (0: no limit, as pwru).
+    pub limit: Option<u64>,
+}
+
+pub struct Config {
+    pub backend: BackendChoice,
+    pub kprobe_batch: usize,
+    pub kernel_btf: PathBuf,
+    pub pcap: Option<PcapFilter>,
+    /// `--filter-func`, anchored: the whole name must match.
+    pub func_filter: Option<Regex>,
+    /// The kernel programs' read-only configuration (filters, wake-up threshold).
+    pub kernel: pwru_rs_common::Config,
+    pub ringbuf_size: u32,
+    pub output: OutputConfig,
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        // libpcap's verdict on the expression comes first: a typo must not cost a BTF parse.
+        let pcap = filter::compile(&cli.pcap_expression())?;
+        check_privileges()?;
+        let func_filter = cli.filter_func.as_deref().map(func_regex).transpose()?;
+        let mut kernel = meta_filters(cli)?;
+        kernel.wakeup_bytes = wakeup_bytes(cli.ringbuf_size);
+        if let Some(f) = &pcap {
+            kernel.filters |= FILTER_PCAP;
+            log::debug!(
+                "pcap filter '{}': {} + {} eBPF instructions",
+                f.expression,
+                f.l2.len(),
+                f.l3.len()
+            );
+        }
+        Ok(Self {
+            backend: cli.backend,
+            kprobe_batch: cli.filter_kprobe_batch as usize,
+            kernel_btf: cli
+                .kernel_btf
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_BTF)),
+            pcap,
+            func_filter,
+            kernel,
+            ringbuf_size: cli.ringbuf_size,
+            output: OutputConfig {
+                json: cli.output_json,
+                timestamp: cli.timestamp,
+                meta: cli.output_meta,
+                tuple: cli.output_tuple,
+                file: cli.output_file.clone(),
+                limit: cli.output_limit_lines,
+            },
+            ready_file: cli.ready_file.clone(),
+        })
+    }
+
+    /// All code to inject into the kernel object.
+    pub fn injections(&self) -> Vec<Injection> {
+        self.pcap
+            .as_ref()
+            .map(PcapFilter::injections)
+            .unwrap_or_default()
+    }
+}
+
+/// `--filter-func`: the whole name must match.
+fn func_regex(re: &str) -> anyhow::Result<Regex> {
+    Regex::new(&format!("^(?:{re})$")).map_err(|e| {
+        // regex's message draws a caret diagram over several lines; keep its last line.
+        let message = e.to_string();
+        let reason = message
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ");
+        anyhow::anyhow!("invalid --filter-func regex '{re}': {reason}")
+    })
+}
+
+/// The kernel programs need CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up front rather than
+/// fail on the first bpf() call with a bare EPERM.
+fn check_privileges() -> anyhow::Result<()> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| cap_eff & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
+}
+
+/// Bytes waiting in the ring buffer before the kernel wakes the reader: a quarter of the ring,
+/// at most 256 KiB (a flood still wakes it every few milliseconds).
+fn wakeup_bytes(ringbuf_size: u32) -> u32 {
+    (ringbuf_size / 4).min(256 << 10)
+}
+
+/// The kernel-side meta filters from the command line.
+fn meta_filters(cli: &Cli) -> anyhow::Result<pwru_rs_common::Config> {
+    let mut config = pwru_rs_common::Config::default();
+    let netns = match &cli.filter_netns {
+        Some(spec) => {
+            let ns = Netns::resolve(spec).context("--filter-netns")?;
+            config.filters |= FILTER_NETNS;
+            config.netns = ns.inode;
+            Some(ns)
+        }
+        None => None,
+    };
+    if let Some(mark) = cli.filter_mark {
+        config.filters |= FILTER_MARK;
+        config.mark = mark.mark;
+        config.mark_mask = mark.mask;
+    }
+    if let Some(name) = &cli.filter_ifname {
+        // An ifindex is only unique within its netns: filter on both.
+        let ns = match netns {
+            Some(ns) => ns,
+            None => Netns::current().context("--filter-ifname")?,
+        };
+        config.ifindex = ns.ifindex(name).context("--filter-ifname")?;
+        config.filters |= FILTER_IFINDEX | FILTER_NETNS;
+        config.netns = ns.inode;
+    }
+    Ok(config)
+}

@@ -1,0 +1,372 @@
+//! Ring-buffer records → [`Record`]: every length checked before anything is read, so a short,
+//! long or garbled record is an error to count, never a panic or a misread. The sections are
+//! read in place (the kernel aligns ring-buffer records to 8 bytes); [`AlignedRecord`] copies a
+//! record that is not.
+
+use pwru_rs_common::record::{
+    Meta, RecordHeader, SectionHeader, Tuple, KIND_SKB, SECTION_META, SECTION_TUPLE, VERSION,
+};
+
+/// The sections of one skb record, where they are in the ring buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub meta: &'a Meta,
+    pub tuple: Option<&'a Tuple>,
+}
+
+/// Section payloads need this alignment to be read in place.
+const ALIGN: usize = 8;
+const _: () = assert!(align_of::<Meta>() <= ALIGN && align_of::<Tuple>() <= ALIGN);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    #[error("record header says {header} bytes, the ring buffer holds {actual}")]
+    Length { header: u32, actual: usize },
+    #[error("record kind {0} is unknown")]
+    Kind(u16),
+    #[error("record version {0}, this pwru-rs reads version {VERSION}")]
+    Version(u16),
+    #[error("section at byte {at} runs past the end of the record")]
+    Truncated { at: usize },
+    #[error("section kind {kind} has {len} bytes, expected {expected}")]
+    SectionSize {
+        kind: u16,
+        len: u32,
+        expected: usize,
+    },
+    #[error("section kind {0} appears twice")]
+    Duplicate(u16),
+    #[error("the record has no metadata section")]
+    NoMeta,
+    #[error("the record is not 8-byte aligned")]
+    Misaligned,
+}
+
+/// Decodes one record. Section kinds this version does not know are skipped (a newer kernel
+/// side may add some); known ones must have exactly their size.
+#[inline]
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    if !(bytes.as_ptr() as usize).is_multiple_of(ALIGN) {
+        return Err(DecodeError::Misaligned);
+    }
+    let header: &RecordHeader = view(bytes, 0).ok_or(DecodeError::Short(bytes.len()))?;
+    // The ring buffer rounds records up to 8 bytes; the header has the real length.
+    if header.len as usize > bytes.len() || (header.len as usize) < size_of::<RecordHeader>() {
+        return Err(DecodeError::Length {
+            header: header.len,
+            actual: bytes.len(),
+        });
+    }
+    if header.kind != KIND_SKB {
+        return Err(DecodeError::Kind(header.kind));
+    }
+    if header.version != VERSION {
+        return Err(DecodeError::Version(header.version));
+    }
+    let bytes = &bytes[..header.len as usize];
+    if let Some(record) = decode_usual(bytes) {
+        return Ok(record);
+    }
+    decode_sections(bytes)
+}
+
+const META_HEADER: SectionHeader = SectionHeader {
+    kind: SECTION_META,
+    _reserved: 0,
+    len: size_of::<Meta>() as u32,
+};
+const TUPLE_HEADER: SectionHeader = SectionHeader {
+    kind: SECTION_TUPLE,
+    _reserved: 0,
+    len: size_of::<Tuple>() as u32,
+};
+
+/// The layouts the kernel side writes (`SkbRecord`, with or without its tuple), read at fixed
+/// offsets: the hot path, one comparison per section header instead of the walk.
+#[inline]
+fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
+    const META_AT: usize = size_of::<RecordHeader>();
+    const TUPLE_AT: usize = META_AT + size_of::<SectionHeader>() + size_of::<Meta>();
+    const END: usize = TUPLE_AT + size_of::<SectionHeader>() + size_of::<Tuple>();
+    const _: () = assert!(META_AT.is_multiple_of(ALIGN) && TUPLE_AT.is_multiple_of(ALIGN));
+    let has_tuple = match bytes.len() {
+        TUPLE_AT => false,
+        END => true,
+        _ => return None,
+    };
+    // SAFETY: `decode` checked that `bytes` is ALIGN-aligned, the offsets are multiples of ALIGN
+    // and in bounds (the length is one of the two above); the types are plain integers.
+    let at = |offset: usize| unsafe { bytes.as_ptr().add(offset) };
+    let meta_header = unsafe { &*at(META_AT).cast::<SectionHeader>() };
+    if *meta_header != META_HEADER {
+        return None;
+    }
+    let meta = unsafe { &*at(META_AT + size_of::<SectionHeader>()).cast::<Meta>() };
+    let tuple = if has_tuple {
+        if unsafe { *at(TUPLE_AT).cast::<SectionHeader>() } != TUPLE_HEADER {
+            return None;
+        }
+        Some(unsafe { &*at(TUPLE_AT + size_of::<SectionHeader>()).cast::<Tuple>() })
+    } else {
+        None
+    };
+    Some(Record { meta, tuple })
+}
+
+/// Any well-formed record: sections in any order, unknown kinds skipped.
+fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
+    let mut at = size_of::<RecordHeader>();
+    let (mut meta, mut tuple) = (None, None);
+    while at < bytes.len() {
+        let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
+        let payload = at + size_of::<SectionHeader>();
+        let end = payload
+            .checked_add(section.len as usize)
+            .filter(|&end| end <= bytes.len())
+            .ok_or(DecodeError::Truncated { at })?;
+        match section.kind {
+            SECTION_META => set_once(&mut meta, section, bytes, payload)?,
+            SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
+            _ => {}
+        }
+        // Payloads keep the 8-byte alignment the kernel side gives them.
+        at = end.next_multiple_of(8);
+    }
+    Ok(Record {
+        meta: meta.ok_or(DecodeError::NoMeta)?,
+        tuple,
+    })
+}
+
+fn set_once<'a, T: Copy>(
+    slot: &mut Option<&'a T>,
+    section: SectionHeader,
+    bytes: &'a [u8],
+    payload: usize,
+) -> Result<(), DecodeError> {
+    if section.len as usize != size_of::<T>() {
+        return Err(DecodeError::SectionSize {
+            kind: section.kind,
+            len: section.len,
+            expected: size_of::<T>(),
+        });
+    }
+    if slot.is_some() {
+        return Err(DecodeError::Duplicate(section.kind));
+    }
+    *slot = view(bytes, payload);
+    Ok(())
+}
+
+/// The `T` at `at`, if the bytes are there and aligned for it. `T` must be plain integers (any
+/// bit pattern valid): the record types are #[repr(C)] integer aggregates.
+#[inline]
+fn view<T: Copy>(bytes: &[u8], at: usize) -> Option<&T> {
+    let end = at.checked_add(size_of::<T>())?;
+    let src = bytes.get(at..end)?;
+    if !(src.as_ptr() as usize).is_multiple_of(align_of::<T>()) {
+        return None;
+    }
+    // SAFETY: in bounds and aligned (checked above); any bit pattern is a valid T; the borrow
+    // of `bytes` keeps the memory alive and unchanged.
+    Some(unsafe { &*src.as_ptr().cast::<T>() })
+}
+
+/// A record copied into 8-byte aligned storage, for bytes that are not (kept and reused, so
+/// no allocation per record).
+#[derive(Default)]
+pub struct AlignedRecord {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedRecord {
+    /// Copies `bytes` in; returns the aligned copy.
+    pub fn copy_of(&mut self, bytes: &[u8]) -> &[u8] {
+        self.words.clear();
+        self.words.resize(bytes.len().div_ceil(8), 0);
+        self.len = bytes.len();
+        // SAFETY: u64 storage of at least bytes.len() bytes, viewed as bytes.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), bytes.len())
+        };
+        dst.copy_from_slice(bytes);
+        dst
+    }
+
+    /// The last copy.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `len` bytes of the u64 storage were written by `copy_of`.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// The wire form of a record, as the kernel side writes it (tests and benchmarks).
+pub fn encode(meta: &Meta, tuple: Option<&Tuple>) -> Vec<u8> {
+    fn push<T: Copy>(out: &mut Vec<u8>, value: &T) {
+        // SAFETY: viewing a #[repr(C)] integer aggregate without padding as bytes.
+        let bytes =
+            unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
+        out.extend_from_slice(bytes);
+    }
+    fn section<T: Copy>(out: &mut Vec<u8>, kind: u16, payload: &T) {
+        push(
+            out,
+            &SectionHeader {
+                kind,
+                _reserved: 0,
+                len: size_of::<T>() as u32,
+            },
+        );
+        push(out, payload);
+    }
+    let mut out = Vec::with_capacity(256);
+    push(&mut out, &RecordHeader::default());
+    section(&mut out, SECTION_META, meta);
+    if let Some(tuple) = tuple {
+        section(&mut out, SECTION_TUPLE, tuple);
+    }
+    let header = RecordHeader {
+        kind: KIND_SKB,
+        version: VERSION,
+        len: out.len() as u32,
+    };
+    let mut head = Vec::new();
+    push(&mut head, &header);
+    out[..head.len()].copy_from_slice(&head);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use pwru_rs_common::record::{SkbRecord, IP_V4, SKB_RECORD_NO_TUPLE};
+
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            skb: 0xffff_8880_1234_5678,
+            len: 98,
+            ..Default::default()
+        }
+    }
+
+    fn tuple() -> Tuple {
+        Tuple {
+            ip_version: IP_V4,
+            sport: 443,
+            ..Default::default()
+        }
+    }
+
+    /// `bytes` at an 8-aligned address, then decoded.
+    fn decoded(bytes: &[u8]) -> Result<(Meta, Option<Tuple>), DecodeError> {
+        let mut buf = AlignedRecord::default();
+        let r = decode(buf.copy_of(bytes))?;
+        Ok((*r.meta, r.tuple.copied()))
+    }
+
+    #[test]
+    fn round_trips_and_matches_the_kernel_layout() {
+        let bytes = encode(&meta(), Some(&tuple()));
+        assert_eq!(
+            bytes.len(),
+            size_of::<SkbRecord>(),
+            "same layout as SkbRecord"
+        );
+        // Padded by the ring buffer: still read right.
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0xee; 8]);
+        assert_eq!(decoded(&padded), Ok((meta(), Some(tuple()))));
+        let bytes = encode(&meta(), None);
+        assert_eq!(bytes.len(), SKB_RECORD_NO_TUPLE);
+        assert_eq!(decoded(&bytes), Ok((meta(), None)));
+    }
+
+    #[test]
+    fn misaligned_bytes_are_refused_not_misread() {
+        let bytes = encode(&meta(), None);
+        let mut buf = vec![0u64; bytes.len() / 8 + 1];
+        // SAFETY: viewing u64 storage as bytes.
+        let raw =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), buf.len() * 8) };
+        raw[1..=bytes.len()].copy_from_slice(&bytes);
+        assert_eq!(decode(&raw[1..=bytes.len()]), Err(DecodeError::Misaligned));
+    }
+
+    #[test]
+    fn rejects_bad_records_without_panicking() {
+        let good = encode(&meta(), Some(&tuple()));
+        assert_eq!(decoded(&good[..4]), Err(DecodeError::Short(4)));
+        assert!(matches!(
+            decoded(&good[..good.len() - 1]),
+            Err(DecodeError::Length { .. })
+        ));
+        let patched = |at: usize, value: &[u8]| {
+            let mut b = good.clone();
+            b[at..at + value.len()].copy_from_slice(value);
+            decoded(&b)
+        };
+        assert_eq!(patched(0, &7u16.to_le_bytes()), Err(DecodeError::Kind(7)));
+        assert_eq!(
+            patched(2, &9u16.to_le_bytes()),
+            Err(DecodeError::Version(9))
+        );
+        // The meta section claims one byte more than it has.
+        assert!(matches!(
+            patched(12, &97u32.to_le_bytes()),
+            Err(DecodeError::SectionSize { .. })
+        ));
+        // The tuple section claims to run past the end.
+        assert!(matches!(
+            patched(8 + 8 + 96 + 4, &4000u32.to_le_bytes()),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // The tuple section relabelled as a second meta section.
+        assert_eq!(
+            patched(8 + 8 + 96, &SECTION_META.to_le_bytes()),
+            Err(DecodeError::SectionSize {
+                kind: SECTION_META,
+                len: 40,
+                expected: 96
+            })
+        );
+        // Every prefix and every single-byte corruption decodes or errors; none panics.
+        for n in 0..good.len() {
+            let _ = decoded(&good[..n]);
+            for v in [0u8, 1, 0x7f, 0xff] {
+                let _ = patched(n, &[v]);
+            }
+        }
+    }
+
+    #[test]
+    fn sections_in_another_order_decode_the_same() {
+        let bytes = encode(&meta(), Some(&tuple()));
+        // meta and tuple swapped: the walk, not the fixed-offset path, reads it.
+        let (head, m, t) = (&bytes[..8], &bytes[8..112], &bytes[112..]);
+        let swapped = [head, t, m].concat();
+        let mut buf = AlignedRecord::default();
+        assert_eq!(decode_usual(buf.copy_of(&swapped)), None);
+        assert_eq!(decoded(&swapped), Ok((meta(), Some(tuple()))));
+    }
+
+    #[test]
+    fn skips_unknown_sections() {
+        let mut bytes = encode(&meta(), Some(&tuple()));
+        let extra = SectionHeader {
+            kind: 99,
+            _reserved: 0,
+            len: 5,
+        };
+        // SAFETY: plain integers.
+        let raw: [u8; 8] = unsafe { std::mem::transmute(extra) };
+        bytes.extend_from_slice(&raw);
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 0, 0, 0]);
+        let len = bytes.len() as u32;
+        bytes[4..8].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(decoded(&bytes), Ok((meta(), Some(tuple()))));
+    }
+}

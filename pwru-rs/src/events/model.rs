@@ -1,0 +1,75 @@
+//! The resolved event: what one hit of a hook on an skb means, with names instead of numbers.
+//! Built by the [`Enricher`](super::Enricher) from a decoded record; every output format (text,
+//! JSON, and the ones to come) reads only this. It borrows from the record and from the
+//! enricher's tables, so building one allocates nothing.
+
+use std::net::IpAddr;
+
+/// One event, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// Address of the `struct sk_buff`.
+    pub skb: u64,
+    pub cpu: u32,
+    /// Task on the CPU (in softirq often not the sender), as in pwru.
+    pub pid: u32,
+    /// Its name, raw bytes up to the first NUL (kernel names may hold any byte).
+    pub comm: &'a [u8],
+    /// The kernel function or tracepoint that fired.
+    pub hook: Hook<'a>,
+    /// The drop reason, for hooks that report one.
+    pub reason: Option<Reason<'a>>,
+    /// Kernel monotonic time of the hit (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+    /// The time as `--timestamp` asks for it.
+    pub time: Stamp,
+    /// Network namespace inode.
+    pub netns: u32,
+    pub mark: u32,
+    /// 0 when the skb has no device yet.
+    pub ifindex: u32,
+    /// Empty when the skb has no device.
+    pub ifname: &'a [u8],
+    pub mtu: u32,
+    pub len: u32,
+    /// `skb->protocol` (an ethertype).
+    pub protocol: u16,
+    /// `None` when no IPv4/IPv6 header could be read at this point.
+    pub tuple: Option<Tuple>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook<'a> {
+    Known(&'a str),
+    /// Not in the table of attached hooks (should not happen): its raw id.
+    Unknown(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reason<'a> {
+    /// `enum skb_drop_reason` value.
+    pub code: u32,
+    /// Its enumerator name, when the kernel's BTF has one.
+    pub name: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuple {
+    pub saddr: IpAddr,
+    pub daddr: IpAddr,
+    /// Zero when the L4 protocol has no ports.
+    pub sport: u16,
+    pub dport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+/// An event's time per `--timestamp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stamp {
+    None,
+    /// `current`: kernel ns; `relative`: ns since this skb's previous event.
+    Nanos(u64),
+    /// `absolute`: wall-clock ns since the Unix epoch.
+    Wall(u64),
+}

@@ -1,0 +1,177 @@
+//! The few `bpf()` commands aya 0.14 does not expose the way pwru-rs needs them, on aya-obj's
+//! generated `union bpf_attr` (zeroed, so fields a kernel does not know stay zero, which every
+//! kernel accepts).
+
+use std::{
+    ffi::CString,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
+};
+
+use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_prog_type};
+
+use super::verifier;
+
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: bpf_attr is a union of plain integer structs; all-zero is its documented default.
+    unsafe { std::mem::zeroed() }
+}
+
+/// `bpf(cmd, attr)`; returns the kernel's non-negative result.
+fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<i64> {
+    // SAFETY: `attr` is a valid bpf_attr of the size passed; pointers inside it are the caller's,
+    // valid for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            attr as *mut bpf_attr,
+            size_of::<bpf_attr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc)
+}
+
+/// A command that returns a new fd.
+fn bpf_fd(cmd: bpf_cmd, attr: &mut bpf_attr) -> std::io::Result<OwnedFd> {
+    let fd = bpf(cmd, attr)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A program to load by hand.
+pub struct ProgLoad<'a> {
+    /// For messages and the kernel's program name (15 bytes at most are kept).
+    pub name: &'a str,
+    pub prog_type: bpf_prog_type,
+    pub expected_attach_type: Option<bpf_attach_type>,
+    /// BTF id of the attach target (fentry/fexit), with the program fd it lives in
+    /// (`attach_prog_fd`) when the target is a BPF program.
+    pub attach_btf_id: u32,
+    pub attach_prog_fd: Option<BorrowedFd<'a>>,
+    pub insns: &'a [bpf_insn],
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ProgLoadError {
+    pub error: std::io::Error,
+    /// The verifier's log; empty when the kernel refused the program before verifying it
+    /// (e.g. an attach type this kernel does not know).
+    pub log: String,
+    /// One line: what the kernel said and, when it verified, the verifier's verdict.
+    pub message: String,
+}
+
+impl ProgLoadError {
+    /// True when the verifier ran and rejected the program (a bug to report, not a missing
+    /// kernel feature).
+    pub fn verifier_rejected(&self) -> bool {
+        !verifier::verdict(&self.log).is_empty()
+    }
+}
+
+const LICENSE: &std::ffi::CStr = c"GPL";
+
+/// `BPF_PROG_LOAD`; on failure loads once more with the verifier's log to say why.
+pub fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
+    let mut name = [0 as libc::c_char; 16];
+    for (dst, src) in name.iter_mut().zip(p.name.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    let attempt = |log: Option<&mut Vec<u8>>| {
+        let mut attr = zeroed_attr();
+        // SAFETY: writing plain fields of the BPF_PROG_LOAD member of a zeroed union.
+        let load = unsafe { &mut attr.__bindgen_anon_3 };
+        load.prog_type = p.prog_type as u32;
+        load.insn_cnt = p.insns.len() as u32;
+        load.insns = p.insns.as_ptr() as u64;
+        load.license = LICENSE.as_ptr() as u64;
+        load.prog_name = name;
+        if let Some(t) = p.expected_attach_type {
+            load.expected_attach_type = t as u32;
+        }
+        load.attach_btf_id = p.attach_btf_id;
+        if let Some(fd) = p.attach_prog_fd {
+            load.__bindgen_anon_1.attach_prog_fd = fd.as_raw_fd() as u32;
+        }
+        if let Some(log) = log {
+            load.log_level = 1;
+            load.log_size = log.len() as u32;
+            load.log_buf = log.as_mut_ptr() as u64;
+        }
+        bpf_fd(bpf_cmd::BPF_PROG_LOAD, &mut attr)
+    };
+    attempt(None).map_err(|error| {
+        let mut buf = vec![0u8; 1 << 20];
+        let _ = attempt(Some(&mut buf));
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+        let log = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let message = verifier::describe(p.name, &error, &log);
+        ProgLoadError {
+            error,
+            log,
+            message,
+        }
+    })
+}
+
+/// `BPF_LINK_CREATE` of a kprobe-multi link: `prog` on every address at once.
+pub fn link_kprobe_multi(prog: BorrowedFd<'_>, addresses: &[u64]) -> std::io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing plain fields of the BPF_LINK_CREATE member of a zeroed union.
+    unsafe {
+        let link = &mut attr.link_create;
+        link.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+        link.attach_type = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
+        link.__bindgen_anon_3.kprobe_multi.cnt = addresses.len() as u32;
+        link.__bindgen_anon_3.kprobe_multi.addrs = addresses.as_ptr() as u64;
+    }
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
+/// `BPF_RAW_TRACEPOINT_OPEN` with a BPF cookie (Linux 6.10+; older kernels fail with E2BIG).
+pub fn raw_tracepoint_open(name: &str, prog_fd: i32, cookie: u64) -> std::io::Result<OwnedFd> {
+    let name = CString::new(name).map_err(std::io::Error::other)?;
+    let mut attr = zeroed_attr();
+    attr.raw_tracepoint.name = name.as_ptr() as u64;
+    attr.raw_tracepoint.prog_fd = prog_fd as u32;
+    attr.raw_tracepoint.cookie = cookie;
+    bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+}
+
+/// `BPF_PROG_TEST_RUN` without input; returns the program's return value.
+pub fn prog_test_run(prog_fd: i32) -> std::io::Result<u32> {
+    let mut attr = zeroed_attr();
+    attr.test.prog_fd = prog_fd as u32;
+    bpf(bpf_cmd::BPF_PROG_TEST_RUN, &mut attr)?;
+    // SAFETY: the kernel filled in the test member.
+    Ok(unsafe { attr.test.retval })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attr_layout_is_the_kernels() {
+        // Field offsets of `union bpf_attr` the kernel ABI fixes.
+        let attr = zeroed_attr();
+        let base = &attr as *const bpf_attr as usize;
+        // SAFETY: taking addresses of union fields, not reading them.
+        unsafe {
+            assert_eq!(&raw const attr.raw_tracepoint.cookie as usize - base, 16);
+            assert_eq!(&raw const attr.test.retval as usize - base, 4);
+            assert_eq!(
+                &raw const attr.link_create.__bindgen_anon_3.kprobe_multi.addrs as usize - base,
+                32
+            );
+            assert_eq!(
+                &raw const attr.__bindgen_anon_3.expected_attach_type as usize - base,
+                68
+            );
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The `--output-json` schema, documented once: [`FIELDS`] names every key in the order the
+//! writer puts them, with its type and meaning. Tests hold the writer, the [`JsonEvent`] type and
+//! the README's table to it, so the three cannot drift apart.
+//!
+//! [`JsonEvent`]: super::JsonEvent
+
+/// One key of an event line.
+pub struct SchemaField {
+    pub key: &'static str,
+    pub json_type: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn field(key: &'static str, json_type: &'static str, meaning: &'static str) -> SchemaField {
+    SchemaField {
+        key,
+        json_type,
+        meaning,
+    }
+}
+
+/// Every key of an event line, in the writer's order.
+pub const FIELDS: &[SchemaField] = &[
+    field("skb", "string", "address of the `struct sk_buff`, `0x…` hex"),
+    field("cpu", "number", "CPU the hook ran on"),
+    field("process", "string", "`comm:pid`"),
+    field(
+        "func",
+        "string",
+        "kernel function or tracepoint, with `(SKB_DROP_REASON_…)` for drops",
+    ),
+    field(
+        "time",
+        "null / number / string",
+        "`--timestamp`: `null` for none, ns for `current`/`relative`, RFC 3339 (ns, local offset) for `absolute`",
+    ),
+    field("netns", "number", "network namespace inode"),
+    field("mark", "number", "`skb->mark`"),
+    field(
+        "iface",
+        "string",
+        "`name:ifindex`, or the ifindex alone when the skb has no device",
+    ),
+    field(
+        "proto",
+        "number",
+        "`skb->protocol` (2048 IPv4, 34525 IPv6, 2054 ARP)",
+    ),
+    field("mtu", "number", "device MTU"),
+    field("len", "number", "`skb->len`"),
+    field(
+        "tuple",
+        "object / null",
+        "`{saddr, daddr: string, sport, dport: number, proto: number (IP protocol)}`; `null` when no IPv4/IPv6 header can be read at this point",
+    ),
+    field("pid", "number", "task id"),
+    field("comm", "string", "task name"),
+    field("ifindex", "number", "device index (0: none)"),
+    field("ifname", "string", "device name (`\"\"`: none)"),
+    field(
+        "reason",
+        "string / null",
+        "drop reason name, e.g. `SKB_DROP_REASON_NO_SOCKET`",
+    ),
+    field(
+        "reason_code",
+        "number / null",
+        "drop reason value (set whenever the hook reports one)",
+    ),
+];
+
+/// The README's table of the schema.
+pub fn markdown_table() -> String {
+    let mut table = String::from("| key | type | meaning |\n|---|---|---|\n");
+    for f in FIELDS {
+        table.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            f.key, f.json_type, f.meaning
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    use super::*;
+
+    /// The keys of a JSON object, in order.
+    struct Keys(Vec<String>);
+
+    impl<'de> Deserialize<'de> for Keys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        map.next_value::<IgnoredAny>()?;
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    pub(in crate::output) fn keys_of(line: &[u8]) -> Vec<String> {
+        serde_json::from_slice::<Keys>(line).unwrap().0
+    }
+
+    #[test]
+    fn schema_type_serializes_the_documented_keys_in_order() {
+        let sample = crate::output::tests::json_sample();
+        let written = serde_json::to_vec(&sample).unwrap();
+        let documented: Vec<&str> = FIELDS.iter().map(|f| f.key).collect();
+        assert_eq!(keys_of(&written), documented);
+    }
+
+    #[test]
+    fn readme_table_is_the_schema() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's JSON table differs from output::schema::FIELDS; it should read:\n{table}"
+        );
+    }
+}

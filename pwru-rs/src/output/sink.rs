@@ -1,0 +1,54 @@
+//! Text or JSON lines into a writer: formatted into one buffer, written once per drained batch.
+
+use std::io::Write;
+
+use super::Printer;
+use crate::events::{Event, Sink};
+
+pub struct OutputSink {
+    printer: Printer,
+    writer: Box<dyn Write>,
+    buf: Vec<u8>,
+    remaining: Option<u64>,
+}
+
+/// Write out once this much is buffered, even within a batch.
+const FLUSH_AT: usize = 1 << 16;
+
+impl OutputSink {
+    /// `limit`: stop after this many events (`--output-limit-lines`; 0 or none: no limit).
+    pub fn new(printer: Printer, writer: Box<dyn Write>, limit: Option<u64>) -> Self {
+        let mut buf = Vec::with_capacity(FLUSH_AT);
+        printer.write_header(&mut buf);
+        Self {
+            printer,
+            writer,
+            buf,
+            // pwru's convention: 0 means no limit.
+            remaining: limit.filter(|&n| n > 0),
+        }
+    }
+}
+
+impl Sink for OutputSink {
+    fn consume(&mut self, event: &Event<'_>) -> std::io::Result<bool> {
+        self.printer.write_event(event, &mut self.buf);
+        if self.buf.len() >= FLUSH_AT {
+            self.writer.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(match &mut self.remaining {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n > 0
+            }
+            None => true,
+        })
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.write_all(&self.buf)?;
+        self.buf.clear();
+        self.writer.flush()
+    }
+}

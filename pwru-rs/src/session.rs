@@ -1,0 +1,212 @@
+//! One tracing session, stage by stage: kernel facts from BTF, the object patched, loaded and
+//! attached, events read until stopped, then detach and report. Each stage is one call here;
+//! a feature plugs into the stage it needs.
+
+use std::{fs::File, io::Write, path::Path, time::Instant};
+
+use anyhow::Context;
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use pwru_rs_common::{contract, Offsets};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    backend::{self, AttachRequest, Attached, Hookable},
+    btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
+    config::{Config, OutputConfig},
+    events::{self, Enricher, Pipeline, StopReason},
+    loader, object,
+    output::{OutputSink, Printer, PrinterConfig, WallClock},
+    ready::{ReadyFile, ReadyInfo},
+};
+
+/// What the kernel's BTF says, read once at start.
+pub struct KernelFacts {
+    pub offsets: Offsets,
+    pub functions: Vec<SkbFunction>,
+    pub tracepoints: Vec<SkbTracepoint>,
+    pub drop_reasons: DropReasons,
+}
+
+impl KernelFacts {
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let btf = KernelBtf::from_file(path)
+            .with_context(|| format!("reading kernel BTF {}", path.display()))?;
+        let facts = Self {
+            offsets: btf
+                .offsets()
+                .context("kernel BTF lacks a field pwru-rs reads")?,
+            functions: btf.skb_functions(),
+            tracepoints: btf.skb_tracepoints(),
+            drop_reasons: btf.drop_reasons(),
+        };
+        log::debug!(
+            "BTF: {} skb functions, {} skb tracepoints, offsets {:?}, in {:?}",
+            facts.functions.len(),
+            facts.tracepoints.len(),
+            facts.offsets,
+            started.elapsed()
+        );
+        Ok(facts)
+    }
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub stop: StopReason,
+    pub counts: events::Counts,
+    /// Events the kernel side could not hand over (ring buffer full).
+    pub lost: u64,
+}
+
+pub fn run(config: &Config) -> anyhow::Result<Summary> {
+    // The kprobe backends need kallsyms and ftrace's function list: read them while BTF parses.
+    let symbol_files = backend::prefetch_symbols(config.backend);
+    let kernel = KernelFacts::read(&config.kernel_btf)?;
+    let object = object::patch(loader::embedded_object()?, &config.injections())?;
+    // Open the output before touching the kernel, so a bad path attaches nothing.
+    let writer = open_output(&config.output)?;
+
+    let mut ebpf = loader::load(
+        object.as_bytes(),
+        &kernel.offsets,
+        &config.kernel,
+        config.ringbuf_size,
+    )?;
+    let attach_started = Instant::now();
+    let attached = backend::attach(
+        &mut ebpf,
+        object.as_bytes(),
+        AttachRequest {
+            choice: config.backend,
+            hookable: Hookable {
+                functions: &kernel.functions,
+                tracepoints: &kernel.tracepoints,
+            },
+            func_filter: config.func_filter.as_ref(),
+            symbol_files,
+            kprobe_batch: config.kprobe_batch,
+        },
+    )?;
+    log::info!(
+        "attached {} {} in {:.1} ms (backend: {})",
+        attached.len(),
+        attached.backend.hook_noun(),
+        attach_started.elapsed().as_secs_f64() * 1e3,
+        attached.backend
+    );
+
+    let ring = RingBuf::try_from(
+        ebpf.take_map(contract::EVENTS_MAP)
+            .context("no EVENTS map")?,
+    )
+    .context("EVENTS map")?;
+    let lost: PerCpuArray<MapData, u64> =
+        PerCpuArray::try_from(ebpf.take_map(contract::LOST_MAP).context("no LOST map")?)
+            .context("LOST map")?;
+
+    let clock = WallClock::now();
+    let printer = Printer::new(
+        PrinterConfig {
+            json: config.output.json,
+            timestamp: config.output.timestamp,
+            output_meta: config.output.meta,
+            output_tuple: config.output.tuple,
+        },
+        clock,
+    );
+    let mut sink = OutputSink::new(printer, writer, config.output.limit);
+    let enricher = Enricher::new(
+        attached.hooks.clone(),
+        kernel.drop_reasons,
+        config.output.timestamp,
+        clock,
+    );
+    let mut pipeline = Pipeline::new(enricher, &mut sink);
+    let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;
+    let counts = pipeline.counts;
+
+    let hooks = attached.len();
+    let took = attached.detach(config.kprobe_batch, true);
+    log::info!(
+        "detached {hooks} hooks in {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
+    let summary = Summary {
+        stop,
+        counts,
+        lost: events::lost_events(&lost)?,
+    };
+    drop(ready);
+    report(&summary);
+    Ok(summary)
+}
+
+/// Reads events until a signal or the output limit; the ready file exists meanwhile.
+fn read_events<S: events::Sink>(
+    config: &Config,
+    attached: &Attached,
+    ring: RingBuf<MapData>,
+    pipeline: &mut Pipeline<'_, S>,
+) -> anyhow::Result<(StopReason, ReadyFile)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the event loop")?;
+    // Handlers first: a script may send SIGINT as soon as the ready file appears.
+    let (mut sigint, mut sigterm) = {
+        let _in_runtime = runtime.enter();
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
+    let ready = ReadyFile::create(
+        config.ready_file.as_deref(),
+        &ReadyInfo {
+            backend: attached.backend.name(),
+            hooks: attached.len(),
+            skipped: attached.skipped,
+        },
+    )?;
+    log::info!("listening for events... (Ctrl-C to stop)");
+    let stop = runtime.block_on(async {
+        let stop = async {
+            tokio::select! {
+                _ = sigint.recv() => {},
+                _ = sigterm.recv() => {},
+            }
+        };
+        events::run(ring, pipeline, stop).await
+    })?;
+    Ok((stop, ready))
+}
+
+fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match &output.file {
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    })
+}
+
+fn report(summary: &Summary) {
+    let why = match summary.stop {
+        StopReason::Signal => "stopped",
+        StopReason::Limit => "output limit reached",
+    };
+    let events::Counts {
+        received,
+        malformed,
+    } = summary.counts;
+    log::info!(
+        "{why}: {received} events received, {} lost (ring buffer full)",
+        summary.lost
+    );
+    if malformed > 0 {
+        log::warn!("{malformed} malformed records were ignored");
+    }
+}
