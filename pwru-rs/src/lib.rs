@@ -2,6 +2,7 @@
 //!
 //! `main.rs` only parses the command line and calls [`trace::run`].
 
+pub mod asm;
 pub mod backend;
 pub mod btf;
 pub mod cli;

@@ -9,8 +9,9 @@ mod ebpf;
 mod inject;
 pub mod testing;
 
+pub use crate::asm::Insn;
 pub use cbpf::{compile as compile_cbpf, CbpfInsn, Compiled, View};
-pub use ebpf::{translate, Insn, TranslateError};
+pub use ebpf::{translate, TranslateError};
 pub use inject::{AlignedBytes, InjectError};
 
 /// Stub section and symbol names shared with `pwru-rs-ebpf/src/filter.rs`, and the distinct
