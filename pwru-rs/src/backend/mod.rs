@@ -138,7 +138,7 @@ pub struct Selection {
     pub skipped: usize,
 }
 
-/// Programs by 1-based skb position (`pwru-rs-ebpf/src/kprobe.rs`).
+/// Programs by zero-based skb argument (named from 1 in `pwru-rs-ebpf/src/kprobe.rs`).
 const KPROBE_PROGRAMS: [&str; 5] = [
     "pwru_kprobe_skb_1",
     "pwru_kprobe_skb_2",
@@ -148,13 +148,11 @@ const KPROBE_PROGRAMS: [&str; 5] = [
 ];
 
 fn kprobe_program(f: &SkbFunction) -> Option<&'static str> {
-    match (f.name.as_str(), f.skb_pos) {
+    match (f.name.as_str(), f.skb_arg) {
         // The drop functions whose reason pwru prints.
-        ("kfree_skb_reason", 1) => Some("pwru_kprobe_skb_1_reason_2"),
-        ("sk_skb_reason_drop", 2) => Some("pwru_kprobe_skb_2_reason_3"),
-        (_, pos) => KPROBE_PROGRAMS
-            .get(usize::from(pos).checked_sub(1)?)
-            .copied(),
+        ("kfree_skb_reason", 0) => Some("pwru_kprobe_skb_1_reason_2"),
+        ("sk_skb_reason_drop", 1) => Some("pwru_kprobe_skb_2_reason_3"),
+        _ => KPROBE_PROGRAMS.get(usize::from(f.skb_arg)).copied(),
     }
 }
 
@@ -258,10 +256,10 @@ fn select(
 mod tests {
     use super::*;
 
-    fn f(name: &str, skb_pos: u8) -> SkbFunction {
+    fn f(name: &str, skb_arg: u8) -> SkbFunction {
         SkbFunction {
             name: name.into(),
-            skb_pos,
+            skb_arg,
         }
     }
 
@@ -290,12 +288,12 @@ mod tests {
         .into();
         let blacklist: HashSet<String> = ["do_int3_thing".to_string()].into();
         let functions = [
-            f("ip_rcv", 1),
-            f("kfree_skb_reason", 1),
-            f("inlined_one", 1),
-            f("do_int3_thing", 2),
-            f("sk_skb_reason_drop", 2),
-            f("no_symbol", 3),
+            f("ip_rcv", 0),
+            f("kfree_skb_reason", 0),
+            f("inlined_one", 0),
+            f("do_int3_thing", 1),
+            f("sk_skb_reason_drop", 1),
+            f("no_symbol", 2),
         ];
         let s = select(&functions, None, &kallsyms, Some(&traceable), &blacklist).unwrap();
         let got: Vec<_> = s
