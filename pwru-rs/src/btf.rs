@@ -1,22 +1,27 @@
 //! What pwru-rs needs from the kernel's BTF (BPF Type Format).
 //!
 //! [`KernelBtf`] wraps a parsed vmlinux BTF (by default [`VMLINUX_BTF`], or a file given with
-//! `--kernel-btf`) and answers the questions the tracer asks at start-up:
+//! `--kernel-btf`), optionally with kernel modules' split BTF on top ([`KernelBtf::from_files`];
+//! every query below covers their types too), and answers the questions the tracer asks:
 //!
 //! - [`KernelBtf::skb_functions`]: which kernel functions take a `struct sk_buff *`, and in which
 //!   argument (the kprobe backends attach one program per position),
 //! - [`KernelBtf::skb_tracepoints`]: which raw tracepoints carry an skb (and a drop reason),
 //! - [`KernelBtf::offsets`]: the byte offsets of the struct fields the eBPF programs read
 //!   (Rust eBPF cannot emit CO-RE relocations, so they are resolved here),
-//! - [`KernelBtf::drop_reasons`]: the names of `enum skb_drop_reason` values.
+//! - [`KernelBtf::drop_reasons`]: the names of `enum skb_drop_reason` values,
+//! - [`KernelBtf::field`] / [`KernelBtf::field_in`]: any struct/union member path, described
+//!   enough (offset, size, bitfield, type) to generate code that loads it.
 //!
 //! Parsing uses btf-rs's mmap backend, which only indexes the type section; a full parse of
 //! vmlinux with its cache backend takes several times longer (~60-100 ms for ~126k types).
 
 use std::{
+    collections::HashMap,
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::OnceLock,
 };
 
 use btf_rs::{Backend, Btf, BtfType, FuncProto, Member, Struct, Type};
@@ -29,7 +34,7 @@ mod tests;
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// kprobes read at most this many arguments from registers (pwru-rs has one program per position).
-pub const MAX_SKB_POS: u8 = 5;
+pub const MAX_SKB_ARGS: u8 = pwru_rs_common::contract::MAX_SKB_ARGS as u8;
 
 /// Prefix of the typedefs the kernel emits for every tracepoint:
 /// `typedef void (*btf_trace_<name>)(void *__data, <TP_PROTO args>)`.
@@ -58,17 +63,21 @@ pub enum BtfError {
     /// `field` is the dotted path from `struct ty`, e.g. `ty: "sock", field: "__sk_common.skc_net"`.
     #[error("field `{field}` not found in `struct {ty}`")]
     MissingField { ty: String, field: String },
-    /// The field has no byte offset (the eBPF programs only read whole bytes).
+    /// The field has no byte offset (the eBPF programs only read whole bytes), or its bits
+    /// do not fit in one 8-byte load.
     #[error("field `{field}` of `struct {ty}` is a bitfield")]
     Bitfield { ty: String, field: String },
+    /// A field path starts from a type that is not a struct or union.
+    #[error("type `{0}` is not a struct or union")]
+    NotAStruct(String),
 }
 
 /// A kernel function taking a `struct sk_buff *`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkbFunction {
     pub name: String,
-    /// 1-based position of the first `struct sk_buff *` parameter, in `1..=MAX_SKB_POS`.
-    pub skb_pos: u8,
+    /// Zero-based index of the first `struct sk_buff *` parameter, below [`MAX_SKB_ARGS`].
+    pub skb_arg: u8,
 }
 
 /// A raw tracepoint carrying a `struct sk_buff *`.
@@ -129,35 +138,114 @@ const SK_BUFF: &str = "sk_buff";
 const SKB_DROP_REASON: &str = "skb_drop_reason";
 
 /// Structs whose fields [`KernelBtf::offsets`] reads. Their ids are collected in the indexing
-/// pass so that no query has to scan all types again.
+/// pass so that start-up needs no name index; other names use one built on first use.
 const STRUCTS: [&str; 4] = [SK_BUFF, "net_device", "sock", "net"];
 
-/// Parsed kernel BTF plus an index of the types pwru-rs queries.
+/// A type in one of the loaded BTF objects. Object 0 is vmlinux, 1.. are the modules in the
+/// order given; vmlinux ids (which every module's split BTF shares) always carry object 0, so
+/// two `TypeId`s are equal exactly when they name the same type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId {
+    pub obj: u16,
+    pub id: u32,
+}
+
+/// A struct/union member found by [`KernelBtf::field`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Byte offset from the start of the root type: of the field, or for a bitfield of the
+    /// first byte holding its bits.
+    pub offset: u32,
+    /// Bytes to read at `offset`: the type's size, or for a bitfield the smallest of 1, 2, 4, 8
+    /// bytes holding all its bits.
+    pub size: u32,
+    pub bitfield: Option<Bitfield>,
+    /// The member's type with modifiers and typedefs stripped.
+    pub type_id: TypeId,
+    pub kind: FieldKind,
+}
+
+/// Where a bitfield's bits are in the `size` bytes loaded at [`Field::offset`] (as a
+/// little-endian integer): `(value >> shift) & ((1 << bits) - 1)`, then sign-extended from
+/// `bits` if the type is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bitfield {
+    pub shift: u32,
+    pub bits: u32,
+}
+
+/// What a field's type is, as much as generated code needs to load and compare it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldKind {
+    Int {
+        size: u32,
+        signed: bool,
+        /// `char` (arrays of them are strings) or `bool` per the BTF encoding.
+        char: bool,
+        bool: bool,
+    },
+    Enum {
+        size: u32,
+        signed: bool,
+    },
+    /// Resolve fields of the pointee with [`KernelBtf::field_in`]; `None` for `void *`.
+    Ptr {
+        pointee: Option<TypeId>,
+        /// The pointee's name, when it is a named type (`net_device` for `skb->dev`).
+        pointee_name: Option<String>,
+    },
+    Array {
+        elem: TypeId,
+        elem_size: u32,
+        len: u32,
+        /// An array of `char`-sized integers (`net_device.name`).
+        string: bool,
+    },
+    Struct {
+        size: u32,
+        name: Option<String>,
+    },
+    Union {
+        size: u32,
+        name: Option<String>,
+    },
+    /// Float, function pointer target, ...: nothing generated code compares.
+    Other,
+}
+
+/// Parsed kernel BTF (vmlinux, and optionally modules' split BTF on top of it) plus an index of
+/// the types pwru-rs queries.
 ///
 /// ```no_run
 /// use pwru_rs::btf::KernelBtf;
 ///
 /// let btf = KernelBtf::load(None)?; // /sys/kernel/btf/vmlinux
 /// for f in btf.skb_functions() {
-///     println!("{}: skb is argument {}", f.name, f.skb_pos);
+///     println!("{}: skb is argument {} (from 0)", f.name, f.skb_arg);
 /// }
 /// let offsets = btf.offsets()?; // pwru_rs_common::Offsets, for the eBPF programs
+/// let dev = btf.field("sk_buff", &["dev"])?; // a pointer: follow it with field_in
 /// # Ok::<(), pwru_rs::btf::BtfError>(())
 /// ```
 pub struct KernelBtf {
-    btf: Btf,
-    /// One past the highest type id.
-    nr_types: u32,
-    /// Ids of all `BTF_KIND_FUNC` types, in BTF order.
-    funcs: Vec<u32>,
-    /// `(tracepoint name, typedef id)` of every `btf_trace_*` typedef, in BTF order.
-    trace_typedefs: Vec<(String, u32)>,
-    /// Ids of the structs named `STRUCTS[i]`, in BTF order.
-    structs: [Vec<u32>; STRUCTS.len()],
-    /// Ids that stand for `struct sk_buff`: the struct and any forward declaration of it.
-    skb_ids: Vec<u32>,
-    /// Ids of `enum skb_drop_reason`.
-    reason_ids: Vec<u32>,
+    /// `objs[0]` is vmlinux; the others are split BTF on top of it (resolving vmlinux ids too).
+    objs: Vec<Btf>,
+    /// Module names, for `objs[1..]`.
+    modules: Vec<String>,
+    /// Last vmlinux type id.
+    base_last: u32,
+    /// All `BTF_KIND_FUNC` types, in BTF order.
+    funcs: Vec<TypeId>,
+    /// `(tracepoint name, typedef)` of every `btf_trace_*` typedef, in BTF order.
+    trace_typedefs: Vec<(String, TypeId)>,
+    /// The structs named `STRUCTS[i]`, in BTF order.
+    structs: [Vec<TypeId>; STRUCTS.len()],
+    /// What stands for `struct sk_buff`: the struct and any forward declaration of it.
+    skb_ids: Vec<TypeId>,
+    /// `enum skb_drop_reason`.
+    reason_ids: Vec<TypeId>,
+    /// Named structs and unions by name, built on the first lookup of a name not in `STRUCTS`.
+    by_name: OnceLock<HashMap<String, Vec<TypeId>>>,
 }
 
 impl KernelBtf {
@@ -168,128 +256,175 @@ impl KernelBtf {
 
     /// Loads a raw BTF file (the format of `/sys/kernel/btf/vmlinux`, not an ELF file).
     pub fn from_file(path: &Path) -> Result<Self, BtfError> {
-        // mmap is the fast path, but sysfs only allows mmap of vmlinux BTF since Linux 6.16;
-        // older kernels (and pipes) take the copy below.
-        match Btf::from_file_with_backend(path, Backend::Mmap) {
-            Ok(btf) => return Self::from_btf(btf),
-            Err(e) => log::debug!("cannot mmap {} ({e}), reading it instead", path.display()),
+        Self::from_files(path, &[])
+    }
+
+    /// Loads vmlinux BTF and the split BTF of kernel modules on top of it (the files of
+    /// `/sys/kernel/btf/<module>`, named after the file).
+    pub fn from_files(vmlinux: &Path, modules: &[PathBuf]) -> Result<Self, BtfError> {
+        let base = vmlinux_btf(vmlinux)?;
+        let mut split = Vec::with_capacity(modules.len());
+        for path in modules {
+            let btf = Btf::from_split_file(path, &base).map_err(|e| match e {
+                btf_rs::Error::IO(source) => BtfError::Read {
+                    path: path.clone(),
+                    source,
+                },
+                other => BtfError::Parse(other),
+            })?;
+            let name = path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            split.push((name, btf));
         }
-        let bytes = fs::read(path).map_err(|source| BtfError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_bytes(&bytes)
+        Self::from_btfs(base, split)
     }
 
     /// Parses raw BTF from memory.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BtfError> {
-        let btf = match btf_via_memfd(bytes) {
+        Self::from_bytes_with_modules(bytes, &[])
+    }
+
+    /// Parses vmlinux BTF and `(module name, split BTF)` pairs from memory.
+    pub fn from_bytes_with_modules(
+        vmlinux: &[u8],
+        modules: &[(&str, &[u8])],
+    ) -> Result<Self, BtfError> {
+        let base = match btf_via_memfd(vmlinux) {
             Ok(btf) => btf,
             Err(e) => {
                 log::debug!("cannot use the mmap backend ({e}), parsing BTF in memory");
-                Btf::from_bytes(bytes).map_err(BtfError::Parse)?
+                Btf::from_bytes(vmlinux).map_err(BtfError::Parse)?
             }
         };
-        Self::from_btf(btf)
+        let split = modules
+            .iter()
+            .map(|(name, bytes)| {
+                Btf::from_split_bytes(bytes, &base)
+                    .map(|btf| ((*name).to_owned(), btf))
+                    .map_err(BtfError::Parse)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_btfs(base, split)
     }
 
-    /// The underlying btf-rs object, for lookups this module does not cover.
+    /// The vmlinux btf-rs object, for lookups this module does not cover.
     pub fn btf(&self) -> &Btf {
-        &self.btf
+        &self.objs[0]
     }
 
-    /// Indexes the types we query in a single pass over the whole BTF.
-    fn from_btf(btf: Btf) -> Result<Self, BtfError> {
-        let (_, last_id) = btf.base().type_id_range();
-        let mut funcs = Vec::new();
-        let mut trace_typedefs = Vec::new();
-        let mut structs: [Vec<u32>; STRUCTS.len()] = Default::default();
-        let mut skb_ids = Vec::new();
-        let mut reason_ids = Vec::new();
-        for id in 1..=last_id {
-            let ty = btf.resolve_type_by_id(id).map_err(BtfError::Parse)?;
-            let bt = match &ty {
-                // Function names are only resolved for matches, later.
-                Type::Func(_) => {
-                    funcs.push(id);
-                    continue;
-                }
-                Type::Typedef(t) => t as &dyn BtfType,
-                Type::Struct(s) => s,
-                Type::Fwd(f) => f,
-                Type::Enum(e) => e,
-                Type::Enum64(e) => e,
-                _ => continue,
+    /// The loaded modules' names; `TypeId::obj` `i + 1` is `modules()[i]`.
+    pub fn modules(&self) -> &[String] {
+        &self.modules
+    }
+
+    /// Indexes the types we query in a single pass over every object.
+    fn from_btfs(base: Btf, modules: Vec<(String, Btf)>) -> Result<Self, BtfError> {
+        let (_, base_last) = base.base().type_id_range();
+        let (names, split): (Vec<String>, Vec<Btf>) = modules.into_iter().unzip();
+        let mut objs = vec![base];
+        objs.extend(split);
+        let mut this = Self {
+            objs,
+            modules: names,
+            base_last,
+            funcs: Vec::new(),
+            trace_typedefs: Vec::new(),
+            structs: Default::default(),
+            skb_ids: Vec::new(),
+            reason_ids: Vec::new(),
+            by_name: OnceLock::new(),
+        };
+        for obj in 0..this.objs.len() {
+            let btf = &this.objs[obj];
+            let (first, last) = match btf.split() {
+                Some(split) => split.type_id_range(),
+                None => (1, base_last),
             };
-            if bt.get_name_offset().unwrap_or(0) == 0 {
-                continue; // anonymous
-            }
-            let name = btf.resolve_name(bt).map_err(BtfError::Parse)?;
-            match &ty {
-                Type::Typedef(_) => {
-                    if let Some(tp) = name.strip_prefix(TRACE_TYPEDEF_PREFIX) {
-                        trace_typedefs.push((tp.to_owned(), id));
+            // Module counts are far below u16::MAX.
+            let obj = obj as u16;
+            for id in first..=last {
+                let ty = btf.resolve_type_by_id(id).map_err(BtfError::Parse)?;
+                let at = TypeId { obj, id };
+                let bt = match &ty {
+                    // Function names are only resolved for matches, later.
+                    Type::Func(_) => {
+                        this.funcs.push(at);
+                        continue;
                     }
+                    Type::Typedef(t) => t as &dyn BtfType,
+                    Type::Struct(s) => s,
+                    Type::Fwd(f) => f,
+                    Type::Enum(e) => e,
+                    Type::Enum64(e) => e,
+                    _ => continue,
+                };
+                if bt.get_name_offset().unwrap_or(0) == 0 {
+                    continue; // anonymous
                 }
-                Type::Struct(_) => {
-                    if name == SK_BUFF {
-                        skb_ids.push(id);
+                let name = btf.resolve_name(bt).map_err(BtfError::Parse)?;
+                match &ty {
+                    Type::Typedef(_) => {
+                        if let Some(tp) = name.strip_prefix(TRACE_TYPEDEF_PREFIX) {
+                            this.trace_typedefs.push((tp.to_owned(), at));
+                        }
                     }
-                    if let Some(i) = STRUCTS.iter().position(|s| *s == name) {
-                        structs[i].push(id);
+                    Type::Struct(_) => {
+                        if name == SK_BUFF {
+                            this.skb_ids.push(at);
+                        }
+                        if let Some(i) = STRUCTS.iter().position(|s| *s == name) {
+                            this.structs[i].push(at);
+                        }
                     }
+                    // A forward declaration still means sk_buff to a function taking a pointer.
+                    Type::Fwd(f) if f.is_struct() && name == SK_BUFF => this.skb_ids.push(at),
+                    Type::Enum(_) | Type::Enum64(_) if name == SKB_DROP_REASON => {
+                        this.reason_ids.push(at)
+                    }
+                    _ => {}
                 }
-                // A forward declaration still means sk_buff to a function taking a pointer.
-                Type::Fwd(f) if f.is_struct() && name == SK_BUFF => skb_ids.push(id),
-                Type::Enum(_) | Type::Enum64(_) if name == SKB_DROP_REASON => reason_ids.push(id),
-                _ => {}
             }
         }
-        Ok(Self {
-            btf,
-            nr_types: last_id.saturating_add(1),
-            funcs,
-            trace_typedefs,
-            structs,
-            skb_ids,
-            reason_ids,
-        })
+        Ok(this)
     }
 
-    /// Every kernel function (`BTF_KIND_FUNC`) with a `struct sk_buff *` parameter (possibly
-    /// `const`/`volatile`/typedef'd) in positions `1..=MAX_SKB_POS`, sorted by name.
+    /// Every kernel function (`BTF_KIND_FUNC`, vmlinux and loaded modules) with a
+    /// `struct sk_buff *` parameter (possibly `const`/`volatile`/typedef'd) among its first
+    /// [`MAX_SKB_ARGS`], sorted by name.
     ///
-    /// `skb_pos` is the position of the *first* skb parameter. (pwru stops counting after an skb
-    /// parameter, so for `f(skb, int, skb)` it records position 2.) Functions whose prototype is
-    /// missing or malformed are skipped. When several functions share a name (static functions
-    /// of different files), the first one in BTF order is reported.
+    /// `skb_arg` is the zero-based index of the *first* skb parameter. (pwru stops counting after
+    /// an skb parameter, so for `f(skb, int, skb)` it records the second argument.) Functions
+    /// whose prototype is missing or malformed are skipped. When several functions share a name
+    /// (static functions of different files), the first one in BTF order is reported.
     pub fn skb_functions(&self) -> Vec<SkbFunction> {
-        let mut memo = SkbPtrMemo::new(self.nr_types);
+        let mut memo = SkbPtrMemo::new(self);
         let mut out = Vec::new();
-        for &id in &self.funcs {
-            let func = match self.btf.resolve_type_by_id(id) {
-                Ok(Type::Func(func)) => func,
+        for &at in &self.funcs {
+            let func = match self.ty(at) {
+                Some(Type::Func(func)) => func,
                 _ => continue,
             };
-            let Some(proto) = self.func_proto(&func) else {
-                log::debug!("BTF func [{id}] has no valid prototype, skipped");
+            let Some(proto) = self.func_proto(at, &func) else {
+                log::debug!("BTF func {at:?} has no valid prototype, skipped");
                 continue;
             };
             let Some(idx) = proto
                 .parameters
                 .iter()
-                .take(MAX_SKB_POS.into())
-                .position(|p| self.param_is_skb_ptr(p, &mut memo))
+                .take(MAX_SKB_ARGS.into())
+                .position(|p| self.param_is_skb_ptr(at, p, &mut memo))
             else {
                 continue;
             };
-            match self.btf.resolve_name(&func) {
+            match self.objs[usize::from(at.obj)].resolve_name(&func) {
                 Ok(name) => out.push(SkbFunction {
                     name,
-                    // idx < MAX_SKB_POS, so this fits.
-                    skb_pos: idx as u8 + 1,
+                    // idx < MAX_SKB_ARGS, so this fits.
+                    skb_arg: idx as u8,
                 }),
-                Err(e) => log::debug!("BTF func [{id}] has no name ({e}), skipped"),
+                Err(e) => log::debug!("BTF func {at:?} has no name ({e}), skipped"),
             }
         }
         // Stable sort: among equal names the first in BTF order stays first and is kept.
@@ -303,10 +438,10 @@ impl KernelBtf {
     /// Found through the `btf_trace_<name>` typedefs (typedef -> pointer -> function prototype
     /// whose first parameter is the `void *` context and the rest the tracepoint's arguments).
     pub fn skb_tracepoints(&self) -> Vec<SkbTracepoint> {
-        let mut memo = SkbPtrMemo::new(self.nr_types);
+        let mut memo = SkbPtrMemo::new(self);
         let mut out = Vec::new();
-        for (name, id) in &self.trace_typedefs {
-            let Some(proto) = self.trace_proto(*id) else {
+        for (name, at) in &self.trace_typedefs {
+            let Some(proto) = self.trace_proto(*at) else {
                 log::debug!("BTF typedef btf_trace_{name} is not a tracepoint prototype, skipped");
                 continue;
             };
@@ -314,11 +449,11 @@ impl KernelBtf {
             let args = proto.parameters.get(1..).unwrap_or_default();
             let Some(skb_arg) = args
                 .iter()
-                .position(|p| self.param_is_skb_ptr(p, &mut memo))
+                .position(|p| self.param_is_skb_ptr(*at, p, &mut memo))
             else {
                 continue;
             };
-            let reason_arg = args.iter().position(|p| self.param_is_drop_reason(p));
+            let reason_arg = args.iter().position(|p| self.param_is_drop_reason(*at, p));
             // Tracepoints have at most a dozen arguments; anything else is corrupt BTF.
             let (Ok(skb_arg), Ok(reason_arg)) = (
                 u8::try_from(skb_arg),
@@ -374,20 +509,19 @@ impl KernelBtf {
     pub fn drop_reasons(&self) -> DropReasons {
         let mut by_value = Vec::new();
         // The first definition with members wins (a kernel has exactly one).
-        for &id in &self.reason_ids {
-            match self.btf.resolve_type_by_id(id) {
-                Ok(Type::Enum(e)) => {
+        for &at in &self.reason_ids {
+            let btf = &self.objs[usize::from(at.obj)];
+            match self.ty(at) {
+                Some(Type::Enum(e)) => {
                     for m in &e.members {
-                        if let Ok(name) = self.btf.resolve_name(m) {
+                        if let Ok(name) = btf.resolve_name(m) {
                             by_value.push((m.val(), name));
                         }
                     }
                 }
-                Ok(Type::Enum64(e)) => {
+                Some(Type::Enum64(e)) => {
                     for m in &e.members {
-                        if let (Ok(v), Ok(name)) =
-                            (u32::try_from(m.val()), self.btf.resolve_name(m))
-                        {
+                        if let (Ok(v), Ok(name)) = (u32::try_from(m.val()), btf.resolve_name(m)) {
                             by_value.push((v, name));
                         }
                     }
@@ -403,68 +537,243 @@ impl KernelBtf {
         DropReasons { by_value }
     }
 
-    /// Byte offset of `path` (member names, each one looked up in the previous member's type,
-    /// through anonymous structs/unions) from the start of `struct ty`.
-    fn field_offset(&self, ty: &str, path: &[&str]) -> Result<u32, BtfError> {
-        let mut container = self
-            .struct_by_name(ty)
-            .ok_or_else(|| BtfError::MissingType(ty.to_owned()))?;
-        let mut bits: u64 = 0;
-        for (i, field) in path.iter().enumerate() {
-            let missing = || BtfError::MissingField {
-                ty: ty.to_owned(),
-                field: path[..=i].join("."),
-            };
-            let (member, member_bits) = self
-                .find_member(&container, field, 0)?
-                .ok_or_else(missing)?;
-            if member.bitfield_size().unwrap_or(0) != 0 || member_bits % 8 != 0 {
-                return Err(BtfError::Bitfield {
-                    ty: ty.to_owned(),
-                    field: path[..=i].join("."),
-                });
-            }
-            bits += member_bits;
-            if i + 1 < path.len() {
-                // The next component is looked up in this member's type; if that is not a
-                // struct/union, the next field cannot exist.
-                let next_missing = || BtfError::MissingField {
-                    ty: ty.to_owned(),
-                    field: path[..=i + 1].join("."),
-                };
-                container = match self.member_type(&member) {
-                    Some(Type::Struct(s) | Type::Union(s)) => s,
-                    _ => return Err(next_missing()),
-                };
-            }
+    /// The first struct or union called `name`, vmlinux first, then the modules in order.
+    pub fn struct_id(&self, name: &str) -> Result<TypeId, BtfError> {
+        let ids = match STRUCTS.iter().position(|s| *s == name) {
+            Some(i) => &self.structs[i],
+            None => self
+                .by_name
+                .get_or_init(|| self.struct_names())
+                .get(name)
+                .map_or(&[][..], Vec::as_slice),
+        };
+        ids.first()
+            .copied()
+            .ok_or_else(|| BtfError::MissingType(name.to_owned()))
+    }
+
+    /// Member `path` of `struct root` (or union): each name is looked up in the previous
+    /// member's type, through anonymous structs/unions (`["dev"]`, `["__sk_common",
+    /// "skc_family"]`). Pointers are not followed: for `skb->dev->ifindex` resolve
+    /// `["dev"]`, then `["ifindex"]` in its [`FieldKind::Ptr`] pointee with [`Self::field_in`].
+    pub fn field(&self, root: &str, path: &[&str]) -> Result<Field, BtfError> {
+        let id = self.struct_id(root)?;
+        self.field_from(id, root, path)
+    }
+
+    /// [`Self::field`] from a type id (e.g. a pointee). Modifiers, typedefs and a forward
+    /// declaration (resolved by name) in front of the struct are fine.
+    pub fn field_in(&self, root: TypeId, path: &[&str]) -> Result<Field, BtfError> {
+        let name = self
+            .type_name(root)
+            .unwrap_or_else(|| format!("[{}:{}]", root.obj, root.id));
+        self.field_from(root, &name, path)
+    }
+
+    /// The name of a type, if it has one (modifiers and typedefs are not stripped).
+    pub fn type_name(&self, at: TypeId) -> Option<String> {
+        let ty = self.ty(at)?;
+        let bt = ty.as_btf_type()?;
+        if bt.get_name_offset().unwrap_or(0) == 0 {
+            return None;
         }
-        u32::try_from(bits / 8).map_err(|_| BtfError::Bitfield {
-            ty: ty.to_owned(),
+        self.objs[usize::from(at.obj)].resolve_name(bt).ok()
+    }
+
+    fn field_from(&self, root: TypeId, root_name: &str, path: &[&str]) -> Result<Field, BtfError> {
+        let error = |upto: usize| BtfError::MissingField {
+            ty: root_name.to_owned(),
+            field: path[..upto].join("."),
+        };
+        let Some((mut at, mut container)) = self.container(root) else {
+            return Err(BtfError::NotAStruct(root_name.to_owned()));
+        };
+        if path.is_empty() {
+            return Err(error(0));
+        }
+        let mut bits: u64 = 0;
+        for (i, name) in path.iter().enumerate() {
+            let (member, member_bits) = self
+                .find_member(at, &container, name, 0)?
+                .ok_or_else(|| error(i + 1))?;
+            bits += member_bits;
+            let member_id = member.get_type_id().ok_or_else(|| error(i + 1))?;
+            let (ty_at, ty) = self
+                .peel(self.at(at.obj, member_id))
+                .ok_or_else(|| error(i + 1))?;
+            if i + 1 == path.len() {
+                let bitfield_bits = member.bitfield_size().unwrap_or(0);
+                return self.describe(root_name, path, bits, bitfield_bits, ty_at, &ty);
+            }
+            // The next name is looked up in this member's type, which must be a struct/union.
+            (at, container) = match ty {
+                Type::Struct(s) | Type::Union(s) => (ty_at, s),
+                _ => return Err(error(i + 2)),
+            };
+        }
+        unreachable!("the loop returns at the last path element")
+    }
+
+    fn describe(
+        &self,
+        root_name: &str,
+        path: &[&str],
+        bits: u64,
+        bitfield_bits: u32,
+        at: TypeId,
+        ty: &Type,
+    ) -> Result<Field, BtfError> {
+        let kind = self.kind(at, ty);
+        let type_size = self.size_of(at, ty).unwrap_or(0);
+        let too_far = || BtfError::Bitfield {
+            ty: root_name.to_owned(),
             field: path.join("."),
+        };
+        let offset = u32::try_from(bits / 8).map_err(|_| too_far())?;
+        let shift = (bits % 8) as u32;
+        // A member that is not byte aligned is read like a bitfield of its whole width.
+        let width = match (bitfield_bits, shift) {
+            (0, 0) => None,
+            (0, _) => Some(type_size.saturating_mul(8)),
+            (w, _) => Some(w),
+        };
+        let (size, bitfield) = match width {
+            None => (type_size, None),
+            Some(w) => {
+                let size = [1, 2, 4, 8]
+                    .into_iter()
+                    .find(|bytes| shift + w <= bytes * 8)
+                    .ok_or_else(too_far)?;
+                (size, Some(Bitfield { shift, bits: w }))
+            }
+        };
+        Ok(Field {
+            offset,
+            size,
+            bitfield,
+            type_id: at,
+            kind,
         })
     }
 
-    /// Finds member `name` of `container`, descending into anonymous struct/union members.
-    /// Returns the member and its offset in bits from the start of `container`.
+    fn kind(&self, at: TypeId, ty: &Type) -> FieldKind {
+        let name = |bt: &dyn BtfType| {
+            (bt.get_name_offset().unwrap_or(0) != 0)
+                .then(|| self.objs[usize::from(at.obj)].resolve_name(bt).ok())
+                .flatten()
+        };
+        match ty {
+            Type::Int(i) => FieldKind::Int {
+                size: i.size() as u32,
+                signed: i.is_signed(),
+                char: i.is_char(),
+                bool: i.is_bool(),
+            },
+            Type::Enum(e) => FieldKind::Enum {
+                size: e.size() as u32,
+                signed: e.is_signed(),
+            },
+            Type::Enum64(e) => FieldKind::Enum {
+                size: e.size() as u32,
+                signed: e.is_signed(),
+            },
+            Type::Ptr(p) => {
+                let pointee = p
+                    .get_type_id()
+                    .filter(|&id| id != 0)
+                    .and_then(|id| self.peel(self.at(at.obj, id)));
+                match pointee {
+                    Some((_, Type::Void)) | None => FieldKind::Ptr {
+                        pointee: None,
+                        pointee_name: None,
+                    },
+                    Some((id, _)) => FieldKind::Ptr {
+                        pointee: Some(id),
+                        pointee_name: self.type_name(id),
+                    },
+                }
+            }
+            Type::Array(a) => {
+                let elem = self.at(at.obj, a.get_type_id().unwrap_or(0));
+                let (elem, elem_ty) = self.peel(elem).unwrap_or((elem, Type::Void));
+                let elem_size = self.size_of(elem, &elem_ty).unwrap_or(0);
+                FieldKind::Array {
+                    elem,
+                    elem_size,
+                    len: a.len() as u32,
+                    string: matches!(&elem_ty, Type::Int(i) if i.size() == 1),
+                }
+            }
+            Type::Struct(s) => FieldKind::Struct {
+                size: s.size() as u32,
+                name: name(s),
+            },
+            Type::Union(s) => FieldKind::Union {
+                size: s.size() as u32,
+                name: name(s),
+            },
+            _ => FieldKind::Other,
+        }
+    }
+
+    /// Size in bytes of a peeled type, if it has one.
+    fn size_of(&self, at: TypeId, ty: &Type) -> Option<u32> {
+        let size = match ty {
+            Type::Int(i) => i.size(),
+            Type::Enum(e) => e.size(),
+            Type::Enum64(e) => e.size(),
+            Type::Float(f) => f.size(),
+            Type::Struct(s) | Type::Union(s) => s.size(),
+            Type::Ptr(_) => 8,
+            Type::Array(a) => {
+                let (elem, elem_ty) = self.peel(self.at(at.obj, a.get_type_id()?))?;
+                return self.size_of(elem, &elem_ty)?.checked_mul(a.len() as u32);
+            }
+            _ => return None,
+        };
+        u32::try_from(size).ok()
+    }
+
+    /// Byte offset of `path` from the start of `struct ty`; refuses bitfields.
+    fn field_offset(&self, ty: &str, path: &[&str]) -> Result<u32, BtfError> {
+        let field = self.field(ty, path)?;
+        if field.bitfield.is_some() {
+            return Err(BtfError::Bitfield {
+                ty: ty.to_owned(),
+                field: path.join("."),
+            });
+        }
+        Ok(field.offset)
+    }
+
+    /// Finds member `name` of `container` (type `at`), descending into anonymous struct/union
+    /// members. Returns the member and its offset in bits from the start of `container`.
     fn find_member(
         &self,
+        at: TypeId,
         container: &Struct,
         name: &str,
         depth: usize,
     ) -> Result<Option<(Member, u64)>, BtfError> {
+        let btf = &self.objs[usize::from(at.obj)];
         for member in &container.members {
             if member.get_name_offset().unwrap_or(0) == 0 {
                 if depth >= MAX_ANON_DEPTH {
                     continue;
                 }
-                if let Some(Type::Struct(inner) | Type::Union(inner)) = self.member_type(member) {
-                    if let Some((found, bits)) = self.find_member(&inner, name, depth + 1)? {
+                let inner = member
+                    .get_type_id()
+                    .and_then(|id| self.peel(self.at(at.obj, id)));
+                if let Some((inner_at, Type::Struct(inner) | Type::Union(inner))) = inner {
+                    if let Some((found, bits)) =
+                        self.find_member(inner_at, &inner, name, depth + 1)?
+                    {
                         return Ok(Some((found, bits + u64::from(member.bit_offset()))));
                     }
                 }
                 continue;
             }
-            if self.btf.resolve_name(member).map_err(BtfError::Parse)? == name {
+            if btf.resolve_name(member).map_err(BtfError::Parse)? == name {
                 let bits = u64::from(member.bit_offset());
                 return Ok(Some((member.clone(), bits)));
             }
@@ -472,101 +781,189 @@ impl KernelBtf {
         Ok(None)
     }
 
-    /// The type of a struct member, modifiers and typedefs stripped.
-    fn member_type(&self, member: &Member) -> Option<Type> {
-        self.peel(member.get_type_id()?).map(|(_, ty)| ty)
-    }
-
-    /// The first struct called `name` (one of `STRUCTS`).
-    fn struct_by_name(&self, name: &str) -> Option<Struct> {
-        let i = STRUCTS.iter().position(|s| *s == name)?;
-        self.structs[i]
-            .iter()
-            .find_map(|&id| match self.btf.resolve_type_by_id(id) {
-                Ok(Type::Struct(s)) => Some(s),
-                _ => None,
-            })
-    }
-
-    /// Follows const/volatile/restrict/typedef/type-tag from `id` to the underlying type.
-    fn peel(&self, mut id: u32) -> Option<(u32, Type)> {
-        for _ in 0..MAX_MODIFIER_DEPTH {
-            let ty = self.btf.resolve_type_by_id(id).ok()?;
-            match &ty {
-                Type::Const(m) | Type::Volatile(m) | Type::Restrict(m) => id = m.get_type_id()?,
-                Type::Typedef(t) => id = t.get_type_id()?,
-                Type::TypeTag(t) => id = t.get_type_id()?,
-                _ => return Some((id, ty)),
+    /// The struct/union `at` stands for: through modifiers, and a forward declaration resolved
+    /// by name.
+    fn container(&self, at: TypeId) -> Option<(TypeId, Struct)> {
+        match self.peel(at)? {
+            (at, Type::Struct(s) | Type::Union(s)) => Some((at, s)),
+            (fwd, Type::Fwd(_)) => {
+                let full = self.struct_id(&self.type_name(fwd)?).ok()?;
+                match self.ty(full)? {
+                    Type::Struct(s) | Type::Union(s) => Some((full, s)),
+                    _ => None,
+                }
             }
+            _ => None,
+        }
+    }
+
+    /// Every named struct and union, for [`Self::struct_id`].
+    fn struct_names(&self) -> HashMap<String, Vec<TypeId>> {
+        let mut map: HashMap<String, Vec<TypeId>> = HashMap::new();
+        for (obj, btf) in self.objs.iter().enumerate() {
+            let (first, last) = match btf.split() {
+                Some(split) => split.type_id_range(),
+                None => (1, self.base_last),
+            };
+            for id in first..=last {
+                let Ok(Type::Struct(s) | Type::Union(s)) = btf.resolve_type_by_id(id) else {
+                    continue;
+                };
+                if s.get_name_offset().unwrap_or(0) == 0 {
+                    continue;
+                }
+                if let Ok(name) = btf.resolve_name(&s) {
+                    map.entry(name).or_default().push(TypeId {
+                        obj: obj as u16,
+                        id,
+                    });
+                }
+            }
+        }
+        map
+    }
+
+    /// `id` as referenced from a type of object `obj`.
+    fn at(&self, obj: u16, id: u32) -> TypeId {
+        TypeId {
+            obj: if id <= self.base_last { 0 } else { obj },
+            id,
+        }
+    }
+
+    fn ty(&self, at: TypeId) -> Option<Type> {
+        self.objs
+            .get(usize::from(at.obj))?
+            .resolve_type_by_id(at.id)
+            .ok()
+    }
+
+    /// Follows const/volatile/restrict/typedef/type-tag from `at` to the underlying type.
+    fn peel(&self, mut at: TypeId) -> Option<(TypeId, Type)> {
+        for _ in 0..MAX_MODIFIER_DEPTH {
+            let ty = self.ty(at)?;
+            let next = match &ty {
+                Type::Const(m) | Type::Volatile(m) | Type::Restrict(m) => m.get_type_id()?,
+                Type::Typedef(t) => t.get_type_id()?,
+                Type::TypeTag(t) => t.get_type_id()?,
+                _ => return Some((at, ty)),
+            };
+            at = self.at(at.obj, next);
         }
         None
     }
 
-    fn func_proto(&self, func: &btf_rs::Func) -> Option<FuncProto> {
-        match self.btf.resolve_type_by_id(func.get_type_id()?) {
-            Ok(Type::FuncProto(proto)) => Some(proto),
+    fn func_proto(&self, at: TypeId, func: &btf_rs::Func) -> Option<FuncProto> {
+        match self.ty(self.at(at.obj, func.get_type_id()?)) {
+            Some(Type::FuncProto(proto)) => Some(proto),
             _ => None,
         }
     }
 
     /// `btf_trace_*` typedef -> pointer -> prototype whose first parameter is a `void *`.
-    fn trace_proto(&self, typedef_id: u32) -> Option<FuncProto> {
-        let proto = match self.peel(typedef_id)? {
-            (_, Type::Ptr(ptr)) => match self.peel(ptr.get_type_id()?)? {
+    fn trace_proto(&self, typedef: TypeId) -> Option<FuncProto> {
+        let obj = typedef.obj;
+        let proto = match self.peel(typedef)? {
+            (_, Type::Ptr(ptr)) => match self.peel(self.at(obj, ptr.get_type_id()?))? {
                 (_, Type::FuncProto(proto)) => proto,
                 _ => return None,
             },
             _ => return None,
         };
         let ctx = proto.parameters.first()?;
-        match self.peel(ctx.get_type_id()?)? {
-            (_, Type::Ptr(ptr)) if matches!(self.peel(ptr.get_type_id()?)?, (_, Type::Void)) => {
+        match self.peel(self.at(obj, ctx.get_type_id()?))? {
+            (_, Type::Ptr(ptr))
+                if matches!(
+                    self.peel(self.at(obj, ptr.get_type_id()?))?,
+                    (_, Type::Void)
+                ) =>
+            {
                 Some(proto)
             }
             _ => None,
         }
     }
 
-    fn param_is_skb_ptr(&self, param: &btf_rs::Parameter, memo: &mut SkbPtrMemo) -> bool {
+    /// Whether parameter `param` of function (or prototype) `of` is an skb pointer.
+    fn param_is_skb_ptr(
+        &self,
+        of: TypeId,
+        param: &btf_rs::Parameter,
+        memo: &mut SkbPtrMemo,
+    ) -> bool {
         let Some(id) = param.get_type_id() else {
             return false;
         };
-        memo.get_or_insert_with(id, || self.is_skb_ptr(id))
+        let at = self.at(of.obj, id);
+        memo.get_or_insert_with(at, || self.is_skb_ptr(at))
     }
 
-    /// Whether type `id` is a (possibly qualified) pointer to a (possibly qualified) sk_buff.
-    fn is_skb_ptr(&self, id: u32) -> bool {
-        let Some((_, Type::Ptr(ptr))) = self.peel(id) else {
+    /// Whether type `at` is a (possibly qualified) pointer to a (possibly qualified) sk_buff.
+    fn is_skb_ptr(&self, at: TypeId) -> bool {
+        let Some((_, Type::Ptr(ptr))) = self.peel(at) else {
             return false;
         };
         ptr.get_type_id()
-            .and_then(|pointee| self.peel(pointee))
+            .and_then(|pointee| self.peel(self.at(at.obj, pointee)))
             .is_some_and(|(pointee, _)| self.skb_ids.contains(&pointee))
     }
 
-    fn param_is_drop_reason(&self, param: &btf_rs::Parameter) -> bool {
+    fn param_is_drop_reason(&self, of: TypeId, param: &btf_rs::Parameter) -> bool {
         param
             .get_type_id()
-            .and_then(|id| self.peel(id))
-            .is_some_and(|(id, _)| self.reason_ids.contains(&id))
+            .and_then(|id| self.peel(self.at(of.obj, id)))
+            .is_some_and(|(at, _)| self.reason_ids.contains(&at))
     }
 }
 
-/// Per-type-id cache of "is a pointer to sk_buff": the ~56k kernel functions share a few
-/// thousand parameter types.
-struct SkbPtrMemo(Vec<u8>);
+/// vmlinux BTF from a file: mmapped when possible.
+fn vmlinux_btf(path: &Path) -> Result<Btf, BtfError> {
+    // mmap is the fast path, but sysfs only allows mmap of vmlinux BTF since Linux 6.16;
+    // older kernels (and pipes) take the copy below.
+    match Btf::from_file_with_backend(path, Backend::Mmap) {
+        Ok(btf) => return Ok(btf),
+        Err(e) => log::debug!("cannot mmap {} ({e}), reading it instead", path.display()),
+    }
+    let bytes = fs::read(path).map_err(|source| BtfError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    match btf_via_memfd(&bytes) {
+        Ok(btf) => Ok(btf),
+        Err(e) => {
+            log::debug!("cannot use the mmap backend ({e}), parsing BTF in memory");
+            Btf::from_bytes(&bytes).map_err(BtfError::Parse)
+        }
+    }
+}
+
+/// Per-type cache of "is a pointer to sk_buff": the ~56k kernel functions share a few
+/// thousand parameter types. One table per BTF object, indexed by type id.
+struct SkbPtrMemo(Vec<Vec<u8>>);
 
 impl SkbPtrMemo {
     const UNKNOWN: u8 = 0;
     const NO: u8 = 1;
     const YES: u8 = 2;
 
-    fn new(nr_types: u32) -> Self {
-        Self(vec![Self::UNKNOWN; nr_types as usize])
+    fn new(btf: &KernelBtf) -> Self {
+        let tables = btf
+            .objs
+            .iter()
+            .map(|b| {
+                let last = b.split().map_or(btf.base_last, |s| s.type_id_range().1);
+                vec![Self::UNKNOWN; last as usize + 1]
+            })
+            .collect();
+        Self(tables)
     }
 
-    fn get_or_insert_with(&mut self, id: u32, f: impl FnOnce() -> bool) -> bool {
-        let Some(slot) = self.0.get_mut(id as usize) else {
+    fn get_or_insert_with(&mut self, at: TypeId, f: impl FnOnce() -> bool) -> bool {
+        let Some(slot) = self
+            .0
+            .get_mut(usize::from(at.obj))
+            .and_then(|t| t.get_mut(at.id as usize))
+        else {
             return false; // invalid id
         };
         if *slot == Self::UNKNOWN {

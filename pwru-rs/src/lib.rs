@@ -2,6 +2,7 @@
 //!
 //! `main.rs` parses the command line, builds a [`config::Config`] and runs a [`session`].
 
+pub mod asm;
 pub mod backend;
 pub mod btf;
 pub mod cli;

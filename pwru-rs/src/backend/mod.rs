@@ -202,12 +202,11 @@ pub struct Selection {
 
 /// The program for `f`, by the position of its skb argument (`pwru-rs-ebpf/src/kprobe.rs`).
 fn kprobe_program(f: &SkbFunction) -> Option<&'static str> {
-    let skb_arg = usize::from(f.skb_pos).checked_sub(1)?;
-    match (f.name.as_str(), skb_arg) {
+    match (f.name.as_str(), f.skb_arg) {
         // The drop functions whose reason pwru prints.
         ("kfree_skb_reason", 0) => Some(contract::KPROBE_SKB_0_REASON_1),
         ("sk_skb_reason_drop", 1) => Some(contract::KPROBE_SKB_1_REASON_2),
-        (_, arg) => contract::KPROBE_PROGRAMS.get(arg).copied(),
+        (_, arg) => contract::KPROBE_PROGRAMS.get(usize::from(arg)).copied(),
     }
 }
 
@@ -304,10 +303,10 @@ fn select(
 mod tests {
     use super::*;
 
-    fn f(name: &str, skb_pos: u8) -> SkbFunction {
+    fn f(name: &str, skb_arg: u8) -> SkbFunction {
         SkbFunction {
             name: name.into(),
-            skb_pos,
+            skb_arg,
         }
     }
 
@@ -336,12 +335,12 @@ mod tests {
         .into();
         let blacklist: HashSet<String> = ["do_int3_thing".to_string()].into();
         let functions = [
-            f("ip_rcv", 1),
-            f("kfree_skb_reason", 1),
-            f("inlined_one", 1),
-            f("do_int3_thing", 2),
-            f("sk_skb_reason_drop", 2),
-            f("no_symbol", 3),
+            f("ip_rcv", 0),
+            f("kfree_skb_reason", 0),
+            f("inlined_one", 0),
+            f("do_int3_thing", 1),
+            f("sk_skb_reason_drop", 1),
+            f("no_symbol", 2),
         ];
         let s = select(&functions, None, &kallsyms, Some(&traceable), &blacklist).unwrap();
         let got: Vec<_> = s

@@ -11,10 +11,10 @@ fn fixture() -> KernelBtf {
     KernelBtf::from_file(Path::new(FIXTURE)).expect("fixture.btf parses")
 }
 
-fn func(name: &str, skb_pos: u8) -> SkbFunction {
+fn func(name: &str, skb_arg: u8) -> SkbFunction {
     SkbFunction {
         name: name.to_owned(),
-        skb_pos,
+        skb_arg,
     }
 }
 
@@ -28,16 +28,16 @@ fn tp(name: &str, skb_arg: u8, reason_arg: Option<u8>) -> SkbTracepoint {
 
 #[test]
 fn fixture_skb_functions() {
-    // Not listed: skb_sixth (position 6), no_skb, skb_by_value_is_not_a_pointer (sk_buff **).
+    // Not listed: skb_sixth (argument 5), no_skb, skb_by_value_is_not_a_pointer (sk_buff **).
     assert_eq!(
         fixture().skb_functions(),
         vec![
-            func("skb_const", 1),
-            func("skb_fifth", 5),
-            func("skb_first", 1),
-            func("skb_third", 3),
-            func("skb_two", 2),
-            func("skb_volatile_typedef", 2),
+            func("skb_const", 0),
+            func("skb_fifth", 4),
+            func("skb_first", 0),
+            func("skb_third", 2),
+            func("skb_two", 1),
+            func("skb_volatile_typedef", 1),
         ]
     );
 }
@@ -148,7 +148,8 @@ fn backends_agree() {
     let all = [
         fixture(),
         KernelBtf::from_bytes(&bytes).expect("from_bytes"),
-        KernelBtf::from_btf(Btf::from_bytes(&bytes).expect("cache backend")).expect("index"),
+        KernelBtf::from_btfs(Btf::from_bytes(&bytes).expect("cache backend"), Vec::new())
+            .expect("index"),
     ];
     for btf in &all[1..] {
         assert_eq!(btf.skb_functions(), all[0].skb_functions());
@@ -181,12 +182,16 @@ struct Enc {
     types: Vec<u8>,
     strings: Vec<u8>,
     next_id: u32,
+    /// For split BTF: the base's string section length (string offsets continue after it).
+    str_base: u32,
 }
 
 impl Enc {
     const INT: u32 = 1;
     const PTR: u32 = 2;
+    const ARRAY: u32 = 3;
     const STRUCT: u32 = 4;
+    const UNION: u32 = 5;
     const ENUM: u32 = 6;
     const FWD: u32 = 7;
     const TYPEDEF: u32 = 8;
@@ -199,6 +204,18 @@ impl Enc {
             types: Vec::new(),
             strings: vec![0],
             next_id: 1,
+            str_base: 0,
+        }
+    }
+
+    /// Split BTF on top of `base` (as the kernel makes for modules): ids and string offsets
+    /// continue where the base's end.
+    fn split(base: &Enc) -> Self {
+        Self {
+            types: Vec::new(),
+            strings: vec![0],
+            next_id: base.next_id,
+            str_base: base.strings.len() as u32,
         }
     }
 
@@ -206,7 +223,7 @@ impl Enc {
         if s.is_empty() {
             return 0;
         }
-        let off = self.strings.len() as u32;
+        let off = self.str_base + self.strings.len() as u32;
         self.strings.extend_from_slice(s.as_bytes());
         self.strings.push(0);
         off
@@ -268,6 +285,31 @@ impl Enc {
             self.u32(t);
             self.u32(off | (bits << 24));
         }
+        id
+    }
+
+    fn union(&mut self, name: &str, size: u32, members: &[(&str, u32, u32)]) -> u32 {
+        let id = self.ty(name, Self::UNION, false, members.len() as u32, size);
+        for &(n, t, off) in members {
+            let n = self.str(n);
+            self.u32(n);
+            self.u32(t);
+            self.u32(off);
+        }
+        id
+    }
+
+    fn array(&mut self, elem: u32, len: u32) -> u32 {
+        let id = self.ty("", Self::ARRAY, false, 0, 0);
+        self.u32(elem);
+        self.u32(elem); // index type: any int
+        self.u32(len);
+        id
+    }
+
+    fn signed_int(&mut self, name: &str, size: u32) -> u32 {
+        let id = self.ty(name, Self::INT, false, 0, size);
+        self.u32((1 << 24) | (size * 8)); // BTF_INT_SIGNED
         id
     }
 
@@ -336,10 +378,10 @@ fn encoded_odd_functions() {
     assert_eq!(
         btf.skb_functions(),
         vec![
-            func("const_ptr", 2),
-            func("dup", 1),
-            func("fwd_ptr", 1),
-            func("typedef_ptr", 3),
+            func("const_ptr", 1),
+            func("dup", 0),
+            func("fwd_ptr", 0),
+            func("typedef_ptr", 2),
         ]
     );
     // sk_buff has none of the fields: the first one asked for is reported.
@@ -402,6 +444,231 @@ fn encoded_bitfield_struct() {
 }
 
 #[test]
+fn fixture_fields_of_any_struct() {
+    let btf = fixture();
+    let dev = btf.field("sk_buff", &["dev"]).expect("sk_buff.dev");
+    assert_eq!((dev.offset, dev.size, dev.bitfield), (16, 8, None));
+    let FieldKind::Ptr {
+        pointee: Some(net_device),
+        pointee_name,
+    } = dev.kind
+    else {
+        panic!("sk_buff.dev is {dev:?}");
+    };
+    assert_eq!(pointee_name.as_deref(), Some("net_device"));
+    assert_eq!(
+        Ok(net_device),
+        btf.struct_id("net_device").map_err(|e| e.to_string())
+    );
+    let ifindex = btf.field_in(net_device, &["ifindex"]).expect("ifindex");
+    assert_eq!((ifindex.offset, ifindex.size), (28, 4));
+    assert!(matches!(
+        ifindex.kind,
+        FieldKind::Int {
+            size: 4,
+            signed: true,
+            ..
+        }
+    ));
+    let name = btf.field("net_device", &["name"]).expect("name");
+    assert!(matches!(
+        name.kind,
+        FieldKind::Array {
+            elem_size: 1,
+            len: 16,
+            string: true,
+            ..
+        }
+    ));
+    assert_eq!((name.offset, name.size), (8, 16));
+    // __u8 cloned : 1, nohdr : 1, pkt_type : 3 at byte 92.
+    let pkt_type = btf.field("sk_buff", &["pkt_type"]).expect("pkt_type");
+    assert_eq!(
+        (pkt_type.offset, pkt_type.size, pkt_type.bitfield),
+        (92, 1, Some(Bitfield { shift: 2, bits: 3 }))
+    );
+    assert!(matches!(
+        pkt_type.kind,
+        FieldKind::Int {
+            size: 1,
+            signed: false,
+            ..
+        }
+    ));
+    // A named struct member, described as a struct.
+    let common = btf.field("sock", &["__sk_common"]).expect("__sk_common");
+    assert!(matches!(
+        common.kind,
+        FieldKind::Struct { name: Some(ref n), .. } if n == "sock_common"
+    ));
+    // Errors name the wrong part of the path.
+    assert!(matches!(
+        btf.field_in(net_device, &["ifindex", "x"]),
+        Err(BtfError::MissingField { ty, field }) if ty == "net_device" && field == "ifindex.x"
+    ));
+    assert!(matches!(
+        btf.field("no_such_struct", &["x"]),
+        Err(BtfError::MissingType(t)) if t == "no_such_struct"
+    ));
+    assert!(matches!(
+        btf.field_in(ifindex.type_id, &["x"]),
+        Err(BtfError::NotAStruct(t)) if t == "int"
+    ));
+}
+
+#[test]
+fn encoded_field_kinds() {
+    let mut e = Enc::new();
+    let u32_t = e.int("unsigned int", 4);
+    let s16 = e.signed_int("short", 2);
+    let sign = e.enm("sign", &[("A", 1)]);
+    let fwd = e.fwd("late");
+    let fwd_ptr = e.ptr(fwd);
+    let void_ptr = e.ptr(0);
+    let arr = e.array(s16, 3);
+    let inner = e.union("", 4, &[("word", u32_t, 0), ("half", s16, 0)]);
+    e.bitfield_struct(
+        "root",
+        32,
+        &[
+            ("", inner, 0, 0),
+            ("wide", u32_t, 38, 30), // bits 38..68: 6 + 30 bits need 8 bytes
+            ("late", fwd_ptr, 128, 0),
+            ("any", void_ptr, 192, 0),
+            ("shorts", arr, 64, 0),
+            ("e", sign, 96, 0),
+        ],
+    );
+    e.strukt("late", 8, &[("x", u32_t, 32)]);
+    let btf = KernelBtf::from_bytes(&e.finish()).expect("parse");
+    let half = btf
+        .field("root", &["half"])
+        .expect("half through the anonymous union");
+    assert_eq!((half.offset, half.size), (0, 2));
+    assert!(matches!(
+        half.kind,
+        FieldKind::Int {
+            size: 2,
+            signed: true,
+            ..
+        }
+    ));
+    let wide = btf.field("root", &["wide"]).expect("wide");
+    assert_eq!(
+        (wide.offset, wide.size, wide.bitfield),
+        (4, 8, Some(Bitfield { shift: 6, bits: 30 }))
+    );
+    let shorts = btf.field("root", &["shorts"]).expect("shorts");
+    assert_eq!(shorts.size, 6);
+    assert!(matches!(
+        shorts.kind,
+        FieldKind::Array {
+            elem_size: 2,
+            len: 3,
+            string: false,
+            ..
+        }
+    ));
+    assert!(matches!(
+        btf.field("root", &["e"]).expect("e").kind,
+        FieldKind::Enum {
+            size: 4,
+            signed: false
+        }
+    ));
+    assert!(matches!(
+        btf.field("root", &["any"]).expect("any").kind,
+        FieldKind::Ptr {
+            pointee: None,
+            pointee_name: None
+        }
+    ));
+    // A pointer to a forward declaration: the path resolves in the full struct, by name.
+    let FieldKind::Ptr {
+        pointee: Some(late),
+        pointee_name,
+    } = btf.field("root", &["late"]).expect("late").kind
+    else {
+        panic!("late is not a pointer");
+    };
+    assert_eq!(pointee_name.as_deref(), Some("late"));
+    assert_eq!(btf.field_in(late, &["x"]).expect("late.x").offset, 4);
+    assert!(matches!(
+        btf.field("root", &[]),
+        Err(BtfError::MissingField { field, .. }) if field.is_empty()
+    ));
+}
+
+/// vmlinux plus two modules whose split ids overlap: each module's types are found, and a
+/// module type using vmlinux types resolves through them.
+#[test]
+fn encoded_split_module_btf() {
+    let mut base = Enc::new();
+    let int = base.int("int", 4);
+    let skb = base.strukt("sk_buff", 8, &[("len", int, 0), ("mark", int, 32)]);
+    let skb_ptr = base.ptr(skb);
+    let p = base.proto(int, &[skb_ptr]);
+    base.func("ip_rcv", p);
+
+    let mut m1 = Enc::split(&base);
+    let conn = m1.strukt("nf_conn", 8, &[("status", int, 32)]);
+    let conn_ptr = m1.ptr(conn);
+    let p = m1.proto(int, &[conn_ptr, int, skb_ptr]);
+    m1.func("nf_hook_thing", p);
+    let void_ptr = m1.ptr(0);
+    let tp_proto = m1.proto(0, &[void_ptr, skb_ptr]);
+    let tp_ptr = m1.ptr(tp_proto);
+    m1.typedef("btf_trace_mod_event", tp_ptr);
+
+    let mut m2 = Enc::split(&base);
+    let other = m2.strukt("other_mod", 4, &[("skb_count", int, 0)]);
+    let p = m2.proto(int, &[skb_ptr]);
+    m2.func("other_rcv", p);
+    assert_eq!(conn, other, "the two modules' ids overlap");
+
+    let (b, m1, m2) = (base.finish(), m1.finish(), m2.finish());
+    let btf =
+        KernelBtf::from_bytes_with_modules(&b, &[("nf", &m1), ("other", &m2)]).expect("parse");
+    assert_eq!(btf.modules(), ["nf", "other"]);
+    assert_eq!(
+        btf.skb_functions(),
+        vec![
+            func("ip_rcv", 0),
+            func("nf_hook_thing", 2),
+            func("other_rcv", 0)
+        ]
+    );
+    assert_eq!(btf.skb_tracepoints(), vec![tp("mod_event", 0, None)]);
+    let status = btf.field("nf_conn", &["status"]).expect("module struct");
+    assert_eq!(status.offset, 4);
+    assert_eq!(status.type_id, TypeId { obj: 0, id: int });
+    assert_eq!(
+        btf.struct_id("nf_conn").unwrap(),
+        TypeId { obj: 1, id: conn }
+    );
+    assert_eq!(
+        btf.struct_id("other_mod").unwrap(),
+        TypeId { obj: 2, id: other }
+    );
+    assert_eq!(btf.field("other_mod", &["skb_count"]).unwrap().offset, 0);
+    assert_eq!(btf.field("sk_buff", &["mark"]).unwrap().offset, 4);
+
+    // Files: the module is named after its file.
+    let dir = std::env::temp_dir().join(format!("pwru-rs-split-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let (vmlinux, module) = (dir.join("vmlinux"), dir.join("nf"));
+    fs::write(&vmlinux, &b).unwrap();
+    fs::write(&module, &m1).unwrap();
+    let from_files = KernelBtf::from_files(&vmlinux, std::slice::from_ref(&module));
+    let missing = KernelBtf::from_files(&vmlinux, &[dir.join("absent")]);
+    fs::remove_dir_all(&dir).unwrap();
+    let from_files = from_files.expect("files parse");
+    assert_eq!(from_files.modules(), ["nf"]);
+    assert_eq!(from_files.skb_functions().len(), 2);
+    assert!(matches!(missing, Err(BtfError::Read { path, .. }) if path.ends_with("absent")));
+}
+
+#[test]
 fn encoded_without_kernel_types() {
     let mut e = Enc::new();
     let int = e.int("int", 4);
@@ -426,14 +693,14 @@ fn running_kernel() {
 
     let funcs = btf.skb_functions();
     assert!(funcs.len() > 1000, "only {} skb functions", funcs.len());
-    let pos = |name: &str| funcs.iter().find(|f| f.name == name).map(|f| f.skb_pos);
-    assert_eq!(pos("ip_rcv"), Some(1));
+    let arg = |name: &str| funcs.iter().find(|f| f.name == name).map(|f| f.skb_arg);
+    assert_eq!(arg("ip_rcv"), Some(0));
     // kfree_skb_reason() became an inline wrapper of sk_skb_reason_drop(sk, skb, reason) in 6.11.
     assert!(
-        pos("kfree_skb_reason") == Some(1) || pos("sk_skb_reason_drop") == Some(2),
+        arg("kfree_skb_reason") == Some(0) || arg("sk_skb_reason_drop") == Some(1),
         "no kfree_skb_reason/sk_skb_reason_drop"
     );
-    assert!(funcs.iter().all(|f| (1..=MAX_SKB_POS).contains(&f.skb_pos)));
+    assert!(funcs.iter().all(|f| f.skb_arg < MAX_SKB_ARGS));
     assert!(funcs.windows(2).all(|w| w[0].name < w[1].name));
 
     let tps = btf.skb_tracepoints();
@@ -463,6 +730,22 @@ fn running_kernel() {
     assert_ne!(o.skb_head, o.skb_data);
     assert!(o.skb_data < 512 && o.skb_mark < 512, "{o:?}");
 
+    // A struct outside the start-up set, through the lazy name index, and a pointer chain.
+    let dev = btf.field("sk_buff", &["dev"]).expect("sk_buff.dev");
+    let FieldKind::Ptr {
+        pointee: Some(net_device),
+        ..
+    } = dev.kind
+    else {
+        panic!("sk_buff.dev is {dev:?}");
+    };
+    let ifindex = btf.field_in(net_device, &["ifindex"]).expect("ifindex");
+    assert_eq!(ifindex.offset, o.dev_ifindex);
+    let family = btf
+        .field("sock_common", &["skc_family"])
+        .expect("sock_common.skc_family");
+    assert_eq!(family.size, 2);
+
     let reasons = btf.drop_reasons();
     assert_eq!(reasons.name(0), Some("SKB_NOT_DROPPED_YET"));
     assert_eq!(reasons.name(2), Some("SKB_DROP_REASON_NOT_SPECIFIED"));
@@ -489,14 +772,19 @@ fn bench_running_kernel() {
         let from_bytes = KernelBtf::from_bytes(&bytes).expect("parse");
         let memfd = t.elapsed();
         let t = Instant::now();
-        let cached = KernelBtf::from_btf(Btf::from_bytes(&bytes).expect("parse")).expect("index");
+        let cached = KernelBtf::from_btfs(Btf::from_bytes(&bytes).expect("parse"), Vec::new())
+            .expect("index");
         let cache = t.elapsed();
+        let t = Instant::now();
+        btf.struct_id("sock_common").expect("sock_common");
+        let name_index = t.elapsed();
         assert_eq!(from_bytes.skb_functions(), funcs);
         assert_eq!(cached.skb_functions(), funcs);
         eprintln!(
             "round {round}: from_file {parsed:?}, + functions/tracepoints/offsets/reasons {total:?} \
              ({} funcs, {} tracepoints, {} reasons, skb_len@{}); \
-             parse only: from_bytes(memfd) {memfd:?}, cache backend {cache:?}",
+             parse only: from_bytes(memfd) {memfd:?}, cache backend {cache:?}; \
+             first lookup of another struct (name index) {name_index:?}",
             funcs.len(),
             tps.len(),
             reasons.len(),

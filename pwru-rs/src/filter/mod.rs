@@ -9,8 +9,9 @@ mod cbpf;
 mod ebpf;
 pub mod testing;
 
+pub use crate::asm::Insn;
 pub use cbpf::{compile as compile_cbpf, CbpfInsn, Compiled, View};
-pub use ebpf::{translate, Insn, TranslateError};
+pub use ebpf::{translate, TranslateError};
 use pwru_rs_common::contract::{FILTER_L2_STUB, FILTER_L3_STUB};
 
 use crate::object::Injection;
