@@ -12,4 +12,5 @@ pub mod loader;
 pub mod netns;
 pub mod output;
 pub mod progress;
+pub mod ready;
 pub mod trace;

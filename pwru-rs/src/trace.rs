@@ -4,7 +4,7 @@
 use std::{
     fs::File,
     io::Write,
-    path::{Path, PathBuf},
+    path::PathBuf,
     time::Instant,
 };
 
@@ -24,6 +24,7 @@ use crate::{
     loader::{self, EVENTS_MAP, LOST_MAP},
     netns::Netns,
     output,
+    ready::{ReadyFile, ReadyInfo},
 };
 
 const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -103,7 +104,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 
     let mut ebpf = loader::load(object.as_bytes(), &offsets, &config, cli.ringbuf_size)?;
     let attach_started = Instant::now();
-    let (attached, backend) = attach(
+    let (attached, backend, skipped) = attach(
         cli,
         &mut ebpf,
         object.as_bytes(),
@@ -152,7 +153,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             signal(SignalKind::terminate())?,
         )
     };
-    let ready = ReadyFile::create(cli.ready_file.as_deref())?;
+    let ready = ReadyFile::create(
+        cli.ready_file.as_deref(),
+        &ReadyInfo {
+            backend: backend.to_string(),
+            hooks: attached.len(),
+            skipped,
+        },
+    )?;
     log::info!("listening for events... (Ctrl-C to stop)");
     let (received, why) = runtime.block_on(async {
         let stop = async {
@@ -209,7 +217,7 @@ fn attach(
     tracepoints: &[SkbTracepoint],
     func_filter: Option<&Regex>,
     symbol_files: Option<SymbolFiles>,
-) -> anyhow::Result<(backend::Attached, Backend)> {
+) -> anyhow::Result<(backend::Attached, Backend, usize)> {
     let select = || {
         let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
         backend::select_functions(functions, func_filter, files)
@@ -219,12 +227,13 @@ fn attach(
         Ok((
             backend::tracepoint::attach(ebpf, tracepoints, func_filter)?,
             Backend::Tracepoint,
+            0,
         ))
     };
     let kprobe = |ebpf: &mut aya::Ebpf, selection: backend::Selection| -> anyhow::Result<_> {
         let (attached, skipped) = backend::kprobe::attach(ebpf, selection, batch, true)?;
         log::info!("kprobe: {skipped} functions could not be probed (not traceable, blacklisted or refused)");
-        Ok((attached, Backend::Kprobe))
+        Ok((attached, Backend::Kprobe, skipped))
     };
     let kprobe_multi = |ebpf: &mut aya::Ebpf, selection: &backend::Selection| {
         log::info!(
@@ -232,7 +241,8 @@ fn attach(
             selection.targets.len(),
             selection.skipped
         );
-        backend::kprobe_multi::attach(ebpf, object, selection).map(|a| (a, Backend::KprobeMulti))
+        backend::kprobe_multi::attach(ebpf, object, selection)
+            .map(|a| (a, Backend::KprobeMulti, selection.skipped))
     };
     match cli.backend {
         BackendChoice::Tracepoint => tracepoint(ebpf),
@@ -359,25 +369,5 @@ impl Sink for OutputSink {
         self.writer.write_all(&self.buf)?;
         self.buf.clear();
         self.writer.flush()
-    }
-}
-
-/// `--ready-file`: exists while every probe is attached.
-struct ReadyFile(Option<PathBuf>);
-
-impl ReadyFile {
-    fn create(path: Option<&Path>) -> anyhow::Result<Self> {
-        if let Some(p) = path {
-            File::create(p).with_context(|| format!("cannot create ready file {}", p.display()))?;
-        }
-        Ok(Self(path.map(Path::to_owned)))
-    }
-}
-
-impl Drop for ReadyFile {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
     }
 }
