@@ -1,12 +1,7 @@
 //! One tracing session: read BTF, pick the backend, load and attach, print events until stopped,
 //! detach and report.
 
-use std::{
-    fs::File,
-    io::Write,
-    path::PathBuf,
-    time::Instant,
-};
+use std::{fs::File, io::Write, path::PathBuf, time::Instant};
 
 use anyhow::{bail, Context};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
