@@ -40,7 +40,22 @@ run_tracer() {
         fail "$TRACER_NAME: pwru-rs did not get ready: $(tail -3 /tmp/$TRACER_NAME.err)"
         return
     fi
-    echo "$TRACER_NAME: ready in $(( ($(now_ns) - start) / 1000000 )) ms"
+    # The ready file goes when pwru-rs exits: keep what it says for expect_ready.
+    cp "$ready" /tmp/$TRACER_NAME.ready-info
+    echo "$TRACER_NAME: ready in $(( ($(now_ns) - start) / 1000000 )) ms: $(cat /tmp/$TRACER_NAME.ready-info)"
+}
+
+# expect_ready NAME BACKEND: the ready file named BACKEND and at least one hook attached.
+expect_ready() {
+    local info backend hooks
+    info=$(cat /tmp/$1.ready-info 2>/dev/null)
+    backend=$(echo "$info" | sed -n 's/.*"backend":"\([^"]*\)".*/\1/p')
+    hooks=$(echo "$info" | sed -n 's/.*"hooks":\([0-9]*\).*/\1/p')
+    if [ "$backend" = "$2" ] && [ "${hooks:-0}" -gt 0 ]; then
+        pass "$1: ready file says $2, $hooks hooks"
+    else
+        fail "$1: ready file says '$info' (want backend $2 and hooks > 0)"
+    fi
 }
 
 stop_tracer() {
