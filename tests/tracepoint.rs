@@ -3,7 +3,7 @@
 //! `--backend tracepoint`, so the tests mean the same on a host that has kprobes.
 
 use integration_tests::{
-    dport, require_root, show, tuple, veth_pair, Trace, Tracer, EVENT_TIMEOUT,
+    dport, require_root, show, tuple, veth_pair, Trace, Tracer, VethPair, EVENT_TIMEOUT,
 };
 use pwru_rs::ready::ReadyInfo;
 
@@ -21,6 +21,31 @@ fn seen(
     and: impl Fn(&pwru_rs::output::JsonEvent) -> bool,
 ) -> bool {
     t.with_tuple(Some(saddr), Some(daddr)).into_iter().any(and)
+}
+
+/// Whether some event from a to b, to `port`, was seen at `func`.
+fn seen_at(t: &Trace, net: &VethPair, port: u16, func: &str) -> bool {
+    seen(t, &net.addr_a, &net.addr_b, |e| {
+        dport(e) == Some(port) && e.func == func
+    })
+}
+
+/// A TCP connect from a to b's `port`, given up after `secs`: its failure (nothing listens, or
+/// the SYN is dropped) is the point.
+fn connect_a_to_b(net: &VethPair, port: u16, secs: u32) {
+    net.a
+        .sh_any(&format!(
+            "timeout {secs} bash -c 'echo > /dev/tcp/{}/{port}'",
+            net.addr_b
+        ))
+        .unwrap();
+}
+
+/// One UDP datagram from a to b's `port`.
+fn udp_a_to_b(net: &VethPair, port: u16) {
+    net.a
+        .sh(&format!("echo x > /dev/udp/{}/{port}", net.addr_b))
+        .unwrap();
 }
 
 #[test]
@@ -224,9 +249,7 @@ EOF")
         "0x42/0xff",
     ]);
     for port in [7001, 7002] {
-        net.a
-            .sh(&format!("echo x > /dev/udp/{}/{port}", net.addr_b))
-            .unwrap();
+        udp_a_to_b(&net, port);
     }
     let marked = |t: &Trace| seen(t, &net.addr_a, &net.addr_b, |e| dport(e) == Some(7001));
     tracer.wait_for(marked, EVENT_TIMEOUT);
@@ -248,9 +271,7 @@ fn udp_to_a_closed_port_is_dropped_with_no_socket() {
         "--filter-func",
         "kfree_skb",
     ]);
-    net.a
-        .sh(&format!("echo x > /dev/udp/{}/9", net.addr_b))
-        .unwrap();
+    udp_a_to_b(&net, 9);
     // The drop happens in b's softirq, possibly after the sender is done: wait for it.
     tracer.wait_for(
         |t| seen(t, &net.addr_a, &net.addr_b, |e| dport(e) == Some(9)),
@@ -296,18 +317,9 @@ table inet pwrt {
 EOF")
         .unwrap();
     let tracer = start(&["--filter-netns", &net.b.path()]);
-    // The SYN is dropped, so the connect times out; its failure is the point.
-    net.a
-        .sh_any(&format!(
-            "timeout 1 bash -c 'echo > /dev/tcp/{}/7100'",
-            net.addr_b
-        ))
-        .unwrap();
-    let dropped = |t: &Trace| {
-        seen(t, &net.addr_a, &net.addr_b, |e| {
-            dport(e) == Some(7100) && e.func == "kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)"
-        })
-    };
+    // The SYN is dropped, so the connect times out.
+    connect_a_to_b(&net, 7100, 1);
+    let dropped = |t: &Trace| seen_at(t, &net, 7100, "kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)");
     tracer.wait_for(dropped, EVENT_TIMEOUT);
     let trace = tracer.stop();
     assert!(
@@ -346,12 +358,9 @@ fn pcap_filter_selects_the_ping_and_not_a_parallel_udp_flow() {
     let net = veth_pair();
     let expression = format!("icmp and host {}", net.addr_b);
     let tracer = start(&["--filter-netns", &net.a.path(), &expression]);
-    net.a
-        .sh(&format!(
-            "for i in 1 2 3; do echo x > /dev/udp/{}/7300; done",
-            net.addr_b
-        ))
-        .unwrap();
+    for _ in 0..3 {
+        udp_a_to_b(&net, 7300);
+    }
     net.ping_a_to_b().unwrap();
     let ping = |t: &Trace| {
         seen(t, &net.addr_a, &net.addr_b, |e| {
@@ -378,17 +387,8 @@ fn pcap_filter_selects_the_syn_of_a_connect() {
     let expression = "tcp[tcpflags] & tcp-syn != 0 and port 7200";
     let tracer = start(&["--filter-netns", &net.b.path(), expression]);
     // Nothing listens on b:7200: the SYN is answered with a RST, which the filter must not show.
-    net.a
-        .sh_any(&format!(
-            "timeout 2 bash -c 'echo > /dev/tcp/{}/7200'",
-            net.addr_b
-        ))
-        .unwrap();
-    let syn = |t: &Trace| {
-        seen(t, &net.addr_a, &net.addr_b, |e| {
-            dport(e) == Some(7200) && e.func == "netif_receive_skb"
-        })
-    };
+    connect_a_to_b(&net, 7200, 2);
+    let syn = |t: &Trace| seen_at(t, &net, 7200, "netif_receive_skb");
     tracer.wait_for(syn, EVENT_TIMEOUT);
     let trace = tracer.stop();
     assert!(syn(&trace), "the SYN is missing: {}", trace.dump());
