@@ -107,6 +107,10 @@ pub fn wait_within(
 
 /// SIGKILL to the child, or to its process group if it leads one; then reaps it.
 fn kill(child: &mut Child) {
+    // Once reaped, its pid may be another process's: signal only a child still unreaped.
+    if !matches!(child.try_wait(), Ok(None)) {
+        return;
+    }
     let pid = child.id() as libc::pid_t;
     // SAFETY: getpgid and kill on our own, not yet reaped, child.
     unsafe {
