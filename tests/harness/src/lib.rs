@@ -279,17 +279,12 @@ impl Pwru {
         self.child.as_ref().expect("running until stopped").id()
     }
 
-    /// Its directory, with `stderr` and whatever output files the caller put there.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// What it wrote to stderr so far.
     pub fn stderr(&self) -> String {
         fs::read_to_string(self.dir.join(STDERR_FILE)).unwrap_or_default()
     }
 
-    /// Whether it has exited by itself (without being reaped by this call's caller yet).
+    /// Whether it has exited by itself (e.g. `--output-limit-lines`).
     pub fn has_exited(&mut self) -> Result<bool> {
         Ok(self
             .child_mut()
@@ -299,9 +294,12 @@ impl Pwru {
     }
 
     /// SIGINT, then waits at most `timeout` for it to detach and exit.
-    pub fn stop(self, timeout: Duration) -> Result<Stopped> {
-        // SAFETY: signalling our own child, not yet reaped.
-        unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGINT) };
+    pub fn stop(mut self, timeout: Duration) -> Result<Stopped> {
+        // Once reaped (it exited by itself), its pid may be another process's.
+        if matches!(self.child_mut().try_wait(), Ok(None)) {
+            // SAFETY: signalling our own child, not yet reaped.
+            unsafe { libc::kill(self.pid() as libc::pid_t, libc::SIGINT) };
+        }
         self.wait(timeout)
     }
 
@@ -446,5 +444,43 @@ impl VethPair {
         self.a
             .sh(&format!("ping -c 1 -W 2 {}", self.addr_b))
             .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_within_captures_status_stdout_and_stderr() {
+        let out = output_within(
+            Command::new("bash").args(["-c", "echo out; echo err >&2; exit 3"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn past_the_deadline_the_whole_group_is_killed_and_stderr_reported() {
+        let started = Instant::now();
+        // The shell waits for a child of its own: killing the shell alone would leave it.
+        let err = output_within(
+            Command::new("bash").args(["-c", "echo stuck >&2; sleep 30 & wait"]),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{err}");
+        assert!(err.to_string().contains("stuck"), "{err}");
+    }
+
+    #[test]
+    fn ready_file_fields() {
+        let r = Ready::parse(r#"{"backend":"kprobe","hooks":12,"skipped":3}"#).unwrap();
+        assert_eq!((r.backend.as_str(), r.hooks, r.skipped), ("kprobe", 12, 3));
+        assert!(Ready::parse("").is_err());
+        assert!(Ready::parse(r#"{"backend":"kprobe"}"#).is_err());
     }
 }
