@@ -31,23 +31,20 @@ fdinfo_sum() {
     echo "${sums[*]}"
 }
 
+. /usr/lib/pwru-vm/pwru.sh
+
 # start_pwru BACKEND [args...]: starts pwru-rs, sets $pid, $ready_ms (start -> ready) and $hooks
 # (what the ready file says was attached).
 start_pwru() {
     local backend=$1
     shift
-    rm -f /tmp/ready
     local start
     start=$(now_ms)
-    pwru-rs --backend "$backend" --output-file /dev/null --ready-file /tmp/ready "$@" 2>/tmp/bench.err &
-    pid=$!
-    while [ ! -e /tmp/ready ]; do
-        kill -0 $pid 2>/dev/null || {
-            echo "pwru-rs failed: $(cat /tmp/bench.err)"
-            return 1
-        }
-        sleep 0.01
-    done
+    pwru_start /tmp/ready /tmp/bench.err 600 --backend "$backend" --output-file /dev/null "$@" || {
+        echo "pwru-rs failed: $(cat /tmp/bench.err)"
+        return 1
+    }
+    pid=$PWRU_PID
     ready_ms=$(($(now_ms) - start))
     hooks=$(sed -n 's/.*"hooks":\([0-9]*\).*/\1/p' /tmp/ready)
 }
@@ -56,8 +53,7 @@ start_pwru() {
 stop_pwru() {
     local stop
     stop=$(now_ms)
-    kill -INT $pid
-    wait $pid || {
+    pwru_stop || {
         echo "pwru-rs failed: $(cat /tmp/bench.err)"
         return 1
     }

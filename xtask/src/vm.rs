@@ -176,6 +176,8 @@ fn boot(
     let kernel = kernel::fetch(kernel_pkg)?;
     let base = image::base(&kernel)?;
     image::add_program(&mut payload, pwru_rs, "/usr/bin/pwru-rs")?;
+    let helpers = std::fs::read(cmd::root().join("vm/pwru.sh")).context("reading vm/pwru.sh")?;
+    payload.file("/usr/lib/pwru-vm/pwru.sh", 0o644, helpers);
     payload.file("/etc/pwru-vm/entry", 0o644, entry.as_bytes().to_vec());
     let dir = run_dir()?;
     let mut initrd = std::fs::read(&base).with_context(|| format!("reading {}", base.display()))?;
