@@ -1,30 +1,99 @@
 //! End-to-end tests of the tracepoint backend on the host kernel: real traffic between network
-//! namespaces the tests create, real events from the kernel.
+//! namespaces the tests create, real events from the kernel. Every tracer is started with
+//! `--backend tracepoint`, so the tests mean the same on a host that has kprobes.
 
-use integration_tests::{require_root, Trace, Tracer, VethPair};
+use integration_tests::{
+    dport, require_root, show, tuple, veth_pair, Trace, Tracer, VethPair, EVENT_TIMEOUT,
+};
+use pwru_rs::ready::ReadyInfo;
 
-fn netns_arg(ns: &str) -> String {
-    VethPair::netns_path(ns)
+const BACKEND: &str = "tracepoint";
+
+fn start(args: &[&str]) -> Tracer {
+    Tracer::start(BACKEND, args)
+}
+
+/// Whether some event from `saddr` to `daddr` satisfies `and`.
+fn seen(
+    t: &Trace,
+    saddr: &str,
+    daddr: &str,
+    and: impl Fn(&pwru_rs::output::JsonEvent) -> bool,
+) -> bool {
+    t.with_tuple(Some(saddr), Some(daddr)).into_iter().any(and)
+}
+
+/// Whether some event from a to b, to `port`, was seen at `func`.
+fn seen_at(t: &Trace, net: &VethPair, port: u16, func: &str) -> bool {
+    seen(t, &net.addr_a, &net.addr_b, |e| {
+        dport(e) == Some(port) && e.func == func
+    })
+}
+
+/// A TCP connect from a to b's `port`, given up after `secs`: its failure (nothing listens, or
+/// the SYN is dropped) is the point.
+fn connect_a_to_b(net: &VethPair, port: u16, secs: u32) {
+    net.a
+        .sh_any(&format!(
+            "timeout {secs} bash -c 'echo > /dev/tcp/{}/{port}'",
+            net.addr_b
+        ))
+        .unwrap();
+}
+
+/// One UDP datagram from a to b's `port`.
+fn udp_a_to_b(net: &VethPair, port: u16) {
+    net.a
+        .sh(&format!("echo x > /dev/udp/{}/{port}", net.addr_b))
+        .unwrap();
+}
+
+#[test]
+fn ready_file_says_what_was_attached() {
+    require_root();
+    let all = start(&[]);
+    let ready = all.ready().clone();
+    all.stop();
+    // The file is the schema type exactly, and says what the harness read from it.
+    let info: ReadyInfo = serde_json::from_str(&ready.json)
+        .unwrap_or_else(|e| panic!("ready file does not fit ReadyInfo: {e}: {}", ready.json));
+    assert_eq!(info.backend, BACKEND, "{}", ready.json);
+    assert_eq!(info.skipped, 0, "{}", ready.json);
+    assert_eq!(info.hooks as u64, ready.hooks);
+    assert!(info.hooks > 10, "every skb tracepoint: {}", ready.json);
+
+    let one = start(&["--filter-func", "kfree_skb"]);
+    assert_eq!(one.ready().hooks, 1, "{}", one.ready().json);
+    one.stop();
 }
 
 #[test]
 fn ping_shows_transmit_and_receive_tracepoints_with_tuple() {
     require_root();
-    let net = VethPair::new();
+    let net = veth_pair();
     // No meta filter: the request crosses from netns a to b, and we want both halves of its path.
-    let tracer = Tracer::start(&["--backend", "tracepoint"]);
-    net.ping_a_to_b();
+    let tracer = start(&[]);
+    net.ping_a_to_b().unwrap();
+    // The reply's arrival in a comes last: wait for it, then every earlier event has come too.
+    tracer.wait_for(
+        |t| {
+            seen(t, &net.addr_b, &net.addr_a, |e| {
+                e.func == "netif_receive_skb"
+            })
+        },
+        EVENT_TIMEOUT,
+    );
     let trace = tracer.stop();
 
     let echo = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
     let request = echo
         .iter()
-        .find(|e| e["func"] == "net_dev_queue")
+        .find(|e| e.func == "net_dev_queue")
         .unwrap_or_else(|| panic!("no net_dev_queue for the echo request: {}", trace.dump()));
     // One skb carries the request through veth: follow it by address, in order.
     let path: Vec<_> = echo
         .iter()
-        .filter(|e| e["skb"] == request["skb"])
+        .filter(|e| e.skb == request.skb)
         .copied()
         .collect();
     let funcs = Trace::funcs(&path);
@@ -43,21 +112,21 @@ fn ping_shows_transmit_and_receive_tracepoints_with_tuple() {
             trace.dump()
         );
     }
-    let (a_inode, b_inode) = (VethPair::netns_inode(&net.a), VethPair::netns_inode(&net.b));
-    let at = |func: &str| path.iter().find(|e| e["func"] == func).unwrap();
+    let at = |func: &str| *path.iter().find(|e| e.func == func).unwrap();
     assert_eq!(
-        at("net_dev_queue")["netns"],
-        a_inode,
-        "sent from netns a: {request}"
+        u64::from(at("net_dev_queue").netns),
+        net.a.inode(),
+        "sent from netns a: {}",
+        show(request)
     );
     assert_eq!(
-        at("netif_receive_skb")["netns"],
-        b_inode,
+        u64::from(at("netif_receive_skb").netns),
+        net.b.inode(),
         "received in netns b"
     );
-    assert_eq!(at("netif_receive_skb")["ifname"], net.veth_b.as_str());
-    assert_eq!(request["tuple"]["proto"], 1, "{request}");
-    assert_eq!(request["proto"], 0x0800, "{request}");
+    assert_eq!(at("netif_receive_skb").ifname, net.veth_b);
+    assert_eq!(tuple(request).proto, 1, "{}", show(request));
+    assert_eq!(request.proto, 0x0800, "{}", show(request));
 
     let reply = trace.with_tuple(Some(&net.addr_b), Some(&net.addr_a));
     assert!(
@@ -66,21 +135,25 @@ fn ping_shows_transmit_and_receive_tracepoints_with_tuple() {
         trace.dump()
     );
     let tx = at("net_dev_start_xmit");
-    assert_eq!(tx["ifname"], net.veth_a.as_str(), "{tx}");
-    assert!(
-        tx["len"].as_u64().unwrap() >= 84,
-        "ICMP echo with IP+ICMP headers: {tx}"
-    );
-    assert!(tx["mtu"].as_u64().unwrap() >= 1280, "{tx}");
-    assert!(tx["skb"].as_str().unwrap().starts_with("0xffff"), "{tx}");
+    assert_eq!(tx.ifname, net.veth_a, "{}", show(tx));
+    assert!(tx.len >= 84, "ICMP echo with IP+ICMP headers: {}", show(tx));
+    assert!(tx.mtu >= 1280, "{}", show(tx));
+    assert!(tx.skb.starts_with("0xffff"), "{}", show(tx));
 }
 
 #[test]
 fn ipv6_tuple_is_reported() {
     require_root();
-    let net = VethPair::new();
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b)]);
-    VethPair::exec(&net.a, &format!("ping -6 -c 1 -W 2 {}", net.addr6_b));
+    let net = veth_pair();
+    let tracer = start(&["--filter-netns", &net.b.path()]);
+    net.a
+        .sh(&format!("ping -6 -c 1 -W 2 {}", net.addr6_b))
+        .unwrap();
+    let icmp6 = |e: &pwru_rs::output::JsonEvent| tuple(e).proto == 58 && e.proto == 0x86dd;
+    tracer.wait_for(
+        |t| seen(t, &net.addr6_a, &net.addr6_b, icmp6),
+        EVENT_TIMEOUT,
+    );
     let trace = tracer.stop();
     let echo = trace.with_tuple(Some(&net.addr6_a), Some(&net.addr6_b));
     assert!(
@@ -90,22 +163,21 @@ fn ipv6_tuple_is_reported() {
         net.addr6_b,
         trace.dump()
     );
-    assert!(
-        echo.iter()
-            .any(|e| e["tuple"]["proto"] == 58 && e["proto"] == 0x86dd),
-        "{}",
-        trace.dump()
-    );
+    assert!(echo.iter().any(|e| icmp6(e)), "{}", trace.dump());
 }
 
 #[test]
 fn filter_netns_excludes_other_namespaces() {
     require_root();
-    let watched = VethPair::new();
-    let other = VethPair::new();
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&watched.b)]);
-    other.ping_a_to_b();
-    watched.ping_a_to_b();
+    let watched = veth_pair();
+    let other = veth_pair();
+    let tracer = start(&["--filter-netns", &watched.b.path()]);
+    other.ping_a_to_b().unwrap();
+    watched.ping_a_to_b().unwrap();
+    tracer.wait_for(
+        |t| seen(t, &watched.addr_a, &watched.addr_b, |_| true),
+        EVENT_TIMEOUT,
+    );
     let trace = tracer.stop();
     assert!(
         !trace
@@ -125,16 +197,20 @@ fn filter_netns_excludes_other_namespaces() {
 #[test]
 fn filter_ifname_selects_one_interface_in_the_given_netns() {
     require_root();
-    let net = VethPair::new();
-    let tracer = Tracer::start(&[
+    let net = veth_pair();
+    let tracer = start(&[
         "--filter-netns",
-        &netns_arg(&net.b),
+        &net.b.path(),
         "--filter-ifname",
         &net.veth_b,
     ]);
-    net.ping_a_to_b();
+    net.ping_a_to_b().unwrap();
     // Loopback traffic in the same namespace must not appear.
-    VethPair::exec(&net.b, "ping -c 1 -W 2 127.0.0.1");
+    net.b.sh("ping -c 1 -W 2 127.0.0.1").unwrap();
+    tracer.wait_for(
+        |t| seen(t, &net.addr_a, &net.addr_b, |_| true),
+        EVENT_TIMEOUT,
+    );
     let trace = tracer.stop();
     assert!(
         !trace
@@ -146,9 +222,10 @@ fn filter_ifname_selects_one_interface_in_the_given_netns() {
     );
     for e in &trace.events {
         assert_eq!(
-            e["ifname"],
-            net.veth_b.as_str(),
-            "--filter-ifname let through {e}"
+            e.ifname,
+            net.veth_b,
+            "--filter-ifname let through {}",
+            show(e)
         );
     }
 }
@@ -156,74 +233,74 @@ fn filter_ifname_selects_one_interface_in_the_given_netns() {
 #[test]
 fn filter_mark_includes_marked_and_excludes_unmarked_packets() {
     require_root();
-    let net = VethPair::new();
+    let net = veth_pair();
     // Mark UDP to port 7001 on its way out of namespace a; leave port 7002 unmarked.
-    VethPair::exec(
-        &net.a,
-        "nft -f - <<'EOF'
+    net.a
+        .sh("nft -f - <<'EOF'
 table inet pwrt {
   chain out { type filter hook output priority 0; udp dport 7001 meta mark set 0x42; }
 }
-EOF",
-    );
-    let tracer = Tracer::start(&[
+EOF")
+        .unwrap();
+    let tracer = start(&[
         "--filter-netns",
-        &netns_arg(&net.a),
+        &net.a.path(),
         "--filter-mark",
         "0x42/0xff",
     ]);
     for port in [7001, 7002] {
-        VethPair::exec(
-            &net.a,
-            &format!("bash -c 'echo x > /dev/udp/{}/{port}'", net.addr_b),
-        );
+        udp_a_to_b(&net, port);
     }
+    let marked = |t: &Trace| seen(t, &net.addr_a, &net.addr_b, |e| dport(e) == Some(7001));
+    tracer.wait_for(marked, EVENT_TIMEOUT);
     let trace = tracer.stop();
-    let udp = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
-    assert!(
-        udp.iter().any(|e| e["tuple"]["dport"] == 7001),
-        "marked packet missing: {}",
-        trace.dump()
-    );
+    assert!(marked(&trace), "marked packet missing: {}", trace.dump());
     for e in &trace.events {
-        assert_eq!(
-            e["mark"].as_u64().unwrap() & 0xff,
-            0x42,
-            "--filter-mark let through {e}"
-        );
-        assert_ne!(e["tuple"]["dport"], 7002, "unmarked packet leaked: {e}");
+        assert_eq!(e.mark & 0xff, 0x42, "--filter-mark let through {}", show(e));
+        assert_ne!(dport(e), Some(7002), "unmarked packet leaked: {}", show(e));
     }
 }
 
 #[test]
 fn udp_to_a_closed_port_is_dropped_with_no_socket() {
     require_root();
-    let net = VethPair::new();
-    let tracer = Tracer::start(&[
+    let net = veth_pair();
+    let tracer = start(&[
         "--filter-netns",
-        &netns_arg(&net.b),
+        &net.b.path(),
         "--filter-func",
         "kfree_skb",
     ]);
-    VethPair::exec(
-        &net.a,
-        &format!("bash -c 'echo x > /dev/udp/{}/9'", net.addr_b),
+    udp_a_to_b(&net, 9);
+    // The drop happens in b's softirq, possibly after the sender is done: wait for it.
+    tracer.wait_for(
+        |t| seen(t, &net.addr_a, &net.addr_b, |e| dport(e) == Some(9)),
+        EVENT_TIMEOUT,
     );
     let trace = tracer.stop();
     let drops = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
     let drop = drops
         .iter()
-        .find(|e| e["tuple"]["dport"] == 9)
+        .find(|e| dport(e) == Some(9))
         .unwrap_or_else(|| panic!("no kfree_skb for the UDP packet: {}", trace.dump()));
     assert_eq!(
-        drop["func"], "kfree_skb(SKB_DROP_REASON_NO_SOCKET)",
-        "{drop}"
+        drop.func,
+        "kfree_skb(SKB_DROP_REASON_NO_SOCKET)",
+        "{}",
+        show(drop)
     );
-    assert_eq!(drop["reason"], "SKB_DROP_REASON_NO_SOCKET", "{drop}");
+    assert_eq!(
+        drop.reason.as_deref(),
+        Some("SKB_DROP_REASON_NO_SOCKET"),
+        "{}",
+        show(drop)
+    );
+    assert!(drop.reason_code.is_some(), "{}", show(drop));
     for e in &trace.events {
         assert!(
-            e["func"].as_str().unwrap().starts_with("kfree_skb"),
-            "--filter-func let through {e}"
+            e.func.starts_with("kfree_skb"),
+            "--filter-func let through {}",
+            show(e)
         );
     }
 }
@@ -231,26 +308,22 @@ fn udp_to_a_closed_port_is_dropped_with_no_socket() {
 #[test]
 fn netfilter_drop_rule_shows_netfilter_drop_reason() {
     require_root();
-    let net = VethPair::new();
-    VethPair::exec(
-        &net.b,
-        "nft -f - <<'EOF'
+    let net = veth_pair();
+    net.b
+        .sh("nft -f - <<'EOF'
 table inet pwrt {
   chain in { type filter hook input priority 0; tcp dport 7100 drop; }
 }
-EOF",
-    );
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b)]);
-    // The SYN is dropped, so the connect times out; its failure is the point.
-    VethPair::exec_any(
-        &net.a,
-        &format!("timeout 1 bash -c 'echo > /dev/tcp/{}/7100'", net.addr_b),
-    );
+EOF")
+        .unwrap();
+    let tracer = start(&["--filter-netns", &net.b.path()]);
+    // The SYN is dropped, so the connect times out.
+    connect_a_to_b(&net, 7100, 1);
+    let dropped = |t: &Trace| seen_at(t, &net, 7100, "kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)");
+    tracer.wait_for(dropped, EVENT_TIMEOUT);
     let trace = tracer.stop();
-    let syn = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
     assert!(
-        syn.iter().any(|e| e["tuple"]["dport"] == 7100
-            && e["func"] == "kfree_skb(SKB_DROP_REASON_NETFILTER_DROP)"),
+        dropped(&trace),
         "no NETFILTER_DROP for the SYN: {}",
         trace.dump()
     );
@@ -259,91 +332,66 @@ EOF",
 #[test]
 fn output_limit_lines_stops_by_itself() {
     require_root();
-    let net = VethPair::new();
-    let dir = std::env::temp_dir().join(format!("pwru-rs-limit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("out");
-    let mut child = std::process::Command::new(integration_tests::pwru_bin())
-        .args([
-            "--filter-netns",
-            &netns_arg(&net.a),
-            "--output-limit-lines",
-            "3",
-        ])
-        .arg("--output-file")
-        .arg(&out)
-        .arg("--ready-file")
-        .arg(dir.join("ready"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !dir.join("ready").exists() {
-        assert!(std::time::Instant::now() < deadline, "not ready");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let net = veth_pair();
+    let mut tracer = Tracer::start_text(
+        BACKEND,
+        &["--filter-netns", &net.a.path(), "--output-limit-lines", "3"],
+    );
     for _ in 0..3 {
-        net.ping_a_to_b();
-        if child.try_wait().unwrap().is_some() {
+        net.ping_a_to_b().unwrap();
+        if tracer.has_exited() {
             break;
         }
     }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    let done = tracer.wait_exit(EVENT_TIMEOUT);
+    assert!(done.status.success(), "{}: {}", done.status, done.stderr);
+    let lines: Vec<&str> = done.output.lines().collect();
     // Text output: the header plus exactly three events.
-    assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].starts_with("SKB"), "{text}");
-    assert!(!dir.join("ready").exists(), "ready file left behind");
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(lines.len(), 4, "{}", done.output);
+    assert!(lines[0].starts_with("SKB"), "{}", done.output);
+    assert!(!done.ready_file_left, "ready file left behind");
 }
 
 #[test]
 fn pcap_filter_selects_the_ping_and_not_a_parallel_udp_flow() {
     require_root();
-    let net = VethPair::new();
+    let net = veth_pair();
     let expression = format!("icmp and host {}", net.addr_b);
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.a), &expression]);
-    VethPair::exec(
-        &net.a,
-        &format!(
-            "bash -c 'for i in 1 2 3; do echo x > /dev/udp/{}/7300; done'",
-            net.addr_b
-        ),
-    );
-    net.ping_a_to_b();
+    let tracer = start(&["--filter-netns", &net.a.path(), &expression]);
+    for _ in 0..3 {
+        udp_a_to_b(&net, 7300);
+    }
+    net.ping_a_to_b().unwrap();
+    let ping = |t: &Trace| {
+        seen(t, &net.addr_a, &net.addr_b, |e| {
+            e.func == "net_dev_start_xmit"
+        })
+    };
+    tracer.wait_for(ping, EVENT_TIMEOUT);
     let trace = tracer.stop();
-    let echo = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
-    assert!(
-        Trace::funcs(&echo).contains(&"net_dev_start_xmit"),
-        "the ping is missing: {}",
-        trace.dump()
-    );
+    assert!(ping(&trace), "the ping is missing: {}", trace.dump());
     for e in &trace.events {
-        assert_eq!(e["tuple"]["proto"], 1, "'{expression}' let through {e}");
+        assert_eq!(
+            e.tuple.as_ref().map(|t| t.proto),
+            Some(1),
+            "'{expression}' let through {}",
+            show(e)
+        );
     }
 }
 
 #[test]
 fn pcap_filter_selects_the_syn_of_a_connect() {
     require_root();
-    let net = VethPair::new();
+    let net = veth_pair();
     let expression = "tcp[tcpflags] & tcp-syn != 0 and port 7200";
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b), expression]);
+    let tracer = start(&["--filter-netns", &net.b.path(), expression]);
     // Nothing listens on b:7200: the SYN is answered with a RST, which the filter must not show.
-    VethPair::exec_any(
-        &net.a,
-        &format!("timeout 2 bash -c 'echo > /dev/tcp/{}/7200'", net.addr_b),
-    );
+    connect_a_to_b(&net, 7200, 2);
+    let syn = |t: &Trace| seen_at(t, &net, 7200, "netif_receive_skb");
+    tracer.wait_for(syn, EVENT_TIMEOUT);
     let trace = tracer.stop();
-    let syn = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
-    assert!(
-        syn.iter()
-            .any(|e| e["tuple"]["dport"] == 7200 && e["func"] == "netif_receive_skb"),
-        "the SYN is missing: {}",
-        trace.dump()
-    );
+    assert!(syn(&trace), "the SYN is missing: {}", trace.dump());
     assert!(
         trace
             .with_tuple(Some(&net.addr_b), Some(&net.addr_a))
@@ -356,10 +404,16 @@ fn pcap_filter_selects_the_syn_of_a_connect() {
 #[test]
 fn pcap_filter_selects_ipv6_only() {
     require_root();
-    let net = VethPair::new();
-    let tracer = Tracer::start(&["--filter-netns", &netns_arg(&net.b), "ip6 and icmp6"]);
-    net.ping_a_to_b();
-    VethPair::exec(&net.a, &format!("ping -6 -c 1 -W 2 {}", net.addr6_b));
+    let net = veth_pair();
+    let tracer = start(&["--filter-netns", &net.b.path(), "ip6 and icmp6"]);
+    net.ping_a_to_b().unwrap();
+    net.a
+        .sh(&format!("ping -6 -c 1 -W 2 {}", net.addr6_b))
+        .unwrap();
+    tracer.wait_for(
+        |t| seen(t, &net.addr6_a, &net.addr6_b, |_| true),
+        EVENT_TIMEOUT,
+    );
     let trace = tracer.stop();
     assert!(
         !trace
@@ -369,10 +423,8 @@ fn pcap_filter_selects_ipv6_only() {
         trace.dump()
     );
     for e in &trace.events {
-        assert_eq!(e["tuple"]["proto"], 58, "'ip6 and icmp6' let through {e}");
-        assert!(
-            e["tuple"]["saddr"].as_str().unwrap().contains(':'),
-            "not IPv6: {e}"
-        );
+        let t = tuple(e);
+        assert_eq!(t.proto, 58, "'ip6 and icmp6' let through {}", show(e));
+        assert!(t.saddr.contains(':'), "not IPv6: {}", show(e));
     }
 }

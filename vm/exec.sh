@@ -22,32 +22,24 @@ if [ ! -e /payload/cmd ]; then
     exec pwru-rs "${args[@]}"
 fi
 
-ready=/tmp/pwru-rs.ready
+. /usr/lib/pwru-vm/pwru.sh
 ready_timeout=$(cat /payload/ready-timeout)
-pwru-rs "${args[@]}" --ready-file "$ready" &
-pid=$!
-until [ -e "$ready" ]; do
-    # bash reaps its exited children as they exit, so a dead pwru-rs fails `kill -0`.
-    if ! kill -0 "$pid" 2>/dev/null; then
-        wait "$pid"
-        status=$?
-        say "pwru-rs exited with status $status before it was ready"
-        exit $((status ? status : 1))
-    fi
-    if ((SECONDS >= ready_timeout)); then
-        say "pwru-rs was not ready after ${ready_timeout}s; stopping it"
-        kill -INT "$pid"
-        wait "$pid"
-        exit 1
-    fi
-    sleep 0.1
-done
+pwru_start /tmp/pwru-rs.ready - "$ready_timeout" "${args[@]}"
+case $? in
+1)
+    say "pwru-rs exited with status $PWRU_STATUS before it was ready"
+    exit $((PWRU_STATUS ? PWRU_STATUS : 1))
+    ;;
+2)
+    say "pwru-rs was not ready after ${ready_timeout}s; stopped it"
+    exit 1
+    ;;
+esac
 
 say "pwru-rs is ready after ${SECONDS}s; running: $(cat /payload/cmd)"
 bash /payload/cmd >&2
 cmd_status=$?
-kill -INT "$pid"
-wait "$pid"
+pwru_stop
 status=$?
 if ((cmd_status != 0)); then
     say "the command failed with status $cmd_status (pwru-rs: $status)"

@@ -1,29 +1,61 @@
-//! `--ready-file`: exists while every probe is attached (placeholder until the ready-file
-//! contract lands).
+//! `--ready-file`: created once every probe is attached, removed on exit. It holds one JSON line
+//! saying what was attached, so scripts and benchmarks need not read the log:
+//!
+//! ```json
+//! {"backend":"tracepoint","hooks":30,"skipped":0}
+//! ```
+//!
+//! `backend` is the backend in use, named as `--backend` names it (never `auto`); `hooks` the
+//! functions or tracepoints attached; `skipped` the candidates that could not be attached (not
+//! traceable, blacklisted or refused by the kernel; 0 for tracepoints). The file is written under
+//! a temporary name in the same directory and renamed into place, so a reader that sees it sees
+//! all of it.
 
 use std::{
-    fs::File,
+    io::Write,
     path::{Path, PathBuf},
 };
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
-/// What was attached.
+/// The ready file's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReadyInfo {
-    pub backend: &'static str,
+    pub backend: String,
     pub hooks: usize,
     pub skipped: usize,
 }
 
+/// The ready file; removed on drop.
 pub struct ReadyFile(Option<PathBuf>);
 
 impl ReadyFile {
-    pub fn create(path: Option<&Path>, _info: &ReadyInfo) -> anyhow::Result<Self> {
+    /// Writes `info` to `path` atomically (nothing to do without a path).
+    pub fn create(path: Option<&Path>, info: &ReadyInfo) -> anyhow::Result<Self> {
         if let Some(p) = path {
-            File::create(p).with_context(|| format!("cannot create ready file {}", p.display()))?;
+            write_atomically(p, info)
+                .with_context(|| format!("cannot create ready file {}", p.display()))?;
         }
         Ok(Self(path.map(Path::to_owned)))
     }
+}
+
+fn write_atomically(path: &Path, info: &ReadyInfo) -> anyhow::Result<()> {
+    let name = path.file_name().context("the path names no file")?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let mut line = serde_json::to_vec(info)?;
+    line.push(b'\n');
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(&line));
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    Ok(renamed?)
 }
 
 impl Drop for ReadyFile {
@@ -31,5 +63,34 @@ impl Drop for ReadyFile {
         if let Some(p) = &self.0 {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_json_line_in_place_and_removed_on_drop() {
+        let dir = std::env::temp_dir().join(format!("pwru-rs-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ready");
+        let info = ReadyInfo {
+            backend: "kprobe".into(),
+            hooks: 1458,
+            skipped: 3,
+        };
+        let ready = ReadyFile::create(Some(&path), &info).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"backend\":\"kprobe\",\"hooks\":1458,\"skipped\":3}\n"
+        );
+        assert_eq!(serde_json::from_str::<ReadyInfo>(&text).unwrap(), info);
+        // Nothing but the ready file: the temporary name is gone.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        drop(ready);
+        assert!(!path.exists());
+        std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -166,7 +166,7 @@ fn read_events<S: events::Sink>(
     let ready = ReadyFile::create(
         config.ready_file.as_deref(),
         &ReadyInfo {
-            backend: attached.backend.name(),
+            backend: attached.backend.name().to_owned(),
             hooks: attached.len(),
             skipped: attached.skipped,
         },

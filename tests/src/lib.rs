@@ -1,29 +1,46 @@
 //! Shared helpers of the integration tests: network namespaces with veth pairs that each test
-//! creates and removes itself, and a running pwru-rs whose output the test reads.
+//! creates and removes itself, and a running pwru-rs whose output the test reads as
+//! [`JsonEvent`]s (both built on `pwru-rs-harness`, which `cargo xtask bench` uses too).
 //!
 //! The tests run the real binary (`PWRU_RS_BIN`, set by `cargo xtask test`) as root on the host
 //! kernel and assert on what the kernel really reported.
 
 use std::{
     fs,
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
-    time::{Duration, Instant},
+    path::PathBuf,
+    process::{Command, ExitStatus, Output},
+    time::Duration,
 };
 
-use serde_json::Value;
+use pwru_rs::output::{JsonEvent, JsonTuple};
+pub use pwru_rs_harness::{Netns, Ready, VethPair};
+use pwru_rs_harness::{Pwru, TempDir};
 
 pub mod pcap_corpus;
 
-/// The pwru-rs binary under test.
+/// How long pwru-rs may take to attach, and to detach and exit.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a test waits for the events it expects ([`Tracer::wait_for`]).
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pwru-rs binary under test: `PWRU_RS_BIN` (set by `cargo xtask test`), else the release
+/// binary in the target directory this test was built in (which honours `CARGO_TARGET_DIR`).
 pub fn pwru_bin() -> PathBuf {
     let path = std::env::var_os("PWRU_RS_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/pwru-rs"));
+        .unwrap_or_else(|| {
+            // This test is <target>/<profile>/deps/<name>-<hash>.
+            let exe = std::env::current_exe().expect("the test's own path");
+            let target = exe
+                .ancestors()
+                .nth(3)
+                .expect("a test binary under <target>");
+            target.join("release/pwru-rs")
+        });
     assert!(
         path.exists(),
-        "{} missing: run `cargo xtask test`",
+        "{} missing: run `cargo xtask test`, or `cargo xtask build` and set PWRU_RS_BIN",
         path.display()
     );
     path
@@ -37,227 +54,175 @@ pub fn require_root() {
     );
 }
 
-/// Runs a command, panicking with its output if it fails.
-pub fn sh(cmd: &str) -> String {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("spawn bash");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Two namespaces joined by a veth pair (see [`VethPair`]).
+pub fn veth_pair() -> VethPair {
+    VethPair::new().unwrap()
 }
 
-/// Runs a command whose failure is expected or irrelevant (e.g. traffic to a closed port).
-pub fn sh_any(cmd: &str) -> Output {
-    Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("spawn bash")
+/// Runs `cmd` to its end, at most `timeout` (then it is killed and the test fails with its
+/// stderr); whatever its exit status.
+pub fn run_within(cmd: &mut Command, timeout: Duration) -> Output {
+    pwru_rs_harness::output_within(cmd, timeout).unwrap()
 }
 
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
-
-/// Two network namespaces joined by a veth pair, with IPv4 and IPv6 addresses:
-/// `a` (`addr_a`, `veth_a`) <-> `b` (`addr_b`, `veth_b`). Removed on drop.
-pub struct VethPair {
-    pub a: String,
-    pub b: String,
-    pub veth_a: String,
-    pub veth_b: String,
-    pub addr_a: String,
-    pub addr_b: String,
-    pub addr6_a: String,
-    pub addr6_b: String,
-}
-
-impl VethPair {
-    pub fn new() -> Self {
-        // Unique per process and per test, so tests can run in parallel and after a crash.
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("{}{}", std::process::id() % 10000, id);
-        let subnet = 1 + (std::process::id() % 50) * 5 + id % 5;
-        let pair = Self {
-            a: format!("pwrt-a{tag}"),
-            b: format!("pwrt-b{tag}"),
-            veth_a: format!("pva{tag}"),
-            veth_b: format!("pvb{tag}"),
-            addr_a: format!("10.231.{subnet}.1"),
-            addr_b: format!("10.231.{subnet}.2"),
-            addr6_a: format!("fd00:231:{subnet}::1"),
-            addr6_b: format!("fd00:231:{subnet}::2"),
-        };
-        let p = &pair;
-        sh(&format!(
-            "set -e
-             ip netns add {a}; ip netns add {b}
-             ip link add {va} netns {a} type veth peer name {vb} netns {b}
-             ip -n {a} link set lo up; ip -n {b} link set lo up
-             ip -n {a} addr add {aa}/24 dev {va}; ip -n {b} addr add {ab}/24 dev {vb}
-             ip -n {a} addr add {a6}/64 dev {va} nodad; ip -n {b} addr add {b6}/64 dev {vb} nodad
-             ip -n {a} link set {va} up; ip -n {b} link set {vb} up",
-            a = p.a,
-            b = p.b,
-            va = p.veth_a,
-            vb = p.veth_b,
-            aa = p.addr_a,
-            ab = p.addr_b,
-            a6 = p.addr6_a,
-            b6 = p.addr6_b,
-        ));
-        pair
-    }
-
-    /// `/run/netns/<name>`, usable as `--filter-netns`.
-    pub fn netns_path(name: &str) -> String {
-        format!("/run/netns/{name}")
-    }
-
-    pub fn netns_inode(name: &str) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        fs::metadata(Self::netns_path(name))
-            .expect("netns exists")
-            .ino()
-    }
-
-    /// Runs `cmd` inside namespace `ns`.
-    pub fn exec(ns: &str, cmd: &str) -> String {
-        sh(&format!("ip netns exec {ns} {cmd}"))
-    }
-
-    pub fn exec_any(ns: &str, cmd: &str) -> Output {
-        sh_any(&format!("ip netns exec {ns} {cmd}"))
-    }
-
-    /// One ping from a to b.
-    pub fn ping_a_to_b(&self) {
-        Self::exec(&self.a, &format!("ping -c 1 -W 2 {}", self.addr_b));
-    }
-}
-
-impl Default for VethPair {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        // Deleting a namespace removes its end of the veth, and so the pair.
-        sh_any(&format!("ip netns del {}; ip netns del {}", self.a, self.b));
-    }
-}
-
-/// A running pwru-rs writing JSON to a file.
+/// A running pwru-rs writing its trace to a file.
 pub struct Tracer {
-    child: Option<Child>,
-    dir: PathBuf,
+    pwru: Pwru,
     output: PathBuf,
+    json: bool,
 }
 
 /// What a stopped tracer left behind.
 pub struct Trace {
-    pub events: Vec<Value>,
+    pub events: Vec<JsonEvent>,
     pub stderr: String,
 }
 
+/// A tracer that stopped by itself (`--output-limit-lines`).
+pub struct Finished {
+    pub status: ExitStatus,
+    /// The output file, as written.
+    pub output: String,
+    pub stderr: String,
+    /// Whether the ready file was still there after the exit.
+    pub ready_file_left: bool,
+}
+
 impl Tracer {
-    /// Starts pwru-rs with `args` plus `--output-json --output-file --ready-file` and waits until
-    /// every probe is attached.
-    pub fn start(args: &[&str]) -> Self {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("pwru-rs-test-{}-{id}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let output = dir.join("out.jsonl");
-        let ready = dir.join("ready");
-        let child = Command::new(pwru_bin())
-            .args(args)
-            .arg("--output-json")
-            .arg("--output-file")
-            .arg(&output)
-            .arg("--ready-file")
-            .arg(&ready)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .expect("spawn pwru-rs");
-        let mut tracer = Self {
-            child: Some(child),
+    /// Starts pwru-rs with `--backend backend`, `args`, `--output-json --output-file` and
+    /// `--ready-file`, and waits until every probe is attached.
+    pub fn start(backend: &str, args: &[&str]) -> Self {
+        Self::spawn(backend, args, true)
+    }
+
+    /// The same with text output (no `--output-json`); read it with [`Tracer::wait_exit`].
+    pub fn start_text(backend: &str, args: &[&str]) -> Self {
+        Self::spawn(backend, args, false)
+    }
+
+    fn spawn(backend: &str, args: &[&str], json: bool) -> Self {
+        let dir = TempDir::new("pwru-rs-test").unwrap();
+        let output = dir.join(if json { "out.jsonl" } else { "out.txt" });
+        let mut all = vec!["--backend", backend];
+        all.extend(args);
+        all.extend(json.then_some("--output-json"));
+        all.push("--output-file");
+        let pwru = Pwru::start(
+            &pwru_bin(),
             dir,
-            output,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready.exists() {
-            if let Some(status) = tracer.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "pwru-rs exited before ready ({status}): {}",
-                    tracer.stderr()
-                );
+            all.iter()
+                .map(std::ffi::OsStr::new)
+                .chain([output.as_os_str()]),
+            START_TIMEOUT,
+        )
+        .unwrap();
+        Self { pwru, output, json }
+    }
+
+    /// What the ready file says was attached.
+    pub fn ready(&self) -> &Ready {
+        &self.pwru.ready
+    }
+
+    /// Whether pwru-rs has exited by itself.
+    pub fn has_exited(&mut self) -> bool {
+        self.pwru.has_exited().unwrap()
+    }
+
+    /// The events written so far (whole lines only), each of which must fit the schema.
+    fn read(&self) -> Trace {
+        assert!(self.json, "a text tracer has no events to parse");
+        let text = fs::read_to_string(&self.output).unwrap_or_default();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        Trace {
+            events: complete.lines().map(parse_event).collect(),
+            stderr: self.pwru.stderr(),
+        }
+    }
+
+    /// Polls the output until `until` holds for the events so far, at most `timeout`; says
+    /// whether it did. pwru-rs drains its ring buffer every 25 ms and writes each batch at once.
+    pub fn wait_for(&self, until: impl Fn(&Trace) -> bool, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if until(&self.read()) {
+                return true;
             }
-            assert!(
-                Instant::now() < deadline,
-                "pwru-rs not ready after 30 s: {}",
-                tracer.stderr()
-            );
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        tracer
     }
 
-    fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    /// SIGINT (pwru-rs then drains what is left), wait for a clean exit, and parse every line.
+    pub fn stop(self) -> Trace {
+        let Self { pwru, output, .. } = self;
+        let stopped = pwru.stop(STOP_TIMEOUT).unwrap();
+        assert!(
+            stopped.status.success(),
+            "pwru-rs exited with {}: {}",
+            stopped.status,
+            stopped.stderr
+        );
+        let text = fs::read_to_string(&output).unwrap();
+        Trace {
+            events: text.lines().map(parse_event).collect(),
+            stderr: stopped.stderr,
+        }
     }
 
-    /// SIGINT, wait for a clean exit, and parse every line of output.
-    pub fn stop(mut self) -> Trace {
-        let mut child = self.child.take().unwrap();
-        // Let the last events reach the ring buffer reader.
-        std::thread::sleep(Duration::from_millis(200));
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let status = child.wait().unwrap();
-        let stderr = self.stderr();
-        assert!(status.success(), "pwru-rs exited with {status}: {stderr}");
-        let text = fs::read_to_string(&self.output).unwrap();
-        let events = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-            .collect();
-        Trace { events, stderr }
+    /// Waits at most `timeout` for pwru-rs to exit by itself.
+    pub fn wait_exit(self, timeout: Duration) -> Finished {
+        let Self { pwru, output, .. } = self;
+        let stopped = pwru.wait(timeout).unwrap();
+        Finished {
+            status: stopped.status,
+            output: fs::read_to_string(&output).unwrap_or_default(),
+            stderr: stopped.stderr,
+            ready_file_left: stopped.dir.join(pwru_rs_harness::READY_FILE).exists(),
+        }
     }
 }
 
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
+/// One `--output-json` line as the schema type: a line that does not fit fails the test.
+fn parse_event(line: &str) -> JsonEvent {
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("line does not fit JsonEvent: {e}: {line}"))
+}
+
+/// The event's tuple (the test fails if it has none).
+pub fn tuple(e: &JsonEvent) -> &JsonTuple {
+    e.tuple
+        .as_ref()
+        .unwrap_or_else(|| panic!("no tuple: {}", show(e)))
+}
+
+/// The destination port, if the event has a tuple.
+pub fn dport(e: &JsonEvent) -> Option<u16> {
+    e.tuple.as_ref().map(|t| t.dport)
+}
+
+/// The event as pwru-rs wrote it, for messages.
+pub fn show(e: &JsonEvent) -> String {
+    serde_json::to_string(e).unwrap_or_else(|_| format!("{e:?}"))
 }
 
 impl Trace {
     /// Events whose tuple goes from `saddr` to `daddr` (either may be None = any).
-    pub fn with_tuple(&self, saddr: Option<&str>, daddr: Option<&str>) -> Vec<&Value> {
+    pub fn with_tuple(&self, saddr: Option<&str>, daddr: Option<&str>) -> Vec<&JsonEvent> {
         self.events
             .iter()
-            .filter(|e| saddr.is_none_or(|s| e["tuple"]["saddr"] == s))
-            .filter(|e| daddr.is_none_or(|d| e["tuple"]["daddr"] == d))
+            .filter(|e| {
+                e.tuple.as_ref().is_some_and(|t| {
+                    saddr.is_none_or(|s| t.saddr == s) && daddr.is_none_or(|d| t.daddr == d)
+                })
+            })
             .collect()
     }
 
-    pub fn funcs<'a>(events: &[&'a Value]) -> Vec<&'a str> {
-        events
-            .iter()
-            .map(|e| e["func"].as_str().unwrap_or(""))
-            .collect()
+    pub fn funcs<'a>(events: &[&'a JsonEvent]) -> Vec<&'a str> {
+        events.iter().map(|e| e.func.as_str()).collect()
     }
 
     pub fn dump(&self) -> String {
@@ -265,7 +230,7 @@ impl Trace {
             .events
             .iter()
             .take(200)
-            .map(|e| format!("{e}\n"))
+            .map(|e| show(e) + "\n")
             .collect();
         s.push_str(&self.stderr);
         s

@@ -31,31 +31,29 @@ fdinfo_sum() {
     echo "${sums[*]}"
 }
 
-# start_pwru BACKEND [args...]: starts pwru-rs, sets $pid and $ready_ms (start -> ready).
+. /usr/lib/pwru-vm/pwru.sh
+
+# start_pwru BACKEND [args...]: starts pwru-rs, sets $pid, $ready_ms (start -> ready) and $hooks
+# (what the ready file says was attached).
 start_pwru() {
     local backend=$1
     shift
-    rm -f /tmp/ready
     local start
     start=$(now_ms)
-    pwru-rs --backend "$backend" --output-file /dev/null --ready-file /tmp/ready "$@" 2>/tmp/bench.err &
-    pid=$!
-    while [ ! -e /tmp/ready ]; do
-        kill -0 $pid 2>/dev/null || {
-            echo "pwru-rs failed: $(cat /tmp/bench.err)"
-            return 1
-        }
-        sleep 0.01
-    done
+    pwru_start /tmp/ready /tmp/bench.err 600 --backend "$backend" --output-file /dev/null "$@" || {
+        echo "pwru-rs failed: $(cat /tmp/bench.err)"
+        return 1
+    }
+    pid=$PWRU_PID
     ready_ms=$(($(now_ms) - start))
+    hooks=$(sed -n 's/.*"hooks":\([0-9]*\).*/\1/p' /tmp/ready)
 }
 
 # stop_pwru: SIGINT, sets $exit_ms (SIGINT -> exit).
 stop_pwru() {
     local stop
     stop=$(now_ms)
-    kill -INT $pid
-    wait $pid || {
+    pwru_stop || {
         echo "pwru-rs failed: $(cat /tmp/bench.err)"
         return 1
     }
@@ -69,12 +67,11 @@ measure() { # measure BACKEND [args...]
     maps=$(fdinfo_sum $pid map memlock)
     hwm=$(sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' /proc/$pid/status)
     stop_pwru || return 1
-    local n attach link detach
-    n=$(sed -n 's/.*attached \([0-9]*\) functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    attach=$(sed -n 's/.*attached [0-9]* functions in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
+    local attach link detach
+    attach=$(sed -n 's/.*attached [0-9]* [a-z]* in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
     link=$(sed -n 's/.* functions linked in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
     detach=$(sed -n 's/.*detached [0-9]* hooks in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    echo "BENCH $backend $KVER $n $ready_ms $attach ${link:--} $detach $exit_ms $hwm $maps"
+    echo "BENCH $backend $KVER $hooks $ready_ms $attach ${link:--} $detach $exit_ms $hwm $maps"
 }
 
 # per_hit CASE [pwru-rs args...]: run_time_ns / run_cnt of kprobe-multi on every skb function

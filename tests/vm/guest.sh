@@ -21,8 +21,10 @@ ping_a_to_b
 stop_tracer
 if kprobe_multi_supported; then
     expect_stderr auto "backend: kprobe-multi"
+    expect_ready auto kprobe-multi
 else
     expect_stderr auto "backend: kprobe (kprobe-multi unavailable"
+    expect_ready auto kprobe
 fi
 
 # --- the ping's path, every skb function attached ---------------------------------------------
@@ -31,6 +33,7 @@ if kprobe_multi_supported; then
     ping_a_to_b
     stop_tracer
     report_attach multi
+    expect_ready multi kprobe-multi
     expect_func_tuple multi ip_rcv 10.0.0.1 10.0.0.2
     expect_func_tuple multi icmp_rcv 10.0.0.1 10.0.0.2
     expect_func_tuple multi ip_output 10.0.0.2 10.0.0.1
@@ -45,6 +48,7 @@ run_tracer kprobe --backend kprobe --filter-netns /run/netns/b --filter-func "$R
 ping_a_to_b
 stop_tracer
 report_attach kprobe
+expect_ready kprobe kprobe
 expect_func_tuple kprobe ip_rcv 10.0.0.1 10.0.0.2
 expect_func_tuple kprobe icmp_rcv 10.0.0.1 10.0.0.2
 expect_order kprobe ip_rcv icmp_rcv ip_output

@@ -22,34 +22,43 @@ netns_inode() { stat -L -c %i /run/netns/$1; }
 
 ping_a_to_b() { ip netns exec a ping -c 1 -W 2 10.0.0.2 >/dev/null || fail "ping a -> b"; }
 
+. /usr/lib/pwru-vm/pwru.sh
+
 # run_tracer NAME [pwru-rs args...]: start pwru-rs and wait until every probe is attached.
 run_tracer() {
     TRACER_NAME=$1; shift
-    local ready=/tmp/$TRACER_NAME.ready
-    rm -f "$ready"
-    local start=$(now_ns)
-    pwru-rs --output-json --output-file /tmp/$TRACER_NAME.json --ready-file "$ready" "$@" \
-        2>/tmp/$TRACER_NAME.err &
-    TRACER_PID=$!
-    for _ in $(seq 1 1800); do
-        [ -e "$ready" ] && break
-        kill -0 $TRACER_PID 2>/dev/null || break
-        sleep 0.1
-    done
-    if [ ! -e "$ready" ]; then
-        fail "$TRACER_NAME: pwru-rs did not get ready: $(tail -3 /tmp/$TRACER_NAME.err)"
+    TRACER_PID=
+    local ready=/tmp/$TRACER_NAME.ready start=$(now_ns)
+    if ! pwru_start "$ready" /tmp/$TRACER_NAME.err 180 \
+        --output-json --output-file /tmp/$TRACER_NAME.json "$@"; then
+        fail "$TRACER_NAME: pwru-rs did not get ready (status $PWRU_STATUS): $(tail -3 /tmp/$TRACER_NAME.err)"
         return
     fi
-    echo "$TRACER_NAME: ready in $(( ($(now_ns) - start) / 1000000 )) ms"
+    TRACER_PID=$PWRU_PID
+    # The ready file goes when pwru-rs exits: keep what it says for expect_ready.
+    cp "$ready" /tmp/$TRACER_NAME.ready-info
+    echo "$TRACER_NAME: ready in $(( ($(now_ns) - start) / 1000000 )) ms: $(cat /tmp/$TRACER_NAME.ready-info)"
+}
+
+# expect_ready NAME BACKEND: the ready file named BACKEND and at least one hook attached.
+expect_ready() {
+    local info backend hooks
+    info=$(cat /tmp/$1.ready-info 2>/dev/null)
+    backend=$(echo "$info" | sed -n 's/.*"backend":"\([^"]*\)".*/\1/p')
+    hooks=$(echo "$info" | sed -n 's/.*"hooks":\([0-9]*\).*/\1/p')
+    if [ "$backend" = "$2" ] && [ "${hooks:-0}" -gt 0 ]; then
+        pass "$1: ready file says $2, $hooks hooks"
+    else
+        fail "$1: ready file says '$info' (want backend $2 and hooks > 0)"
+    fi
 }
 
 stop_tracer() {
     [ -n "$TRACER_PID" ] || return
     sleep 0.3
-    local start=$(now_ns)
-    kill -INT $TRACER_PID 2>/dev/null
-    wait $TRACER_PID
-    local rc=$?
+    local start=$(now_ns) rc
+    pwru_stop
+    rc=$?
     echo "$TRACER_NAME: stopped in $(( ($(now_ns) - start) / 1000000 )) ms, exit $rc, $(wc -l < /tmp/$TRACER_NAME.json) events"
     [ $rc -eq 0 ] || fail "$TRACER_NAME: pwru-rs exited $rc: $(tail -3 /tmp/$TRACER_NAME.err)"
     TRACER_PID=

@@ -5,14 +5,15 @@
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    io::{BufReader, Read, Write},
+    io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use pwru_rs_harness::{Netns, Pwru, TempDir, VethPair};
 
 use crate::{cmd, vm};
 
@@ -165,14 +166,14 @@ impl Bench {
 
     /// Tracepoint backend on the host: start → ready, and SIGINT → exit.
     fn attach_host(&mut self) -> anyhow::Result<()> {
-        let (mut ready, mut stop, mut hooks) = (Vec::new(), Vec::new(), 0);
+        let (mut ready, mut exit, mut hooks) = (Vec::new(), Vec::new(), 0);
         for _ in 0..self.runs.max(3) {
             let started = Instant::now();
-            let tracer = Tracer::start(&self.bin, &[])?;
+            let tracer = start(&self.bin, &[])?;
             ready.push(started.elapsed().as_secs_f64() * 1e3);
             let stopped = Instant::now();
-            let summary = tracer.stop()?;
-            stop.push(stopped.elapsed().as_secs_f64() * 1e3);
+            let summary = stop(tracer)?;
+            exit.push(stopped.elapsed().as_secs_f64() * 1e3);
             hooks = summary.attached;
         }
         let _ = write!(
@@ -180,7 +181,7 @@ impl Bench {
             "\n## Attach / detach\n\n| backend | kernel | hooks | start → ready (ms) | SIGINT → exit (ms) |\n|---|---|---|---|---|\n\
              | tracepoint | host | {hooks} | {} | {} |\n",
             Stat::of(ready).show(1),
-            Stat::of(stop).show(1)
+            Stat::of(exit).show(1)
         );
         Ok(())
     }
@@ -188,7 +189,7 @@ impl Bench {
     /// run_time_ns / run_cnt of the pwru-rs programs (kernel.bpf_stats_enabled) under a fixed
     /// workload in a namespace of our own.
     fn per_hit_cost(&mut self) -> anyhow::Result<()> {
-        let ns = Netns::new("pwbench-hit", false)?;
+        let ns = Netns::new(&pwru_rs_harness::unique("pwbench-hit"))?;
         let count = if self.quick { "3000" } else { "20000" };
         let cases: [(&str, Vec<String>); 5] = [
             ("no filter", vec![]),
@@ -212,11 +213,11 @@ impl Bench {
             let mut samples = Vec::new();
             for _ in 0..self.runs {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let tracer = Tracer::start(&self.bin, &args)?;
-                ns.exec(&format!("ping -q -f -c {count} 127.0.0.1"))?;
+                let tracer = start(&self.bin, &args)?;
+                ns.sh(&format!("ping -q -f -c {count} 127.0.0.1"))?;
                 let (ns_total, runs) = BpfUsage::of(tracer.pid())?.runs();
                 anyhow::ensure!(runs > 0, "no program ran: bpf_stats_enabled off?");
-                tracer.stop()?;
+                stop(tracer)?;
                 samples.push(ns_total as f64 / runs.max(1) as f64);
             }
             let _ = writeln!(rows, "| {name} | {} |", Stat::of(samples).show(0));
@@ -233,7 +234,7 @@ impl Bench {
 
     /// A bounded TCP stream between two namespaces, without and with the tracer.
     fn throughput(&mut self) -> anyhow::Result<()> {
-        let pair = Netns::new("pwbench-tp", true)?;
+        let pair = VethPair::new()?;
         let secs = if self.quick { 2.0 } else { 4.0 };
         let cases: [(&str, Option<Vec<&str>>); 3] = [
             ("no tracer", None),
@@ -251,13 +252,10 @@ impl Bench {
         for (name, args) in cases {
             let mut samples = Vec::new();
             for _ in 0..self.runs {
-                let tracer = args
-                    .as_ref()
-                    .map(|a| Tracer::start(&self.bin, a))
-                    .transpose()?;
-                samples.push(pair.tcp_stream_gbps(secs)?);
+                let tracer = args.as_ref().map(|a| start(&self.bin, a)).transpose()?;
+                samples.push(tcp_stream_gbps(&pair, secs)?);
                 if let Some(t) = tracer {
-                    t.stop()?;
+                    stop(t)?;
                 }
             }
             let stat = Stat::of(samples);
@@ -281,23 +279,23 @@ impl Bench {
     /// by a slow run), received, and counted as lost; then a deliberately small ring buffer to
     /// show that loss is counted, not silent.
     fn loss(&mut self) -> anyhow::Result<()> {
-        let ns = Netns::new("pwbench-loss", false)?;
+        let ns = Netns::new(&pwru_rs_harness::unique("pwbench-loss"))?;
         // ICMP datagram sockets: each pinger sees only its own replies (a raw socket gets a
         // clone of every ICMP packet, so parallel pingers would make extra events).
-        ns.exec("sysctl -qw net.ipv4.ping_group_range='0 0'")?;
-        let netns = format!("/run/netns/{}", ns.a);
+        ns.sh("sysctl -qw net.ipv4.ping_group_range='0 0'")?;
+        let netns = ns.path();
         let run = |ring: Option<&str>, interval: &str, count: u64, parallel: u64| {
             let mut args = vec!["--filter-netns", netns.as_str()];
             if let Some(size) = ring {
                 args.extend(["--ringbuf-size", size]);
             }
-            let tracer = Tracer::start(&self.bin, &args)?;
+            let tracer = start(&self.bin, &args)?;
             let started = Instant::now();
-            ns.exec(&format!(
+            ns.sh(&format!(
                 "for i in $(seq {parallel}); do ping -q {interval} -c {count} 127.0.0.1 >/dev/null & done; wait"
             ))?;
             let took = started.elapsed();
-            let summary = tracer.stop()?;
+            let summary = stop(tracer)?;
             anyhow::Ok((summary, took))
         };
         // Every echo on loopback takes the same path: count its events where nothing can be lost.
@@ -364,7 +362,7 @@ impl Bench {
     }
 
     fn memory(&mut self) -> anyhow::Result<()> {
-        let tracer = Tracer::start(&self.bin, &[])?;
+        let tracer = start(&self.bin, &[])?;
         let map_bytes = BpfUsage::of(tracer.pid())?.map_bytes();
         let status = std::fs::read_to_string(format!("/proc/{}/status", tracer.pid()))?;
         let hwm = status
@@ -373,7 +371,7 @@ impl Bench {
             .unwrap_or("?")
             .trim()
             .to_owned();
-        tracer.stop()?;
+        stop(tracer)?;
         let _ = write!(
             self.md,
             "\n## Memory (host, every skb tracepoint attached)\n\n| peak RSS | BPF maps (bytes_memlock) | pwru |\n|---|---|---|\n\
@@ -574,70 +572,52 @@ impl GuestSample {
     }
 }
 
-/// What pwru-rs said when it stopped.
+/// What pwru-rs attached, and said when it stopped.
 struct Summary {
-    attached: usize,
+    attached: u64,
     received: u64,
     lost: u64,
 }
 
-struct Tracer {
-    child: Child,
-    ready: PathBuf,
+/// pwru-rs on the host's tracepoints tracing to /dev/null, ready (attached) when this returns.
+fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Pwru> {
+    let args = ["--backend", "tracepoint", "--output-file", "/dev/null"]
+        .iter()
+        .chain(args);
+    Ok(Pwru::start(
+        bin,
+        TempDir::new("pwru-rs-bench")?,
+        args,
+        Duration::from_secs(120),
+    )?)
 }
 
-impl Tracer {
-    fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Self> {
-        let ready =
-            std::env::temp_dir().join(format!("pwru-rs-bench-{}.ready", std::process::id()));
-        let _ = std::fs::remove_file(&ready);
-        let mut child = Command::new(bin)
-            .args(["--output-file", "/dev/null", "--ready-file"])
-            .arg(&ready)
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !ready.exists() {
-            if let Some(status) = child.try_wait()? {
-                let mut err = String::new();
-                child.stderr.take().map(|mut e| e.read_to_string(&mut err));
-                bail!("pwru-rs exited ({status}) before it was ready: {err}");
-            }
-            anyhow::ensure!(Instant::now() < deadline, "pwru-rs not ready after 120 s");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Ok(Self { child, ready })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(mut self) -> anyhow::Result<Summary> {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let mut stderr = String::new();
-        BufReader::new(self.child.stderr.take().context("stderr")?).read_to_string(&mut stderr)?;
-        let status = self.child.wait()?;
-        let _ = std::fs::remove_file(&self.ready);
-        anyhow::ensure!(status.success(), "pwru-rs failed: {stderr}");
-        let number_before = |word: &str| -> u64 {
-            stderr
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .windows(2)
-                .rev()
-                .find(|w| w[1].starts_with(word))
-                .and_then(|w| w[0].parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(Summary {
-            attached: number_before("tracepoints") as usize,
-            received: number_before("events"),
-            lost: number_before("lost"),
-        })
-    }
+/// SIGINT, then what it attached (its ready file) and received and lost (its last log line).
+fn stop(tracer: Pwru) -> anyhow::Result<Summary> {
+    let attached = tracer.ready.hooks;
+    let stopped = tracer.stop(Duration::from_secs(300))?;
+    anyhow::ensure!(
+        stopped.status.success(),
+        "pwru-rs failed ({}): {}",
+        stopped.status,
+        stopped.stderr
+    );
+    let number_before = |word: &str| -> u64 {
+        stopped
+            .stderr
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .rev()
+            .find(|w| w[1].starts_with(word))
+            .and_then(|w| w[0].parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Summary {
+        attached,
+        received: number_before("events"),
+        lost: number_before("lost"),
+    })
 }
 
 /// The BPF objects a process holds, from /proc/PID/fdinfo (no bpftool needed), each counted once.
@@ -691,104 +671,49 @@ impl BpfUsage {
     }
 }
 
-/// One namespace (loopback up), or two joined by a veth pair; removed on drop.
-struct Netns {
-    a: String,
-    b: Option<String>,
-}
-
-impl Netns {
-    fn new(name: &str, pair: bool) -> anyhow::Result<Self> {
-        let a = format!("{name}-a");
-        let b = pair.then(|| format!("{name}-b"));
-        quiet_netns_del(&a);
-        cmd::output(Command::new("ip").args(["netns", "add", &a]))?;
-        cmd::output(Command::new("ip").args(["-n", &a, "link", "set", "lo", "up"]))?;
-        if let Some(b) = &b {
-            quiet_netns_del(b);
-            let script = format!(
-                "ip netns add {b} && ip -n {b} link set lo up && \
-                 ip link add pwbva netns {a} type veth peer name pwbvb netns {b} && \
-                 ip -n {a} addr add 10.233.0.1/24 dev pwbva && ip -n {b} addr add 10.233.0.2/24 dev pwbvb && \
-                 ip -n {a} link set pwbva up && ip -n {b} link set pwbvb up"
-            );
-            cmd::output(Command::new("bash").args(["-c", &script]))?;
-        }
-        Ok(Self { a, b })
-    }
-
-    fn exec(&self, command: &str) -> anyhow::Result<String> {
-        cmd::output(Command::new("ip").args(["netns", "exec", &self.a, "bash", "-c", command]))
-    }
-
-    /// Gbit/s of one TCP stream a → b for `secs` seconds; sender and receiver are threads of
-    /// this process that entered the namespaces (setns is per thread).
-    fn tcp_stream_gbps(&self, secs: f64) -> anyhow::Result<f64> {
-        let b = self.b.clone().context("not a pair")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let receiver = std::thread::spawn(move || -> anyhow::Result<u64> {
-            enter_netns(&b)?;
-            let listener = TcpListener::bind("10.233.0.2:5201")?;
-            tx.send(()).ok();
-            let (mut conn, _) = listener.accept()?;
-            let mut buf = vec![0u8; 1 << 18];
-            let mut total = 0u64;
-            loop {
-                match conn.read(&mut buf)? {
-                    0 => return Ok(total),
-                    n => total += n as u64,
-                }
+/// Gbit/s of one TCP stream a → b for `secs` seconds; sender and receiver are threads of
+/// this process that entered the namespaces (setns is per thread).
+fn tcp_stream_gbps(pair: &VethPair, secs: f64) -> anyhow::Result<f64> {
+    let b = pair.b.name.clone();
+    let addr = format!("{}:5201", pair.addr_b);
+    let server = addr.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let receiver = std::thread::spawn(move || -> anyhow::Result<u64> {
+        pwru_rs_harness::enter_netns(&b)?;
+        let listener = TcpListener::bind(&server)?;
+        tx.send(()).ok();
+        let (mut conn, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 18];
+        let mut total = 0u64;
+        loop {
+            match conn.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n as u64,
             }
-        });
-        rx.recv_timeout(Duration::from_secs(10))
-            .context("receiver did not start")?;
-        let a = self.a.clone();
-        let sender = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
-            enter_netns(&a)?;
-            let mut conn = TcpStream::connect("10.233.0.2:5201")?;
-            let buf = vec![0x5au8; 1 << 18];
-            let started = Instant::now();
-            let mut total = 0u64;
-            while started.elapsed().as_secs_f64() < secs {
-                conn.write_all(&buf)?;
-                total += buf.len() as u64;
-            }
-            conn.shutdown(std::net::Shutdown::Write)?;
-            Ok((total, started.elapsed()))
-        });
-        let (sent, took) = sender
-            .join()
-            .map_err(|_| anyhow::anyhow!("sender panicked"))??;
-        let received = receiver
-            .join()
-            .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
-        anyhow::ensure!(received == sent, "received {received} of {sent} bytes");
-        Ok(sent as f64 * 8.0 / took.as_secs_f64() / 1e9)
-    }
-}
-
-/// Removes a namespace that may not exist.
-fn quiet_netns_del(name: &str) {
-    let _ = Command::new("ip")
-        .args(["netns", "del", name])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// Moves the calling thread into network namespace `name` (/run/netns/<name>).
-fn enter_netns(name: &str) -> anyhow::Result<()> {
-    let f = std::fs::File::open(format!("/run/netns/{name}"))?;
-    // SAFETY: setns on a valid namespace fd, affecting only this thread.
-    if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("setns");
-    }
-    Ok(())
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for ns in std::iter::once(&self.a).chain(&self.b) {
-            quiet_netns_del(ns);
         }
-    }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .context("receiver did not start")?;
+    let a = pair.a.name.clone();
+    let sender = std::thread::spawn(move || -> anyhow::Result<(u64, Duration)> {
+        pwru_rs_harness::enter_netns(&a)?;
+        let mut conn = TcpStream::connect(&addr)?;
+        let buf = vec![0x5au8; 1 << 18];
+        let started = Instant::now();
+        let mut total = 0u64;
+        while started.elapsed().as_secs_f64() < secs {
+            conn.write_all(&buf)?;
+            total += buf.len() as u64;
+        }
+        conn.shutdown(std::net::Shutdown::Write)?;
+        Ok((total, started.elapsed()))
+    });
+    let (sent, took) = sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    let received = receiver
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+    anyhow::ensure!(received == sent, "received {received} of {sent} bytes");
+    Ok(sent as f64 * 8.0 / took.as_secs_f64() / 1e9)
 }

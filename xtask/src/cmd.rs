@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::Instant,
 };
 
@@ -30,17 +30,27 @@ pub fn cargo() -> Command {
 
 /// Runs `cmd`, echoing it first and timing it; fails on a non-zero exit.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    run_echoed(cmd).map(drop)
+}
+
+/// Like [`run`], with stdout captured and returned (stderr still shows).
+pub fn run_stdout(cmd: &mut Command) -> anyhow::Result<String> {
+    run_echoed(cmd.stdout(Stdio::piped()))
+}
+
+fn run_echoed(cmd: &mut Command) -> anyhow::Result<String> {
     let shown = show(cmd);
     eprintln!("xtask: $ {shown}");
     let started = Instant::now();
-    let status = cmd
-        .status()
+    let out = cmd
+        .spawn()
+        .and_then(|child| child.wait_with_output())
         .with_context(|| format!("cannot start `{shown}`"))?;
-    if !status.success() {
-        bail!("`{shown}` failed ({status})");
+    if !out.status.success() {
+        bail!("`{shown}` failed ({})", out.status);
     }
     eprintln!("xtask: done in {:.1?}: {shown}", started.elapsed());
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Runs `cmd` quietly and returns its stdout (for probing state).
@@ -83,9 +93,40 @@ pub fn privileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
     }
 }
 
+/// Builds the release pwru-rs and returns its path as cargo reports it, so `CARGO_TARGET_DIR`
+/// and `build.target-dir` are honoured: every xtask command that runs pwru-rs gets it from here.
 pub fn build_release() -> anyhow::Result<PathBuf> {
-    run(cargo().args(["build", "--release", "--package", "pwru-rs"]))?;
-    Ok(root().join("target/release/pwru-rs"))
+    let json = run_stdout(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "pwru-rs",
+        "--message-format=json-render-diagnostics",
+    ]))?;
+    let bins = executables(&json, |msg| {
+        msg["target"]["name"] == "pwru-rs" && msg["target"]["kind"][0] == "bin"
+    })?;
+    bins.into_iter()
+        .next()
+        .context("cargo reported no pwru-rs executable")
+}
+
+/// The executables in cargo's `--message-format=json` output whose artifact message satisfies
+/// `keep`.
+pub fn executables(
+    json: &str,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut exes = Vec::new();
+    for line in json.lines() {
+        let msg: serde_json::Value = serde_json::from_str(line).context("cargo's JSON output")?;
+        if msg["reason"] == "compiler-artifact" && keep(&msg) {
+            if let Some(exe) = msg["executable"].as_str() {
+                exes.push(PathBuf::from(exe));
+            }
+        }
+    }
+    Ok(exes)
 }
 
 pub fn run_as_root(bin: &Path, args: &[String]) -> anyhow::Result<()> {

@@ -19,7 +19,8 @@ struct Args {
 enum Command {
     /// Install what building pwru-rs needs (apt packages, bpf-linker); does nothing if present.
     Setup,
-    /// Build the release binary `target/release/pwru-rs` (runs setup first if needed).
+    /// Build the release binary `<target dir>/release/pwru-rs` and print its path (runs setup
+    /// first if needed; the target dir is cargo's, `CARGO_TARGET_DIR` included).
     Build,
     /// Build, then run pwru-rs with these arguments (as root, through sudo if needed).
     Run {
@@ -41,7 +42,7 @@ fn main() {
         Command::Setup => setup::ensure(),
         Command::Build => setup::ensure()
             .and_then(|()| cmd::build_release())
-            .map(drop),
+            .map(|bin| println!("{}", bin.display())),
         Command::Run { args } => setup::ensure()
             .and_then(|()| cmd::build_release())
             .and_then(|bin| cmd::run_as_root(&bin, &args)),

@@ -1,9 +1,9 @@
 //! `cargo xtask test`: the whole suite, as `.ci/run` runs it. Every step runs even when an earlier
 //! one failed, and the failures are listed together at the end.
 
-use std::{path::PathBuf, time::Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::cmd;
 
@@ -103,16 +103,20 @@ fn guest_tests(bin: &std::path::Path, kernel: &str) -> anyhow::Result<()> {
 
 /// Host integration tests: they make namespaces and load eBPF, so they run as root.
 fn integration_tests(bin: &std::path::Path) -> anyhow::Result<()> {
-    let json = cmd::output(cmd::cargo().args([
+    let json = cmd::run_stdout(cmd::cargo().args([
         "test",
         "--release",
         "--package",
         "integration-tests",
         "--no-run",
-        "--message-format=json",
+        "--message-format=json-render-diagnostics",
     ]))?;
+    let tests = cmd::executables(&json, |msg| msg["profile"]["test"] == true)?;
+    if tests.is_empty() {
+        bail!("cargo built no integration test binaries");
+    }
     let mut failed = Vec::new();
-    for exe in test_executables(&json)? {
+    for exe in tests {
         let name = exe
             .file_name()
             .unwrap_or_default()
@@ -127,21 +131,4 @@ fn integration_tests(bin: &std::path::Path) -> anyhow::Result<()> {
         bail!("{}", failed.join("; "));
     }
     Ok(())
-}
-
-/// Test binaries named in cargo's `--message-format=json` output.
-fn test_executables(json: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let mut exes = Vec::new();
-    for line in json.lines() {
-        let msg: serde_json::Value = serde_json::from_str(line).context("cargo's JSON output")?;
-        if msg["reason"] == "compiler-artifact" && msg["profile"]["test"] == true {
-            if let Some(exe) = msg["executable"].as_str() {
-                exes.push(PathBuf::from(exe));
-            }
-        }
-    }
-    if exes.is_empty() {
-        bail!("cargo built no integration test binaries");
-    }
-    Ok(exes)
 }

@@ -14,7 +14,6 @@ mod qemu;
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -177,6 +176,8 @@ fn boot(
     let kernel = kernel::fetch(kernel_pkg)?;
     let base = image::base(&kernel)?;
     image::add_program(&mut payload, pwru_rs, "/usr/bin/pwru-rs")?;
+    let helpers = std::fs::read(cmd::root().join("vm/pwru.sh")).context("reading vm/pwru.sh")?;
+    payload.file("/usr/lib/pwru-vm/pwru.sh", 0o644, helpers);
     payload.file("/etc/pwru-vm/entry", 0o644, entry.as_bytes().to_vec());
     let dir = run_dir()?;
     let mut initrd = std::fs::read(&base).with_context(|| format!("reading {}", base.display()))?;
@@ -196,15 +197,7 @@ fn cache_dir() -> PathBuf {
 
 /// A fresh directory for one boot's initrd and serial logs; tests may boot several at once.
 fn run_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("pwru-rs-vm-{}", unique()));
+    let dir = std::env::temp_dir().join(pwru_rs_harness::unique("pwru-rs-vm"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
-}
-
-/// `<pid>-<n>`, different for every call in every process: names for temporary files and
-/// directories that concurrent runs (threads of one test suite, or several xtasks) must not share.
-fn unique() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
 }

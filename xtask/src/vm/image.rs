@@ -289,7 +289,7 @@ pub fn add_tree(a: &mut Archive, host_dir: &Path, guest_dir: &str) -> anyhow::Re
 /// Writes through a temporary file and a rename, so a concurrent or interrupted run never reads
 /// half an image.
 pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", super::unique()));
+    let tmp = path.with_extension(pwru_rs_harness::unique("tmp"));
     std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }

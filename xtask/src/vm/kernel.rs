@@ -114,7 +114,7 @@ fn apt_cache(args: &[&str]) -> anyhow::Result<String> {
 /// Downloads the .deb and unpacks it to `root`. Both happen in a private temporary directory that
 /// is renamed into place at the end, so an interrupted or concurrent run never sees half a tree.
 fn extract(package: &str, version: &str, dir: &Path, root: &Path) -> anyhow::Result<()> {
-    let tmp = dir.join(format!("tmp-{}", super::unique()));
+    let tmp = dir.join(pwru_rs_harness::unique("tmp"));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     cmd::run(
         Command::new("apt-get")
