@@ -5,7 +5,7 @@
 use aya_ebpf::{
     helpers::generated::bpf_get_func_ip, macros::kprobe, programs::ProbeContext, EbpfContext,
 };
-use pwru_rs_common::{assert_contract_name, contract, record::HOOK_FUNC_IP};
+use pwru_rs_common::{contract, record::HOOK_FUNC_IP};
 
 use crate::skb::handle_skb;
 
@@ -23,21 +23,8 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     0
 }
 
-/// `name => skb argument [, reason argument]`: one program each, its name checked against the
-/// contract userspace attaches by.
-macro_rules! kprobe_programs {
-    ($($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
-        $(
-            #[kprobe]
-            pub fn $name(ctx: ProbeContext) -> u32 {
-                hit(&ctx, $skb, $reason)
-            }
-            assert_contract_name!($name, $contract);
-        )*
-    };
-}
-
-kprobe_programs! {
+skb_programs! {
+    kprobe(ProbeContext) -> u32 = hit;
     pwru_kprobe_skb_0 => contract::KPROBE_PROGRAMS[0], 0, None;
     pwru_kprobe_skb_1 => contract::KPROBE_PROGRAMS[1], 1, None;
     pwru_kprobe_skb_2 => contract::KPROBE_PROGRAMS[2], 2, None;

@@ -6,6 +6,23 @@
 #![no_std]
 #![no_main]
 
+/// One program per `name => contract name, skb argument, reason argument` line, all of the hook
+/// kind `$attr` (`kprobe`, `raw_tracepoint`) calling `$hit(&ctx, skb_arg, reason_arg)`; each
+/// name is checked against the contract userspace attaches by. Textually before the modules that
+/// use it.
+macro_rules! skb_programs {
+    ($attr:ident($ctx:ty) -> $ret:ty = $hit:ident;
+     $($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
+        $(
+            #[$attr]
+            pub fn $name(ctx: $ctx) -> $ret {
+                $hit(&ctx, $skb, $reason)
+            }
+            pwru_rs_common::assert_contract_name!($name, $contract);
+        )*
+    };
+}
+
 mod filter;
 mod kprobe;
 mod skb;

@@ -8,7 +8,7 @@ use aya_ebpf::{
     helpers::generated::bpf_get_attach_cookie, macros::raw_tracepoint,
     programs::RawTracePointContext, EbpfContext,
 };
-use pwru_rs_common::{assert_contract_name, contract, record::HOOK_COOKIE};
+use pwru_rs_common::{contract, record::HOOK_COOKIE};
 
 use crate::skb::handle_skb;
 
@@ -26,20 +26,8 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
     0
 }
 
-/// `name => contract name, skb argument, reason argument`, as in `kprobe.rs`.
-macro_rules! raw_tp_programs {
-    ($($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
-        $(
-            #[raw_tracepoint]
-            pub fn $name(ctx: RawTracePointContext) -> i32 {
-                hit(&ctx, $skb, $reason)
-            }
-            assert_contract_name!($name, $contract);
-        )*
-    };
-}
-
-raw_tp_programs! {
+skb_programs! {
+    raw_tracepoint(RawTracePointContext) -> i32 = hit;
     pwru_raw_tp_skb_0 => contract::RAW_TP_PROGRAMS[0], 0, None;
     pwru_raw_tp_skb_1 => contract::RAW_TP_PROGRAMS[1], 1, None;
     pwru_raw_tp_skb_2 => contract::RAW_TP_PROGRAMS[2], 2, None;
