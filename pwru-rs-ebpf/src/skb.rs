@@ -1,16 +1,18 @@
 //! Reading an `sk_buff`, the meta filters and writing the event: shared by every hook kind.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_buf, generated,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, generated},
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
+use core::mem::MaybeUninit;
+
 use pwru_rs_common::{
     assert_contract_name, contract,
-    record::{SkbRecord, Tuple, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, SKB_RECORD_NO_TUPLE},
+    record::{
+        Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, IP_V4, IP_V6, KIND_SKB,
+        META_HAS_DEV, META_HAS_REASON, SECTION_META, SECTION_TUPLE, SKB_RECORD_NO_TUPLE, VERSION,
+    },
     Config, Offsets, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, TASK_COMM_LEN,
 };
 
@@ -158,43 +160,98 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         None => read_meta(skb),
     };
     // Built on the stack and copied into the ring buffer at its real length (a reservation must
-    // have a constant size; the tuple section is sent only when there is a tuple).
-    let mut record = SkbRecord::new();
-    let m = &mut record.meta;
-    m.ts_ns = unsafe { bpf_ktime_get_ns() };
-    m.skb = skb;
-    m.hook_kind = hook_kind;
-    m.hook = hook();
-    m.pid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    m.cpu = unsafe { generated::bpf_get_smp_processor_id() };
-    m.netns = meta.netns;
-    m.mark = read(skb + off!(skb_mark));
-    m.ifindex = meta.ifindex;
-    if let Some(r) = reason {
-        m.reason = r;
-        m.flags |= META_HAS_REASON;
-    }
+    // have a constant size; the tuple section is sent only when there is a tuple). Every byte is
+    // written once, field by field: zero-filling the record first would make LLVM call a
+    // byte-at-a-time `memset` subprogram, costly per hit and for the verifier.
+    let mut record = MaybeUninit::<SkbRecord>::uninit();
+    let r = record.as_mut_ptr();
+    let protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
     unsafe {
-        generated::bpf_get_current_comm(m.comm.as_mut_ptr().cast(), TASK_COMM_LEN as u32);
+        (&raw mut (*r).meta_header).write(SectionHeader {
+            kind: SECTION_META,
+            _reserved: 0,
+            len: size_of::<MetaSection>() as u32,
+        });
+        let m = &raw mut (*r).meta;
+        (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
+        (&raw mut (*m).skb).write(skb);
+        (&raw mut (*m).hook).write(hook());
+        (&raw mut (*m).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
+        (&raw mut (*m).cpu).write(generated::bpf_get_smp_processor_id());
+        (&raw mut (*m).netns).write(meta.netns);
+        (&raw mut (*m).mark).write(read(skb + off!(skb_mark)));
+        (&raw mut (*m).ifindex).write(meta.ifindex);
+        (&raw mut (*m).len).write(read(skb + off!(skb_len)));
+        (&raw mut (*m).protocol).write(protocol);
+        (&raw mut (*m).hook_kind).write(hook_kind);
+        (&raw mut (*m)._pad).write(0);
+        let mut flags = 0;
+        (&raw mut (*m).reason).write(match reason {
+            Some(r) => {
+                flags |= META_HAS_REASON;
+                r
+            }
+            None => 0,
+        });
+        // Fills all 16 bytes, NUL-padded.
+        generated::bpf_get_current_comm((&raw mut (*m).comm).cast(), TASK_COMM_LEN as u32);
+        let ifname = &raw mut (*m).ifname;
+        if meta.dev != 0 {
+            flags |= META_HAS_DEV;
+            (&raw mut (*m).mtu).write(read(meta.dev + off!(dev_mtu)));
+            // Fills all 16 bytes (zeros if the read fails).
+            probe_read_into(meta.dev + off!(dev_name), ifname);
+        } else {
+            (&raw mut (*m).mtu).write(0);
+            write_zeros(ifname);
+        }
+        (&raw mut (*m).flags).write(flags);
     }
-    if meta.dev != 0 {
-        m.flags |= META_HAS_DEV;
-        m.mtu = read(meta.dev + off!(dev_mtu));
-        let _ = unsafe {
-            bpf_probe_read_kernel_buf((meta.dev + off!(dev_name)) as *const u8, &mut m.ifname)
-        };
-    }
-    m.len = read(skb + off!(skb_len));
-    m.protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
-    let len = if read_tuple(&headers, m.protocol, &mut record.tuple) {
+    let len = if read_tuple(&headers, protocol, unsafe { &raw mut (*r).tuple }) {
+        unsafe {
+            (&raw mut (*r).tuple_header).write(SectionHeader {
+                kind: SECTION_TUPLE,
+                _reserved: 0,
+                len: size_of::<Tuple>() as u32,
+            });
+        }
         size_of::<SkbRecord>()
     } else {
         SKB_RECORD_NO_TUPLE
     };
-    record.header.len = len as u32;
-    let bytes = unsafe { core::slice::from_raw_parts((&raw const record).cast::<u8>(), len) };
+    unsafe {
+        (&raw mut (*r).header).write(RecordHeader {
+            kind: KIND_SKB,
+            version: VERSION,
+            len: len as u32,
+        });
+    }
+    // Only the first `len` bytes, all written above, are sent.
+    let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
     if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
         count_lost();
+    }
+}
+
+/// Zeroes `dst` in place with 8-byte volatile stores: plain zeroing becomes a call to a
+/// byte-at-a-time `memset` subprogram. `N` is a multiple of 8.
+#[inline(always)]
+fn write_zeros<const N: usize>(dst: *mut [u8; N]) {
+    const { assert!(N % 8 == 0) };
+    let words = dst.cast::<u64>();
+    let mut i = 0;
+    while i < N / 8 {
+        unsafe { words.add(i).write_volatile(0) };
+        i += 1;
+    }
+}
+
+/// `bpf_probe_read_kernel` of a whole `[u8; N]` into `dst`, which the helper fills entirely
+/// (with zeros if the read fails).
+#[inline(always)]
+fn probe_read_into<const N: usize>(src: u64, dst: *mut [u8; N]) {
+    unsafe {
+        generated::bpf_probe_read_kernel(dst.cast(), N as u32, src as *const core::ffi::c_void);
     }
 }
 
@@ -265,11 +322,17 @@ fn read_headers(skb: u64) -> Headers {
             network: read(skb + network),
         };
     }
-    let mut window = [0u64; HEADERS_WINDOW / 8];
+    // Filled by the helper (no zeroing first: that would be a `memset` call).
+    let mut window = MaybeUninit::<[u64; HEADERS_WINDOW / 8]>::uninit();
     // `len` is a constant to the verifier too; reading only that much saves a turn or two.
-    let bytes =
-        unsafe { core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), len as usize) };
-    if unsafe { bpf_probe_read_kernel_buf((skb + base) as *const u8, bytes) }.is_err() {
+    let filled = unsafe {
+        generated::bpf_probe_read_kernel(
+            window.as_mut_ptr().cast(),
+            len as u32,
+            (skb + base) as *const core::ffi::c_void,
+        )
+    };
+    if filled != 0 {
         return Headers {
             head: 0,
             tail: 0,
@@ -288,51 +351,79 @@ fn read_headers(skb: u64) -> Headers {
     }
 }
 
-/// Fills the IP addresses and ports from the packet headers, when the network header is set
-/// and holds IPv4 or IPv6; false when there is no tuple.
+/// Writes the IP addresses and ports from the packet headers into `t`, when the network header
+/// is set and holds IPv4 or IPv6; false (and `t` left unwritten) when there is no tuple.
 #[inline(always)]
-fn read_tuple(h: &Headers, protocol: u16, ev: &mut Tuple) -> bool {
+fn read_tuple(h: &Headers, protocol: u16, t: *mut Tuple) -> bool {
     if h.head == 0 || h.network == 0 || h.network == HEADER_UNSET {
         return false;
     }
     let l3 = h.head + h.network as u64;
     let first: u8 = read(l3);
     // skb->protocol is still 0 on the early transmit path: trust the IP version nibble then.
-    let l4 = match (first >> 4, protocol) {
+    let (version, l4_proto, l4) = match (first >> 4, protocol) {
         (4, ETH_P_IP | 0) => {
             let hdr: [u8; 20] = read_bytes(l3);
-            ev.ip_version = IP_V4;
-            ev.l4_proto = hdr[9];
-            ev.saddr[..4].copy_from_slice(&hdr[12..16]);
-            ev.daddr[..4].copy_from_slice(&hdr[16..20]);
+            unsafe {
+                let (saddr, daddr) = (&raw mut (*t).saddr, &raw mut (*t).daddr);
+                write_zeros(saddr);
+                write_zeros(daddr);
+                saddr
+                    .cast::<[u8; 4]>()
+                    .write([hdr[12], hdr[13], hdr[14], hdr[15]]);
+                daddr
+                    .cast::<[u8; 4]>()
+                    .write([hdr[16], hdr[17], hdr[18], hdr[19]]);
+            }
             // Only the first fragment carries the ports.
             let frag_off = u16::from_be_bytes([hdr[6], hdr[7]]) & 0x1fff;
-            if frag_off != 0 {
-                return true;
-            }
-            l3 + ((first & 0x0f) as u64) * 4
+            let l4 = (frag_off == 0).then_some(l3 + ((first & 0x0f) as u64) * 4);
+            (IP_V4, hdr[9], l4)
         }
         (6, ETH_P_IPV6 | 0) => {
-            let hdr: [u8; 40] = read_bytes(l3);
-            ev.ip_version = IP_V6;
-            ev.l4_proto = hdr[6];
-            ev.saddr.copy_from_slice(&hdr[8..24]);
-            ev.daddr.copy_from_slice(&hdr[24..40]);
-            l3 + 40
+            // As 8-byte words, so the addresses (bytes 8..40) move as four aligned copies.
+            let mut words = MaybeUninit::<[u64; 5]>::uninit();
+            probe_read_into(l3, words.as_mut_ptr().cast::<[u8; 40]>());
+            // SAFETY: the helper wrote all 40 bytes (zeros on failure).
+            let words = unsafe { words.assume_init() };
+            unsafe {
+                (&raw mut (*t).saddr)
+                    .cast::<[u64; 2]>()
+                    .write([words[1], words[2]]);
+                (&raw mut (*t).daddr)
+                    .cast::<[u64; 2]>()
+                    .write([words[3], words[4]]);
+            }
+            let hdr = words[0].to_ne_bytes();
+            (IP_V6, hdr[6], Some(l3 + 40))
         }
         _ => return false,
     };
-    if matches!(ev.l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
-        let ports: [u8; 4] = read_bytes(l4);
-        ev.sport = u16::from_be_bytes([ports[0], ports[1]]);
-        ev.dport = u16::from_be_bytes([ports[2], ports[3]]);
+    let (sport, dport) = match l4 {
+        Some(l4) if matches!(l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) => {
+            let ports: [u8; 4] = read_bytes(l4);
+            (
+                u16::from_be_bytes([ports[0], ports[1]]),
+                u16::from_be_bytes([ports[2], ports[3]]),
+            )
+        }
+        _ => (0, 0),
+    };
+    unsafe {
+        (&raw mut (*t).ip_version).write(version);
+        (&raw mut (*t).l4_proto).write(l4_proto);
+        (&raw mut (*t).sport).write(sport);
+        (&raw mut (*t).dport).write(dport);
+        (&raw mut (*t)._pad).write(0);
     }
     true
 }
 
+/// `N` bytes at `addr`, zeros if they cannot be read.
 #[inline(always)]
 fn read_bytes<const N: usize>(addr: u64) -> [u8; N] {
-    let mut buf = [0u8; N];
-    let _ = unsafe { bpf_probe_read_kernel_buf(addr as *const u8, &mut buf) };
-    buf
+    let mut buf = MaybeUninit::<[u8; N]>::uninit();
+    probe_read_into(addr, buf.as_mut_ptr());
+    // SAFETY: the helper wrote all N bytes (zeros on failure).
+    unsafe { buf.assume_init() }
 }
