@@ -9,6 +9,11 @@ pub const MAX_SKB_ARGS: usize = 5;
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Per-CPU count of records that found the ring buffer full.
 pub const LOST_MAP: &str = "LOST";
+/// Per-CPU dump buffers: `DUMP_LEVELS * DUMPS_PER_LEVEL` entries of `Config::dump_buf` bytes
+/// (userspace sets the value size before load).
+pub const DUMPS_MAP: &str = "DUMPS";
+/// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
+pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 /// Read-only global: [`crate::Offsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 /// Read-only global: [`crate::Config`].

@@ -43,7 +43,8 @@ pub struct Offsets {
     pub sk_net: u32,
     /// `net.ns.inum`.
     pub net_inum: u32,
-    pub _pad: u32,
+    /// `sk_buff.cb`, the control buffer whose first 20 bytes are BPF's `__sk_buff->cb[5]`.
+    pub skb_cb: u32,
 }
 const _: () = assert!(size_of::<Offsets>() == 80);
 
@@ -52,6 +53,22 @@ pub const FILTER_MARK: u32 = 1 << 1;
 pub const FILTER_IFINDEX: u32 = 1 << 2;
 /// A pcap expression was injected into the filter stubs.
 pub const FILTER_PCAP: u32 = 1 << 3;
+
+/// `Config::outputs` bits: optional sections of a record.
+pub const OUTPUT_SKB_CB: u32 = 1 << 0;
+pub const OUTPUT_TCP_FLAGS: u32 = 1 << 1;
+/// `struct sk_buff` printed by `bpf_snprintf_btf`.
+pub const OUTPUT_SKB: u32 = 1 << 2;
+/// `struct skb_shared_info` printed by `bpf_snprintf_btf`.
+pub const OUTPUT_SHINFO: u32 = 1 << 3;
+
+/// Dumps (`OUTPUT_SKB`, `OUTPUT_SHINFO`) are written into per-CPU buffers first; a program
+/// interrupted by another on the same CPU (task, softirq, hardirq, NMI) must not share one, so
+/// each nesting level has its own pair.
+pub const DUMP_LEVELS: u32 = 4;
+pub const DUMPS_PER_LEVEL: u32 = 2;
+/// pwru's default `--set-percpu-buf`.
+pub const DEFAULT_DUMP_BUF: u32 = 4096;
 
 /// Run-time configuration of the kernel programs, a read-only global set before load.
 #[repr(C)]
@@ -66,8 +83,15 @@ pub struct Config {
     /// Wake the reader only once this many bytes wait in the ring buffer (it also drains on a
     /// short timer): a wake-up per event costs an interrupt, several times the rest of a hit.
     pub wakeup_bytes: u32,
+    /// `OUTPUT_*` bits.
+    pub outputs: u32,
+    /// vmlinux BTF ids of `struct sk_buff` and `struct skb_shared_info`, for the dumps.
+    pub skb_btf_id: u32,
+    pub shinfo_btf_id: u32,
+    /// Bytes of each dump buffer (`--set-percpu-buf`): the dump maps' value size.
+    pub dump_buf: u32,
 }
-const _: () = assert!(size_of::<Config>() == 24);
+const _: () = assert!(size_of::<Config>() == 40);
 
 /// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
 /// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;
@@ -95,6 +119,12 @@ pub mod record {
     /// `SectionHeader::kind` values.
     pub const SECTION_META: u16 = 1;
     pub const SECTION_TUPLE: u16 = 2;
+    /// [`Cb`].
+    pub const SECTION_CB: u16 = 3;
+    /// [`DumpHeader`] and the text of `struct sk_buff`.
+    pub const SECTION_SKB_DUMP: u16 = 4;
+    /// [`DumpHeader`] and the text of `struct skb_shared_info`.
+    pub const SECTION_SHINFO_DUMP: u16 = 5;
 
     /// Eight bytes, so every payload stays 8-byte aligned within the record.
     #[repr(C)]
@@ -164,15 +194,38 @@ pub mod record {
         /// Host byte order; zero when the L4 protocol has no ports.
         pub sport: u16,
         pub dport: u16,
-        pub _pad: u16,
+        /// TCP header flags byte (FIN 0x01 … CWR 0x80), when asked for and the packet is TCP.
+        pub tcp_flags: u8,
+        pub _pad: u8,
         /// IPv4 addresses use the first 4 bytes. Network byte order.
         pub saddr: [u8; 16],
         pub daddr: [u8; 16],
     }
     const _: () = assert!(size_of::<Tuple>() == 40);
 
-    /// The record of an skb hit as the kernel lays it out before sending it: every section in
-    /// order; the kernel sends the first `len` bytes (without the tuple when there is none).
+    /// `skb->cb` as BPF programs see it (`__sk_buff->cb[5]`) ([`SECTION_CB`]).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Cb {
+        pub words: [u32; 5],
+        pub _pad: u32,
+    }
+    const _: () = assert!(size_of::<Cb>() == 24);
+
+    /// Starts a dump section; `len` bytes of text follow (the section is padded to 8 bytes).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct DumpHeader {
+        /// Bytes of text that follow.
+        pub len: u32,
+        /// Bytes the whole dump has: more than `len` when the buffer cut it.
+        pub full_len: u32,
+    }
+    const _: () = assert!(size_of::<DumpHeader>() == 8);
+
+    /// The first sections of an skb record as the kernel lays them out: the kernel sends the
+    /// first [`SKB_RECORD_NO_TUPLE`] bytes when there is no tuple, all of them otherwise, then
+    /// any optional sections.
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct SkbRecord {
@@ -186,57 +239,6 @@ pub mod record {
     pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();
     const _: () = assert!(size_of::<SkbRecord>() == 160);
     const _: () = assert!(SKB_RECORD_NO_TUPLE == 112);
-
-    impl SkbRecord {
-        /// Headers filled in (the record's length as if it had a tuple), payloads zero.
-        pub const fn new() -> Self {
-            Self {
-                header: RecordHeader {
-                    kind: KIND_SKB,
-                    version: VERSION,
-                    len: size_of::<SkbRecord>() as u32,
-                },
-                meta_header: SectionHeader {
-                    kind: SECTION_META,
-                    _reserved: 0,
-                    len: size_of::<Meta>() as u32,
-                },
-                meta: Meta {
-                    ts_ns: 0,
-                    skb: 0,
-                    hook: 0,
-                    pid: 0,
-                    cpu: 0,
-                    netns: 0,
-                    mark: 0,
-                    ifindex: 0,
-                    len: 0,
-                    mtu: 0,
-                    reason: 0,
-                    flags: 0,
-                    protocol: 0,
-                    hook_kind: 0,
-                    _pad: 0,
-                    comm: [0; super::TASK_COMM_LEN],
-                    ifname: [0; super::IFNAMSIZ],
-                },
-                tuple_header: SectionHeader {
-                    kind: SECTION_TUPLE,
-                    _reserved: 0,
-                    len: size_of::<Tuple>() as u32,
-                },
-                tuple: Tuple {
-                    ip_version: 0,
-                    l4_proto: 0,
-                    sport: 0,
-                    dport: 0,
-                    _pad: 0,
-                    saddr: [0; 16],
-                    daddr: [0; 16],
-                },
-            }
-        }
-    }
 }
 
 /// Largest packet the filter test program takes.

@@ -10,10 +10,13 @@ use core::mem::MaybeUninit;
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, IP_V4, IP_V6, KIND_SKB,
-        META_HAS_DEV, META_HAS_REASON, SECTION_META, SECTION_TUPLE, SKB_RECORD_NO_TUPLE, VERSION,
+        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, IP_V4,
+        IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, SECTION_CB, SECTION_META,
+        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SKB_RECORD_NO_TUPLE, VERSION,
     },
-    Config, Offsets, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, TASK_COMM_LEN,
+    Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
+    FILTER_NETNS, FILTER_PCAP, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
+    TASK_COMM_LEN,
 };
 
 use crate::filter::{pwru_filter_l2, pwru_filter_l3};
@@ -32,6 +35,17 @@ assert_contract_name!(CONFIG, contract::CONFIG_GLOBAL);
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
 assert_contract_name!(EVENTS, contract::EVENTS_MAP);
+
+/// Per-CPU dump buffers; userspace sets the value size (`--set-percpu-buf`) before load.
+#[map]
+static DUMPS: PerCpuArray<[u8; DEFAULT_DUMP_BUF as usize]> =
+    PerCpuArray::with_max_entries(DUMP_LEVELS * DUMPS_PER_LEVEL, 0);
+assert_contract_name!(DUMPS, contract::DUMPS_MAP);
+
+/// This CPU's dump nesting level (see `DUMP_LEVELS`).
+#[map]
+static DUMP_NEST: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+assert_contract_name!(DUMP_NEST, contract::DUMP_NEST_MAP);
 
 /// Events that matched but found the ring buffer full: userspace reports them, nothing is lost
 /// silently.
@@ -219,18 +233,205 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
     } else {
         SKB_RECORD_NO_TUPLE
     };
+    // Load-time constant: without optional sections this is the whole record, sent in one copy.
+    if cfg!(outputs) & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO) == 0 {
+        unsafe {
+            (&raw mut (*r).header).write(RecordHeader {
+                kind: KIND_SKB,
+                version: VERSION,
+                len: len as u32,
+            });
+        }
+        // Only the first `len` bytes, all written above, are sent.
+        let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
+        if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
+            count_lost();
+        }
+        return;
+    }
+    send_with_sections(r, len, skb);
+}
+
+/// `skb->cb` as a section (header and payload: 32 bytes).
+#[repr(C)]
+struct CbSection {
+    header: SectionHeader,
+    cb: Cb,
+}
+
+/// A dump written into a per-CPU buffer: where, how much of it, and how much there was.
+struct Dump {
+    text: *const u8,
+    len: u32,
+    full_len: u32,
+}
+
+impl Dump {
+    /// Bytes of its section: header, dump header, text padded to 8.
+    #[inline(always)]
+    fn section_len(&self) -> u32 {
+        8 + ((8 + self.len + 7) & !7)
+    }
+}
+
+/// The record with its optional sections (`--output-skb-cb`, `--output-skb`,
+/// `--output-skb-shared-info`). Their length is only known here, so the record is reserved at
+/// that length as a dynptr and written piece by piece.
+#[inline(always)]
+fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
+    let outputs = cfg!(outputs);
+    let mut cb = MaybeUninit::<CbSection>::uninit();
+    let cb_len = if outputs & OUTPUT_SKB_CB != 0 {
+        let c = cb.as_mut_ptr();
+        unsafe {
+            (&raw mut (*c).header).write(SectionHeader {
+                kind: SECTION_CB,
+                _reserved: 0,
+                len: size_of::<Cb>() as u32,
+            });
+            (&raw mut (*c).cb._pad).write(0);
+            probe_read_into(
+                skb + off!(skb_cb),
+                (&raw mut (*c).cb.words).cast::<[u8; 20]>(),
+            );
+        }
+        size_of::<CbSection>() as u32
+    } else {
+        0
+    };
+    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO) != 0 {
+        enter_dump_level()
+    } else {
+        None
+    };
+    let skb_dump = match level {
+        Some(level) if outputs & OUTPUT_SKB != 0 => dump(level, 0, skb, cfg!(skb_btf_id)),
+        _ => None,
+    };
+    let shinfo_dump = match level {
+        Some(level) if outputs & OUTPUT_SHINFO != 0 => {
+            // skb_shinfo(skb) = skb->head + skb->end (an offset on 64-bit kernels).
+            let head: u64 = read(skb + off!(skb_head));
+            let end: u32 = read(skb + off!(skb_end));
+            dump(level, 1, head + end as u64, cfg!(shinfo_btf_id))
+        }
+        _ => None,
+    };
+    let dumps_len = skb_dump.as_ref().map_or(0, Dump::section_len)
+        + shinfo_dump.as_ref().map_or(0, Dump::section_len);
+    let total = base_len as u32 + cb_len + dumps_len;
     unsafe {
         (&raw mut (*r).header).write(RecordHeader {
             kind: KIND_SKB,
             version: VERSION,
-            len: len as u32,
+            len: total,
         });
     }
-    // Only the first `len` bytes, all written above, are sent.
-    let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
-    if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
+    let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
+    let d = record.as_mut_ptr();
+    let events = (&raw const EVENTS).cast_mut().cast();
+    if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
+        // A failed reservation must still be released.
+        unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
         count_lost();
+    } else {
+        let mut at = 0u32;
+        write_at(d, &mut at, r.cast(), base_len as u32);
+        if cb_len != 0 {
+            write_at(d, &mut at, cb.as_mut_ptr().cast(), cb_len);
+        }
+        for (kind, dump) in [
+            (SECTION_SKB_DUMP, &skb_dump),
+            (SECTION_SHINFO_DUMP, &shinfo_dump),
+        ] {
+            if let Some(dump) = dump {
+                let mut head = [
+                    SectionHeader {
+                        kind,
+                        _reserved: 0,
+                        len: 8 + dump.len,
+                    },
+                    // Same size as SectionHeader: written as one 16-byte piece.
+                    unsafe {
+                        core::mem::transmute::<DumpHeader, SectionHeader>(DumpHeader {
+                            len: dump.len,
+                            full_len: dump.full_len,
+                        })
+                    },
+                ];
+                write_at(d, &mut at, head.as_mut_ptr().cast(), 16);
+                write_at(d, &mut at, dump.text.cast_mut(), dump.len);
+                // The padding after the text keeps the next section aligned; its bytes are
+                // whatever the ring buffer held (the reader skips them).
+                at = (at + 7) & !7;
+            }
+        }
+        unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
+    if level.is_some() {
+        leave_dump_level();
+    }
+}
+
+#[inline(always)]
+fn write_at(d: *mut aya_ebpf::bindings::bpf_dynptr, at: &mut u32, src: *mut u8, len: u32) {
+    unsafe { generated::bpf_dynptr_write(d, *at, src.cast(), len, 0) };
+    *at += len;
+}
+
+/// Claims this CPU's next dump level; `None` when every level is in use (the dumps are then
+/// left out of this record).
+#[inline(always)]
+fn enter_dump_level() -> Option<u32> {
+    let nest = DUMP_NEST.get_ptr_mut(0)?;
+    let level = unsafe { *nest };
+    if level >= DUMP_LEVELS {
+        return None;
+    }
+    unsafe { *nest = level + 1 };
+    Some(level)
+}
+
+#[inline(always)]
+fn leave_dump_level() {
+    if let Some(nest) = DUMP_NEST.get_ptr_mut(0) {
+        unsafe { *nest = (*nest).saturating_sub(1) };
+    }
+}
+
+/// `bpf_snprintf_btf` of the object at `ptr` (BTF type `type_id`) into dump buffer `which` of
+/// `level`. `None` when the kernel could not print it.
+#[inline(always)]
+fn dump(level: u32, which: u32, ptr: u64, type_id: u32) -> Option<Dump> {
+    let buf = DUMPS.get_ptr_mut(level * DUMPS_PER_LEVEL + which)?;
+    let size = cfg!(dump_buf);
+    let mut target = aya_ebpf::bindings::btf_ptr {
+        ptr: ptr as *mut core::ffi::c_void,
+        type_id,
+        flags: 0,
+    };
+    let written = unsafe {
+        generated::bpf_snprintf_btf(
+            buf.cast(),
+            size,
+            &mut target,
+            size_of::<aya_ebpf::bindings::btf_ptr>() as u32,
+            0,
+        )
+    };
+    if written < 0 {
+        return None;
+    }
+    // Like snprintf: the whole length is returned; the text kept is one byte short of the
+    // buffer (its NUL).
+    let full_len = written as u32;
+    let max = size - 1;
+    let len = if full_len > max { max } else { full_len };
+    Some(Dump {
+        text: buf.cast(),
+        len,
+        full_len,
+    })
 }
 
 /// Zeroes `dst` in place with 8-byte volatile stores: plain zeroing becomes a call to a
@@ -399,21 +600,32 @@ fn read_tuple(h: &Headers, protocol: u16, t: *mut Tuple) -> bool {
         }
         _ => return false,
     };
-    let (sport, dport) = match l4 {
+    let (sport, dport, tcp_flags) = match l4 {
+        // Load-time constant: the flags byte (offset 13) only when asked for.
+        Some(l4) if l4_proto == IPPROTO_TCP && cfg!(outputs) & OUTPUT_TCP_FLAGS != 0 => {
+            let tcp: [u8; 14] = read_bytes(l4);
+            (
+                u16::from_be_bytes([tcp[0], tcp[1]]),
+                u16::from_be_bytes([tcp[2], tcp[3]]),
+                tcp[13],
+            )
+        }
         Some(l4) if matches!(l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) => {
             let ports: [u8; 4] = read_bytes(l4);
             (
                 u16::from_be_bytes([ports[0], ports[1]]),
                 u16::from_be_bytes([ports[2], ports[3]]),
+                0,
             )
         }
-        _ => (0, 0),
+        _ => (0, 0, 0),
     };
     unsafe {
         (&raw mut (*t).ip_version).write(version);
         (&raw mut (*t).l4_proto).write(l4_proto);
         (&raw mut (*t).sport).write(sport);
         (&raw mut (*t).dport).write(dport);
+        (&raw mut (*t).tcp_flags).write(tcp_flags);
         (&raw mut (*t)._pad).write(0);
     }
     true

@@ -5,15 +5,22 @@
 
 use pwru_rs::{
     cli::TimestampChoice,
-    events::{encode, AlignedRecord, Enricher, HookTable, Pipeline},
+    events::{encode, encode_with, AlignedRecord, Enricher, HookTable, Pipeline},
     output::{OutputSink, Printer, PrinterConfig, WallClock},
 };
 use pwru_rs_common::record::{
-    Meta, Tuple, HOOK_COOKIE, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
+    Cb, Meta, Tuple, HOOK_COOKIE, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, SECTION_SKB_DUMP,
 };
 
-/// A mix like a real trace: mostly IPv4 TCP, some IPv6, some drops.
-fn records() -> Vec<AlignedRecord> {
+/// A mix like a real trace: mostly IPv4 TCP, some IPv6, some drops. With `all_outputs`, every
+/// record also carries `skb->cb`, TCP flags and a dump as long as the default buffer keeps.
+fn records(all_outputs: bool) -> Vec<AlignedRecord> {
+    let dump: Vec<u8> = b"(struct sk_buff){\n .len = (unsigned int)98,\n}"
+        .iter()
+        .copied()
+        .cycle()
+        .take(pwru_rs_common::DEFAULT_DUMP_BUF as usize - 1)
+        .collect();
     (0..64u64)
         .map(|i| {
             let mut m = Meta {
@@ -52,15 +59,25 @@ fn records() -> Vec<AlignedRecord> {
                 m.flags |= META_HAS_REASON;
                 m.reason = 3;
             }
+            let bytes = if all_outputs {
+                t.tcp_flags = 0x12;
+                let cb = Cb {
+                    words: [i as u32, 0, 0, 0, 0],
+                    _pad: 0,
+                };
+                encode_with(&m, Some(&t), Some(&cb), &[(SECTION_SKB_DUMP, &dump, 6000)])
+            } else {
+                encode(&m, Some(&t))
+            };
             // 8-byte aligned, as the kernel's ring-buffer records are.
             let mut record = AlignedRecord::default();
-            record.copy_of(&encode(&m, Some(&t)));
+            record.copy_of(&bytes);
             record
         })
         .collect()
 }
 
-fn run(json: bool, events: u64) -> f64 {
+fn run(json: bool, all_outputs: bool, events: u64) -> f64 {
     let clock = WallClock::now();
     let printer = Printer::new(
         PrinterConfig {
@@ -68,6 +85,7 @@ fn run(json: bool, events: u64) -> f64 {
             timestamp: TimestampChoice::None,
             output_meta: true,
             output_tuple: true,
+            output_skb_cb: all_outputs,
         },
         clock,
     );
@@ -78,11 +96,12 @@ fn run(json: bool, events: u64) -> f64 {
             .collect(),
         TimestampChoice::None,
         clock,
-    );
+    )
+    .with_tcp_flags(all_outputs);
     let devnull = std::fs::File::create("/dev/null").expect("/dev/null");
     let mut sink = OutputSink::new(printer, Box::new(devnull), None);
     let mut pipeline = Pipeline::new(enricher, &mut sink);
-    let records = records();
+    let records = records(all_outputs);
     let started = std::time::Instant::now();
     for i in 0..events {
         pipeline
@@ -98,7 +117,10 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000_000);
-    run(false, events / 10); // warm-up
-    println!("text {:.1}", run(false, events));
-    println!("json {:.1}", run(true, events));
+    run(false, false, events / 10); // warm-up
+    println!("text {:.1}", run(false, false, events));
+    println!("json {:.1}", run(true, false, events));
+    // Every output option on: far more bytes per event, so fewer events.
+    println!("text-all {:.1}", run(false, true, events / 10));
+    println!("json-all {:.1}", run(true, true, events / 10));
 }

@@ -501,8 +501,24 @@ impl KernelBtf {
             dev_net: self.field_offset("net_device", &["nd_net", "net"])?,
             sk_net: self.field_offset("sock", &["__sk_common", "skc_net", "net"])?,
             net_inum: self.field_offset("net", &["ns", "inum"])?,
-            _pad: 0,
+            skb_cb: skb("cb")?,
         })
+    }
+
+    /// Whether the kernel knows BPF helper `name` (`enum bpf_func_id` has `BPF_FUNC_<name>`).
+    pub fn has_bpf_helper(&self, name: &str) -> bool {
+        let wanted = format!("BPF_FUNC_{name}");
+        let Ok(id) = self.enum_id("bpf_func_id") else {
+            return false;
+        };
+        let btf = &self.objs[usize::from(id.obj)];
+        match self.ty(id) {
+            Some(Type::Enum(e)) => e
+                .members
+                .iter()
+                .any(|m| btf.resolve_name(m).is_ok_and(|n| n == wanted)),
+            _ => false,
+        }
     }
 
     /// Names of the `enum skb_drop_reason` values; empty if the enum is absent.
@@ -821,6 +837,21 @@ impl KernelBtf {
             }
         }
         map
+    }
+
+    /// The first vmlinux enum called `name` (a scan: for rare questions only).
+    fn enum_id(&self, name: &str) -> Result<TypeId, BtfError> {
+        let btf = &self.objs[0];
+        (1..=self.base_last)
+            .find(|&id| match btf.resolve_type_by_id(id) {
+                Ok(Type::Enum(e)) => {
+                    e.get_name_offset().unwrap_or(0) != 0
+                        && btf.resolve_name(&e).is_ok_and(|n| n == name)
+                }
+                _ => false,
+            })
+            .map(|id| TypeId { obj: 0, id })
+            .ok_or_else(|| BtfError::MissingType(name.to_owned()))
     }
 
     /// `id` as referenced from a type of object `obj`.

@@ -86,6 +86,28 @@ pub struct Cli {
           default_missing_value = "true", value_name = "BOOL")]
     pub output_tuple: bool,
 
+    /// Print the TCP flags in the tuple (`[S.]` in text, `SYN|ACK` in JSON `tuple.flags`).
+    #[arg(long)]
+    pub output_tcp_flags: bool,
+
+    /// Print `skb->cb` (the five u32 words BPF programs see as `__sk_buff->cb`).
+    #[arg(long)]
+    pub output_skb_cb: bool,
+
+    /// Print the whole `struct sk_buff` as the kernel formats it (bpf_snprintf_btf; Linux 5.10+).
+    #[arg(long)]
+    pub output_skb: bool,
+
+    /// Print `struct skb_shared_info` as the kernel formats it (bpf_snprintf_btf).
+    #[arg(long)]
+    pub output_skb_shared_info: bool,
+
+    /// Size of each per-CPU buffer the --output-skb and --output-skb-shared-info dumps are
+    /// written into; a longer dump is cut (and says so).
+    #[arg(long, value_name = "BYTES", default_value_t = pwru_rs_common::DEFAULT_DUMP_BUF,
+          value_parser = parse_percpu_buf)]
+    pub set_percpu_buf: u32,
+
     /// Timestamp per event.
     #[arg(long, value_enum, default_value_t = TimestampChoice::None)]
     pub timestamp: TimestampChoice,
@@ -150,6 +172,17 @@ pub fn parse_netns(s: &str) -> Result<NetnsSpec, String> {
         return Err("expected /proc/<pid>/ns/net or inode:<inode>".into());
     }
     Ok(NetnsSpec::Path(PathBuf::from(s)))
+}
+
+/// Per-CPU map values are at most 32 KiB (the kernel's percpu unit).
+const MAX_PERCPU_BUF: u32 = 32 << 10;
+
+fn parse_percpu_buf(s: &str) -> Result<u32, String> {
+    let n = parse_u32(s)?;
+    if !(64..=MAX_PERCPU_BUF).contains(&n) {
+        return Err(format!("{n} is not between 64 and {MAX_PERCPU_BUF}"));
+    }
+    Ok(n)
 }
 
 fn parse_ringbuf_size(s: &str) -> Result<u32, String> {
@@ -241,5 +274,12 @@ mod tests {
             parse(&["--ringbuf-size", "0x10000"]).unwrap().ringbuf_size,
             0x10000
         );
+        assert_eq!(parse(&[]).unwrap().set_percpu_buf, 4096);
+        assert_eq!(
+            parse(&["--set-percpu-buf", "8192"]).unwrap().set_percpu_buf,
+            8192
+        );
+        assert!(parse(&["--set-percpu-buf", "8"]).is_err());
+        assert!(parse(&["--set-percpu-buf", "65536"]).is_err());
     }
 }

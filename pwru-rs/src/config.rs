@@ -5,14 +5,17 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use pwru_rs_common::{FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP};
+use pwru_rs_common::{
+    contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, OUTPUT_SHINFO, OUTPUT_SKB,
+    OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
+};
 use regex::Regex;
 
 use crate::{
     cli::{BackendChoice, Cli, TimestampChoice},
     filter::{self, PcapFilter},
     netns::Netns,
-    object::Injection,
+    object::{MapValueSize, Patches},
 };
 
 /// Where the running kernel exposes its BTF.
@@ -24,6 +27,8 @@ pub struct OutputConfig {
     pub timestamp: TimestampChoice,
     pub meta: bool,
     pub tuple: bool,
+    pub tcp_flags: bool,
+    pub skb_cb: bool,
     /// `None`: stdout.
     pub file: Option<PathBuf>,
     /// Stop after this many events (0: no limit, as pwru).
@@ -52,6 +57,22 @@ impl Config {
         let func_filter = cli.filter_func.as_deref().map(func_regex).transpose()?;
         let mut kernel = meta_filters(cli)?;
         kernel.wakeup_bytes = wakeup_bytes(cli.ringbuf_size);
+        for (on, bit) in [
+            (cli.output_tcp_flags, OUTPUT_TCP_FLAGS),
+            (cli.output_skb_cb, OUTPUT_SKB_CB),
+            (cli.output_skb, OUTPUT_SKB),
+            (cli.output_skb_shared_info, OUTPUT_SHINFO),
+        ] {
+            if on {
+                kernel.outputs |= bit;
+            }
+        }
+        // Without dumps the buffers shrink to nothing (the programs never touch them).
+        kernel.dump_buf = if kernel.outputs & (OUTPUT_SKB | OUTPUT_SHINFO) != 0 {
+            cli.set_percpu_buf
+        } else {
+            8
+        };
         if let Some(f) = &pcap {
             kernel.filters |= FILTER_PCAP;
             log::debug!(
@@ -77,6 +98,8 @@ impl Config {
                 timestamp: cli.timestamp,
                 meta: cli.output_meta,
                 tuple: cli.output_tuple,
+                tcp_flags: cli.output_tcp_flags,
+                skb_cb: cli.output_skb_cb,
                 file: cli.output_file.clone(),
                 limit: cli.output_limit_lines,
             },
@@ -84,12 +107,27 @@ impl Config {
         })
     }
 
-    /// All code to inject into the kernel object.
-    pub fn injections(&self) -> Vec<Injection> {
-        self.pcap
-            .as_ref()
-            .map(PcapFilter::injections)
-            .unwrap_or_default()
+    /// Everything to change in the kernel object before load: injected code, buffer sizes.
+    pub fn patches(&self) -> Patches {
+        Patches {
+            injections: self
+                .pcap
+                .as_ref()
+                .map(PcapFilter::injections)
+                .unwrap_or_default(),
+            map_value_sizes: vec![MapValueSize {
+                map: contract::DUMPS_MAP,
+                bytes: self.kernel.dump_buf,
+            }],
+        }
+    }
+
+    /// Which dumps the kernel programs print.
+    pub fn dumps(&self) -> (bool, bool) {
+        (
+            self.kernel.outputs & OUTPUT_SKB != 0,
+            self.kernel.outputs & OUTPUT_SHINFO != 0,
+        )
     }
 }
 

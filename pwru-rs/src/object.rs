@@ -29,6 +29,8 @@ pub enum PatchError {
     MissingSymbol(&'static str),
     #[error("{0} is not a stub of the eBPF object")]
     UnknownStub(&'static str),
+    #[error("the eBPF object has no map definition {0}")]
+    MissingMap(&'static str),
 }
 
 /// New code for one stub: eBPF instructions as bytes.
@@ -37,6 +39,23 @@ pub struct Injection {
     pub code: Vec<u8>,
 }
 
+/// A new value size for a map the object defines (legacy `bpf_map_def` in section `maps`, as
+/// aya-ebpf writes them): aya 0.14 can change a map's `max_entries` at load, not its value size.
+pub struct MapValueSize {
+    pub map: &'static str,
+    pub bytes: u32,
+}
+
+/// Everything to change in the object before load.
+#[derive(Default)]
+pub struct Patches {
+    pub injections: Vec<Injection>,
+    pub map_value_sizes: Vec<MapValueSize>,
+}
+
+/// `bpf_map_def.value_size`: after `type` and `key_size`.
+const MAP_DEF_VALUE_SIZE_AT: usize = 8;
+
 /// Where stub `i` of `STUBS` is placed: apart from `.text` (at 0) and from each other.
 fn stub_address(i: usize) -> u64 {
     (i as u64 + 1) << 28
@@ -44,7 +63,8 @@ fn stub_address(i: usize) -> u64 {
 
 /// Returns a copy of the ELF `object` with the injected stubs' bodies replaced, 8-byte aligned for
 /// aya. Every stub gets its own address, injected or not (see the module comment).
-pub fn patch(object: &[u8], injections: &[Injection]) -> Result<AlignedBytes, PatchError> {
+pub fn patch(object: &[u8], patches: &Patches) -> Result<AlignedBytes, PatchError> {
+    let injections = &patches.injections;
     if let Some(i) = injections.iter().find(|i| !STUBS.contains(&i.stub)) {
         return Err(PatchError::UnknownStub(i.stub.symbol));
     }
@@ -73,6 +93,28 @@ pub fn patch(object: &[u8], injections: &[Injection]) -> Result<AlignedBytes, Pa
             .ok_or(PatchError::MissingSymbol(stub.symbol))?;
         symbol.st_size = size;
         symbol.st_value = address;
+    }
+    for m in &patches.map_value_sizes {
+        let symbol = builder
+            .symbols
+            .iter()
+            .find(|s| &*s.name == m.map.as_bytes())
+            .ok_or(PatchError::MissingMap(m.map))?;
+        let (section_id, at) = (symbol.section, symbol.st_value as usize);
+        let section = builder
+            .sections
+            .iter_mut()
+            .find(|s| Some(s.id()) == section_id && &*s.name == b"maps")
+            .ok_or(PatchError::MissingMap(m.map))?;
+        let SectionData::Data(data) = &mut section.data else {
+            return Err(PatchError::MissingMap(m.map));
+        };
+        let field = at + MAP_DEF_VALUE_SIZE_AT;
+        let bytes = data
+            .to_mut()
+            .get_mut(field..field + 4)
+            .ok_or(PatchError::MissingMap(m.map))?;
+        bytes.copy_from_slice(&m.bytes.to_le_bytes());
     }
     // LLVM keeps section names in .strtab; the writer wants a .shstrtab of its own.
     if !builder

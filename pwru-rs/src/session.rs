@@ -4,7 +4,7 @@
 
 use std::{fs::File, io::Write, path::Path, time::Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use pwru_rs_common::{contract, Offsets};
 use tokio::signal::unix::{signal, SignalKind};
@@ -25,14 +25,36 @@ pub struct KernelFacts {
     pub functions: Vec<SkbFunction>,
     pub tracepoints: Vec<SkbTracepoint>,
     pub drop_reasons: DropReasons,
+    /// BTF ids of `struct sk_buff` / `struct skb_shared_info`, when their dumps are asked for.
+    pub skb_btf_id: u32,
+    pub shinfo_btf_id: u32,
 }
 
 impl KernelFacts {
-    pub fn read(path: &Path) -> anyhow::Result<Self> {
+    pub fn read(path: &Path, config: &Config) -> anyhow::Result<Self> {
         let started = Instant::now();
         let btf = KernelBtf::from_file(path)
             .with_context(|| format!("reading kernel BTF {}", path.display()))?;
+        let (skb_dump, shinfo_dump) = config.dumps();
+        let optional_sections = config.kernel.outputs & !pwru_rs_common::OUTPUT_TCP_FLAGS != 0;
+        // Refuse before loading: the verifier's "unknown func" would be a worse message.
+        if optional_sections && !btf.has_bpf_helper("ringbuf_reserve_dynptr") {
+            bail!("--output-skb, --output-skb-shared-info and --output-skb-cb need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
+        }
+        if (skb_dump || shinfo_dump) && !btf.has_bpf_helper("snprintf_btf") {
+            bail!("--output-skb and --output-skb-shared-info need bpf_snprintf_btf (Linux 5.10+), which this kernel lacks");
+        }
+        let type_id = |wanted: bool, name: &str| -> anyhow::Result<u32> {
+            if !wanted {
+                return Ok(0);
+            }
+            let id = btf.struct_id(name)?;
+            anyhow::ensure!(id.obj == 0, "struct {name} is not in vmlinux BTF");
+            Ok(id.id)
+        };
         let facts = Self {
+            skb_btf_id: type_id(skb_dump, "sk_buff")?,
+            shinfo_btf_id: type_id(shinfo_dump, "skb_shared_info")?,
             offsets: btf
                 .offsets()
                 .context("kernel BTF lacks a field pwru-rs reads")?,
@@ -63,15 +85,18 @@ pub struct Summary {
 pub fn run(config: &Config) -> anyhow::Result<Summary> {
     // The kprobe backends need kallsyms and ftrace's function list: read them while BTF parses.
     let symbol_files = backend::prefetch_symbols(config.backend);
-    let kernel = KernelFacts::read(&config.kernel_btf)?;
-    let object = object::patch(loader::embedded_object()?, &config.injections())?;
+    let kernel = KernelFacts::read(&config.kernel_btf, config)?;
+    let object = object::patch(loader::embedded_object()?, &config.patches())?;
+    let mut kernel_config = config.kernel;
+    kernel_config.skb_btf_id = kernel.skb_btf_id;
+    kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
     // Open the output before touching the kernel, so a bad path attaches nothing.
     let writer = open_output(&config.output)?;
 
     let mut ebpf = loader::load(
         object.as_bytes(),
         &kernel.offsets,
-        &config.kernel,
+        &kernel_config,
         config.ringbuf_size,
     )?;
     let attach_started = Instant::now();
@@ -113,6 +138,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             timestamp: config.output.timestamp,
             output_meta: config.output.meta,
             output_tuple: config.output.tuple,
+            output_skb_cb: config.output.skb_cb,
         },
         clock,
     );
@@ -122,7 +148,8 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         kernel.drop_reasons,
         config.output.timestamp,
         clock,
-    );
+    )
+    .with_tcp_flags(config.output.tcp_flags);
     let mut pipeline = Pipeline::new(enricher, &mut sink);
     let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;
     let counts = pipeline.counts;

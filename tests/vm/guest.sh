@@ -99,4 +99,12 @@ expect_func_tuple pcap ip_rcv 10.0.0.1 10.0.0.2
 expect_line pcap '"dport":7301'
 expect_no_line pcap '"dport":7300'
 
+# --- output options: the kernel's skb dump, skb->cb, TCP flags (SYN, then the RST) -------------
+run_tracer outopts "${BACKEND[@]}" --filter-netns /run/netns/b --output-skb --output-skb-cb --output-tcp-flags 'tcp port 7400'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/7400' 2>/dev/null
+stop_tracer
+expect_line outopts '"skb_dump":"(struct sk_buff){' '"flags":"SYN"'
+expect_line outopts '"flags":"RST|ACK"' '"sport":7400'
+expect_line outopts '"cb":[' '"dport":7400'
+
 finish

@@ -127,6 +127,7 @@ impl Bench {
     fn pipeline(&mut self) -> anyhow::Result<()> {
         let events = if self.quick { "500000" } else { "3000000" };
         let (mut text, mut json) = (Vec::new(), Vec::new());
+        let (mut text_all, mut json_all) = (Vec::new(), Vec::new());
         for _ in 0..self.runs.max(5) {
             let out = cmd::output(cmd::cargo().args([
                 "run",
@@ -143,23 +144,32 @@ impl Bench {
                 match line.split_once(' ') {
                     Some(("text", ns)) => text.push(ns.parse::<f64>()?),
                     Some(("json", ns)) => json.push(ns.parse::<f64>()?),
+                    Some(("text-all", ns)) => text_all.push(ns.parse::<f64>()?),
+                    Some(("json-all", ns)) => json_all.push(ns.parse::<f64>()?),
                     _ => {}
                 }
             }
         }
         let runs = text.len();
         let (text, json) = (Stat::of(text), Stat::of(json));
+        let (text_all, json_all) = (Stat::of(text_all), Stat::of(json_all));
         let rate = |s: &Stat| 1e3 / s.median;
         let _ = write!(
             self.md,
             "\n## Userspace pipeline (synthetic events, one core, to /dev/null; {runs} runs)\n\n\
              | format | ns/event | M events/s | target | pwru |\n|---|---|---|---|---|\n\
-             | text | {} | {:.2} | ≥ 3 M/s | 1600 ns (0.6 M/s) |\n| JSON | {} | {:.2} | ≥ 2 M/s | 1360 ns (0.7 M/s) |\n\n\
+             | text | {} | {:.2} | ≥ 3 M/s | 1600 ns (0.6 M/s) |\n| JSON | {} | {:.2} | ≥ 2 M/s | 1360 ns (0.7 M/s) |\n\
+             | text, every output option (cb, TCP flags, a 4 KiB skb dump) | {} | {:.2} | | |\n\
+             | JSON, every output option | {} | {:.2} | | |\n\n\
              Reproduce: `cargo run --release -p pwru-rs --example pipeline -- {events}`.\n",
             text.show(1),
             rate(&text),
             json.show(1),
-            rate(&json)
+            rate(&json),
+            text_all.show(1),
+            rate(&text_all),
+            json_all.show(1),
+            rate(&json_all)
         );
         Ok(())
     }
@@ -191,7 +201,7 @@ impl Bench {
     fn per_hit_cost(&mut self) -> anyhow::Result<()> {
         let ns = Netns::new(&pwru_rs_harness::unique("pwbench-hit"))?;
         let count = if self.quick { "3000" } else { "20000" };
-        let cases: [(&str, Vec<String>); 5] = [
+        let cases: [(&str, Vec<String>); 7] = [
             ("no filter", vec![]),
             (
                 "pcap miss `host 10.99.99.99`",
@@ -205,6 +215,18 @@ impl Bench {
             (
                 "meta miss `--filter-mark 0x99`",
                 vec!["--filter-mark".into(), "0x99".into()],
+            ),
+            (
+                "pcap match `icmp`, `--output-skb-cb --output-tcp-flags`",
+                vec![
+                    "icmp".into(),
+                    "--output-skb-cb".into(),
+                    "--output-tcp-flags".into(),
+                ],
+            ),
+            (
+                "pcap match `icmp`, `--output-skb` (bpf_snprintf_btf)",
+                vec!["icmp".into(), "--output-skb".into()],
             ),
         ];
         std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")?;

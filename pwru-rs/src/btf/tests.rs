@@ -80,7 +80,7 @@ fn fixture_offsets() {
             dev_net: 40,
             sk_net: 16,
             net_inum: 24,
-            _pad: 0,
+            skb_cb: 32,
         }
     );
 }

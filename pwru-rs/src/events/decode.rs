@@ -4,7 +4,8 @@
 //! record that is not.
 
 use pwru_rs_common::record::{
-    Meta, RecordHeader, SectionHeader, Tuple, KIND_SKB, SECTION_META, SECTION_TUPLE, VERSION,
+    Cb, DumpHeader, Meta, RecordHeader, SectionHeader, Tuple, KIND_SKB, SECTION_CB, SECTION_META,
+    SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -12,6 +13,17 @@ use pwru_rs_common::record::{
 pub struct Record<'a> {
     pub meta: &'a Meta,
     pub tuple: Option<&'a Tuple>,
+    pub cb: Option<&'a Cb>,
+    pub skb_dump: Option<WireDump<'a>>,
+    pub shinfo_dump: Option<WireDump<'a>>,
+}
+
+/// A dump section: the text the kernel printed, and how long the whole dump was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireDump<'a> {
+    pub text: &'a [u8],
+    /// More than `text.len()` when the per-CPU buffer cut it.
+    pub full_len: u32,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -112,13 +124,20 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
     } else {
         None
     };
-    Some(Record { meta, tuple })
+    Some(Record {
+        meta,
+        tuple,
+        cb: None,
+        skb_dump: None,
+        shinfo_dump: None,
+    })
 }
 
 /// Any well-formed record: sections in any order, unknown kinds skipped.
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
-    let (mut meta, mut tuple) = (None, None);
+    let (mut meta, mut tuple, mut cb) = (None, None, None);
+    let (mut skb_dump, mut shinfo_dump) = (None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
         let payload = at + size_of::<SectionHeader>();
@@ -129,6 +148,9 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         match section.kind {
             SECTION_META => set_once(&mut meta, section, bytes, payload)?,
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
+            SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
+            SECTION_SKB_DUMP => dump_once(&mut skb_dump, section, &bytes[payload..end])?,
+            SECTION_SHINFO_DUMP => dump_once(&mut shinfo_dump, section, &bytes[payload..end])?,
             _ => {}
         }
         // Payloads keep the 8-byte alignment the kernel side gives them.
@@ -137,7 +159,36 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     Ok(Record {
         meta: meta.ok_or(DecodeError::NoMeta)?,
         tuple,
+        cb,
+        skb_dump,
+        shinfo_dump,
     })
+}
+
+/// A dump section's payload: a [`DumpHeader`] whose `len` is the rest of the payload.
+fn dump_once<'a>(
+    slot: &mut Option<WireDump<'a>>,
+    section: SectionHeader,
+    payload: &'a [u8],
+) -> Result<(), DecodeError> {
+    let bad = || DecodeError::SectionSize {
+        kind: section.kind,
+        len: section.len,
+        expected: size_of::<DumpHeader>(),
+    };
+    let header: &DumpHeader = view(payload, 0).ok_or_else(bad)?;
+    let text = &payload[size_of::<DumpHeader>()..];
+    if header.len as usize != text.len() || header.full_len < header.len {
+        return Err(bad());
+    }
+    if slot.is_some() {
+        return Err(DecodeError::Duplicate(section.kind));
+    }
+    *slot = Some(WireDump {
+        text,
+        full_len: header.full_len,
+    });
+    Ok(())
 }
 
 fn set_once<'a, T: Copy>(
@@ -205,6 +256,17 @@ impl AlignedRecord {
 
 /// The wire form of a record, as the kernel side writes it (tests and benchmarks).
 pub fn encode(meta: &Meta, tuple: Option<&Tuple>) -> Vec<u8> {
+    encode_with(meta, tuple, None, &[])
+}
+
+/// [`encode`] with the optional sections: `skb->cb` and dumps (`(section kind, text,
+/// full length)`).
+pub fn encode_with(
+    meta: &Meta,
+    tuple: Option<&Tuple>,
+    cb: Option<&Cb>,
+    dumps: &[(u16, &[u8], u32)],
+) -> Vec<u8> {
     fn push<T: Copy>(out: &mut Vec<u8>, value: &T) {
         // SAFETY: viewing a #[repr(C)] integer aggregate without padding as bytes.
         let bytes =
@@ -227,6 +289,28 @@ pub fn encode(meta: &Meta, tuple: Option<&Tuple>) -> Vec<u8> {
     section(&mut out, SECTION_META, meta);
     if let Some(tuple) = tuple {
         section(&mut out, SECTION_TUPLE, tuple);
+    }
+    if let Some(cb) = cb {
+        section(&mut out, SECTION_CB, cb);
+    }
+    for &(kind, text, full_len) in dumps {
+        push(
+            &mut out,
+            &SectionHeader {
+                kind,
+                _reserved: 0,
+                len: (size_of::<DumpHeader>() + text.len()) as u32,
+            },
+        );
+        push(
+            &mut out,
+            &DumpHeader {
+                len: text.len() as u32,
+                full_len,
+            },
+        );
+        out.extend_from_slice(text);
+        out.resize(out.len().next_multiple_of(8), 0);
     }
     let header = RecordHeader {
         kind: KIND_SKB,
@@ -351,6 +435,49 @@ mod tests {
         let mut buf = AlignedRecord::default();
         assert_eq!(decode_usual(buf.copy_of(&swapped)), None);
         assert_eq!(decoded(&swapped), Ok((meta(), Some(tuple()))));
+    }
+
+    #[test]
+    fn optional_sections_decode() {
+        let cb = Cb {
+            words: [1, 2, 3, 4, 5],
+            _pad: 0,
+        };
+        let bytes = encode_with(
+            &meta(),
+            None,
+            Some(&cb),
+            &[
+                (
+                    SECTION_SKB_DUMP,
+                    b"(struct sk_buff){\n .len = (unsigned int)98,\n}",
+                    45,
+                ),
+                (SECTION_SHINFO_DUMP, b"cut", 4000),
+            ],
+        );
+        let mut buf = AlignedRecord::default();
+        let r = decode(buf.copy_of(&bytes)).unwrap();
+        assert_eq!(r.cb, Some(&cb));
+        assert_eq!(r.tuple, None);
+        let skb = r.skb_dump.unwrap();
+        assert!(skb.text.starts_with(b"(struct sk_buff){"));
+        assert_eq!(skb.full_len, 45);
+        assert_eq!(
+            r.shinfo_dump,
+            Some(WireDump {
+                text: b"cut",
+                full_len: 4000
+            })
+        );
+        // A dump header that disagrees with its section is refused.
+        let mut bad = bytes.clone();
+        let skb_at = 8 + 104 + 32;
+        bad[skb_at + 8..skb_at + 12].copy_from_slice(&1u32.to_le_bytes());
+        assert!(matches!(
+            decode(buf.copy_of(&bad)),
+            Err(DecodeError::SectionSize { .. })
+        ));
     }
 
     #[test]

@@ -10,7 +10,10 @@ use pwru_rs_common::record::{
     HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
 };
 
-use super::{decode::Record, Event, Hook, Reason, Stamp, Tuple};
+use super::{
+    decode::{Record, WireDump},
+    Dump, Event, Hook, Reason, Stamp, Tuple,
+};
 use crate::{btf::DropReasons, cli::TimestampChoice, output::WallClock};
 
 /// Names of the hooks a backend attached, by what the kernel side reports (`Meta::hook_kind`).
@@ -76,6 +79,8 @@ pub struct Enricher {
     clock: WallClock,
     /// `--timestamp relative`: the previous event's time per skb address.
     last_seen: HashMap<u64, u64>,
+    /// `--output-tcp-flags`: tuples of TCP packets carry their flags.
+    tcp_flags: bool,
 }
 
 /// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
@@ -94,7 +99,14 @@ impl Enricher {
             timestamp,
             clock,
             last_seen: HashMap::new(),
+            tcp_flags: false,
         }
+    }
+
+    /// With `--output-tcp-flags`: the kernel side reads them, the tuple shows them.
+    pub fn with_tcp_flags(mut self, on: bool) -> Self {
+        self.tcp_flags = on;
+        self
     }
 
     #[inline]
@@ -145,8 +157,12 @@ impl Enricher {
                     sport: t.sport,
                     dport: t.dport,
                     proto: t.l4_proto,
+                    tcp_flags: (self.tcp_flags && t.l4_proto == IPPROTO_TCP).then_some(t.tcp_flags),
                 })
             }),
+            cb: record.cb.map(|cb| cb.words),
+            skb_dump: record.skb_dump.map(dump),
+            shinfo_dump: record.shinfo_dump.map(dump),
         }
     }
 
@@ -163,6 +179,15 @@ impl Enricher {
                 Stamp::Nanos(previous.map_or(0, |p| ts_ns.saturating_sub(p)))
             }
         }
+    }
+}
+
+const IPPROTO_TCP: u8 = 6;
+
+fn dump(wire: WireDump<'_>) -> Dump<'_> {
+    Dump {
+        text: wire.text,
+        full_len: wire.full_len,
     }
 }
 
@@ -217,7 +242,13 @@ mod tests {
     }
 
     fn record<'a>(meta: &'a Meta, tuple: Option<&'a WireTuple>) -> Record<'a> {
-        Record { meta, tuple }
+        Record {
+            meta,
+            tuple,
+            cb: None,
+            skb_dump: None,
+            shinfo_dump: None,
+        }
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::future::Future;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-pub use decode::{decode, encode, AlignedRecord, DecodeError, Record};
+pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record, WireDump};
 pub use enrich::{Enricher, HookTable};
-pub use model::{Event, Hook, Reason, Stamp, Tuple};
+pub use model::{Dump, Event, Hook, Reason, Stamp, Tuple};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {

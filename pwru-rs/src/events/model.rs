@@ -36,6 +36,26 @@ pub struct Event<'a> {
     pub protocol: u16,
     /// `None` when no IPv4/IPv6 header could be read at this point.
     pub tuple: Option<Tuple>,
+    /// `skb->cb` as `__sk_buff->cb[5]` (`--output-skb-cb`).
+    pub cb: Option<[u32; 5]>,
+    /// `struct sk_buff` as the kernel printed it (`--output-skb`).
+    pub skb_dump: Option<Dump<'a>>,
+    /// `struct skb_shared_info` as the kernel printed it (`--output-skb-shared-info`).
+    pub shinfo_dump: Option<Dump<'a>>,
+}
+
+/// Text the kernel printed with `bpf_snprintf_btf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dump<'a> {
+    pub text: &'a [u8],
+    /// Bytes of the whole dump: more than `text.len()` when the per-CPU buffer cut it.
+    pub full_len: u32,
+}
+
+impl Dump<'_> {
+    pub fn is_cut(&self) -> bool {
+        self.full_len as usize > self.text.len()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +82,8 @@ pub struct Tuple {
     pub dport: u16,
     /// IP protocol number.
     pub proto: u8,
+    /// TCP header flags (FIN 0x01 … CWR 0x80), with `--output-tcp-flags` on a TCP packet.
+    pub tcp_flags: Option<u8>,
 }
 
 /// An event's time per `--timestamp`.

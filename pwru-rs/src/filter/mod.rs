@@ -180,7 +180,10 @@ mod tests {
         let filter = compile("tcp port 443").unwrap();
         let patched = crate::object::patch(
             crate::loader::embedded_object().unwrap(),
-            &filter.as_ref().unwrap().injections(),
+            &crate::object::Patches {
+                injections: filter.as_ref().unwrap().injections(),
+                ..Default::default()
+            },
         )
         .unwrap();
         let elf = object::read::File::parse(patched.as_bytes()).unwrap();

@@ -36,7 +36,13 @@ pub struct FilterTester {
 impl FilterTester {
     pub fn new(filter: &PcapFilter) -> Result<Self, TestRunError> {
         let object = loader::embedded_object().map_err(|e| TestRunError::Load(e.to_string()))?;
-        let object = crate::object::patch(object, &filter.injections())?;
+        let object = crate::object::patch(
+            object,
+            &crate::object::Patches {
+                injections: filter.injections(),
+                ..Default::default()
+            },
+        )?;
         let mut ebpf = EbpfLoader::new()
             .btf(None)
             .load(object.as_bytes())

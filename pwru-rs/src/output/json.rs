@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    write_func, write_hex, write_iface, write_ip, write_process, write_reason, write_u64,
-    WallClock, HEX_DIGITS,
+    write_dump_text, write_func, write_hex, write_iface, write_ip, write_process, write_reason,
+    write_tcp_flags_names, write_u64, WallClock, HEX_DIGITS,
 };
 use crate::events::{Event, Stamp};
 
@@ -32,6 +32,8 @@ pub struct JsonEvent {
     pub proto: u16,
     pub mtu: u32,
     pub len: u32,
+    /// `skb->cb` as five u32 words; `null` without `--output-skb-cb`.
+    pub cb: Option<[u32; 5]>,
     /// `null` when the packet has no parsable IPv4/IPv6 header at this point.
     pub tuple: Option<JsonTuple>,
     pub pid: u32,
@@ -42,6 +44,10 @@ pub struct JsonEvent {
     pub reason: Option<String>,
     /// Drop reason number; `null` unless the hook reports one.
     pub reason_code: Option<u32>,
+    /// `struct sk_buff` as the kernel printed it; `null` without `--output-skb`.
+    pub skb_dump: Option<String>,
+    /// `struct skb_shared_info`; `null` without `--output-skb-shared-info`.
+    pub skb_shared_info: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +66,9 @@ pub struct JsonTuple {
     pub dport: u16,
     /// IP protocol number (1 icmp, 6 tcp, 17 udp, 58 icmpv6).
     pub proto: u8,
+    /// TCP flags as pwru writes them (`SYN|ACK`); `null` without `--output-tcp-flags` or
+    /// for other protocols.
+    pub flags: Option<String>,
 }
 
 pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
@@ -93,6 +102,20 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         out.extend_from_slice(key);
         write_u64(out, value as u64);
     }
+    out.extend_from_slice(b",\"cb\":");
+    match &e.cb {
+        Some(cb) => {
+            out.push(b'[');
+            for (i, word) in cb.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_u64(out, *word as u64);
+            }
+            out.push(b']');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"tuple\":");
     if let Some(t) = &e.tuple {
         out.extend_from_slice(b"{\"saddr\":\"");
@@ -105,6 +128,11 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         write_u64(out, t.dport as u64);
         out.extend_from_slice(b",\"proto\":");
         write_u64(out, t.proto as u64);
+        out.extend_from_slice(b",\"flags\":");
+        match t.tcp_flags {
+            Some(flags) => quoted(out, |o| write_tcp_flags_names(o, flags)),
+            None => out.extend_from_slice(b"null"),
+        }
         out.push(b'}');
     } else {
         out.extend_from_slice(b"null");
@@ -129,42 +157,73 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b",\"reason\":null,\"reason_code\":null"),
     }
+    for (key, dump) in [
+        (&b",\"skb_dump\":"[..], &e.skb_dump),
+        (b",\"skb_shared_info\":", &e.shinfo_dump),
+    ] {
+        out.extend_from_slice(key);
+        match dump {
+            Some(dump) => quoted(out, |o| write_dump_text(o, dump)),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
     out.extend_from_slice(b"}\n");
 }
 
-/// Writes a JSON string whose raw bytes `write` produces. Kernel-supplied names (comm, ifname) may
-/// hold any byte: invalid UTF-8 becomes U+FFFD, quotes, backslashes and control bytes are escaped.
+/// Writes a JSON string whose raw bytes `write` produces. Kernel-supplied names (comm, ifname)
+/// and dumps may hold any byte: invalid UTF-8 becomes U+FFFD, quotes, backslashes and control
+/// bytes are escaped. Escaping goes through a per-thread buffer, so it allocates nothing once warm
+/// (a 4 KiB skb dump has a hundred newlines).
 fn quoted(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    thread_local! {
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     out.push(b'"');
     let start = out.len();
     write(out);
-    let clean = out[start..]
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
-    if !clean {
-        let raw = out.split_off(start);
-        escape_into(out, &String::from_utf8_lossy(&raw));
+    if !out[start..].iter().all(|&b| is_plain(b)) {
+        RAW.with_borrow_mut(|raw| {
+            raw.clear();
+            raw.extend_from_slice(&out[start..]);
+            out.truncate(start);
+            escape_into(out, raw);
+        });
     }
     out.push(b'"');
 }
 
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX_DIGITS[(c as usize) >> 4]);
-                out.push(HEX_DIGITS[(c as usize) & 0xf]);
+/// Printable ASCII that JSON takes as is.
+fn is_plain(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'
+}
+
+fn escape_into(out: &mut Vec<u8>, raw: &[u8]) {
+    for chunk in raw.utf8_chunks() {
+        let valid = chunk.valid().as_bytes();
+        let mut run = 0;
+        for (i, &b) in valid.iter().enumerate() {
+            // Runs of plain bytes and of multi-byte UTF-8 are copied whole.
+            if is_plain(b) || b >= 0x80 {
+                continue;
             }
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            out.extend_from_slice(&valid[run..i]);
+            run = i + 1;
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                _ => {
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX_DIGITS[(b as usize) >> 4]);
+                    out.push(HEX_DIGITS[(b as usize) & 0xf]);
+                }
             }
+        }
+        out.extend_from_slice(&valid[run..]);
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct PrinterConfig {
     pub output_meta: bool,
     /// Text only: the TUPLE column.
     pub output_tuple: bool,
+    /// Text only: the `__sk_buff->cb[]` column after the metadata (`--output-skb-cb`).
+    pub output_skb_cb: bool,
 }
 
 pub struct Printer {
@@ -130,7 +132,79 @@ fn write_tuple(e: &Event<'_>, out: &mut Vec<u8>) {
         Some(name) => out.extend_from_slice(name.as_bytes()),
         None => write_u64(out, t.proto as u64),
     }
+    if let Some(flags) = t.tcp_flags {
+        out.push(b':');
+        write_tcp_flags_short(out, flags);
+    }
     out.push(b')');
+}
+
+/// tcpdump's notation: `[S]`, `[S.]`, `[F.]`, `[R.]`, `[P.]`, `[none]`.
+fn write_tcp_flags_short(out: &mut Vec<u8>, flags: u8) {
+    out.push(b'[');
+    if flags == 0 {
+        out.extend_from_slice(b"none");
+    }
+    // tcpdump's order: FIN SYN RST PSH ACK URG ECE CWR.
+    for (bit, c) in [
+        (0x01, b'F'),
+        (0x02, b'S'),
+        (0x04, b'R'),
+        (0x08, b'P'),
+        (0x10, b'.'),
+        (0x20, b'U'),
+        (0x40, b'E'),
+        (0x80, b'W'),
+    ] {
+        if flags & bit != 0 {
+            out.push(c);
+        }
+    }
+    out.push(b']');
+}
+
+/// pwru's JSON notation: `SYN|ACK`, bits from FIN up; "" for none.
+fn write_tcp_flags_names(out: &mut Vec<u8>, flags: u8) {
+    const NAMES: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+    let mut first = true;
+    for (i, name) in NAMES.iter().enumerate() {
+        if flags & (1 << i) != 0 {
+            if !first {
+                out.push(b'|');
+            }
+            out.extend_from_slice(name.as_bytes());
+            first = false;
+        }
+    }
+}
+
+/// `[0x00000000,…]`, five words as pwru prints `__sk_buff->cb`.
+fn write_cb(out: &mut Vec<u8>, cb: &[u32; 5]) {
+    out.push(b'[');
+    for (i, word) in cb.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"0x");
+        for shift in (0..8).rev() {
+            out.push(HEX_UPPER[((word >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+    out.push(b']');
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A dump's text, and a line saying so when the buffer cut it.
+fn write_dump_text(out: &mut Vec<u8>, dump: &crate::events::Dump<'_>) {
+    out.extend_from_slice(dump.text);
+    if dump.is_cut() {
+        out.extend_from_slice(b"\n... cut at ");
+        write_u64(out, dump.text.len() as u64);
+        out.extend_from_slice(b" of ");
+        write_u64(out, dump.full_len as u64);
+        out.extend_from_slice(b" bytes (--set-percpu-buf)");
+    }
 }
 
 /// Short names pwru uses in its TUPLE column (plus SCTP); other protocols print as numbers.

@@ -49,9 +49,14 @@ pub const FIELDS: &[SchemaField] = &[
     field("mtu", "number", "device MTU"),
     field("len", "number", "`skb->len`"),
     field(
+        "cb",
+        "array / null",
+        "`skb->cb` as the five u32 words BPF sees as `__sk_buff->cb` (`--output-skb-cb`)",
+    ),
+    field(
         "tuple",
         "object / null",
-        "`{saddr, daddr: string, sport, dport: number, proto: number (IP protocol)}`; `null` when no IPv4/IPv6 header can be read at this point",
+        "`{saddr, daddr: string, sport, dport: number, proto: number (IP protocol), flags: string / null}`; `null` when no IPv4/IPv6 header can be read at this point; `flags` is pwru's `SYN|ACK` form with `--output-tcp-flags` on TCP (`\"\"`: none set)",
     ),
     field("pid", "number", "task id"),
     field("comm", "string", "task name"),
@@ -66,6 +71,16 @@ pub const FIELDS: &[SchemaField] = &[
         "reason_code",
         "number / null",
         "drop reason value (set whenever the hook reports one)",
+    ),
+    field(
+        "skb_dump",
+        "string / null",
+        "`struct sk_buff` as the kernel prints it (`bpf_snprintf_btf`, `--output-skb`); a last line `... cut at N of M bytes` when `--set-percpu-buf` was too small",
+    ),
+    field(
+        "skb_shared_info",
+        "string / null",
+        "`struct skb_shared_info`, the same way (`--output-skb-shared-info`)",
     ),
 ];
 

@@ -9,6 +9,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         timestamp,
         output_meta: true,
         output_tuple: true,
+        output_skb_cb: false,
     }
 }
 
@@ -44,7 +45,11 @@ fn udp_event() -> Event<'static> {
             sport: 4242,
             dport: 53,
             proto: 17,
+            tcp_flags: None,
         }),
+        cb: None,
+        skb_dump: None,
+        shinfo_dump: None,
     }
 }
 
@@ -176,6 +181,7 @@ fn ipv6_tuple_in_brackets() {
             sport: 0,
             dport: 0,
             proto: 58,
+            tcp_flags: None,
         }),
         ..udp_event()
     };
@@ -269,12 +275,14 @@ fn json_round_trip_has_every_field() {
             proto: 0x0800,
             mtu: 1500,
             len: 60,
+            cb: None,
             tuple: Some(JsonTuple {
                 saddr: "10.0.0.1".into(),
                 daddr: "10.0.0.2".into(),
                 sport: 4242,
                 dport: 53,
                 proto: 17,
+                flags: None,
             }),
             pid: 4711,
             comm: "dig".into(),
@@ -282,6 +290,8 @@ fn json_round_trip_has_every_field() {
             ifname: "veth0".into(),
             reason: None,
             reason_code: None,
+            skb_dump: None,
+            skb_shared_info: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -333,6 +343,9 @@ fn zeros_are_kept_in_json() {
         len: 0,
         protocol: 0,
         tuple: None,
+        cb: None,
+        skb_dump: None,
+        shinfo_dump: None,
     };
     let mut out = Vec::new();
     printer(true, TimestampChoice::None).write_event(&e, &mut out);
@@ -388,4 +401,68 @@ fn nanosecond_and_wall_clock_times() {
         line.starts_with("18:20:01.000000 0xffff88800a1b2c00 "),
         "{line}"
     );
+}
+
+#[test]
+fn tcp_flags_cb_and_dumps() {
+    let mut e = udp_event();
+    {
+        let t = e.tuple.as_mut().unwrap();
+        t.proto = 6;
+        t.tcp_flags = Some(0x12); // SYN|ACK
+    }
+    e.cb = Some([0, 1, 0xdead_beef, 0, 5]);
+    let dump = crate::events::Dump {
+        text: b"(struct sk_buff){\n .len = (unsigned int)60,\n}",
+        full_len: 45,
+    };
+    e.skb_dump = Some(dump);
+    e.shinfo_dump = Some(crate::events::Dump {
+        text: b"(struct skb_shared_info){",
+        full_len: 900,
+    });
+    let mut cfg = config(false, TimestampChoice::None);
+    cfg.output_skb_cb = true;
+    let text_printer = Printer::new(cfg, WallClock::fixed(0, 0));
+    let line = text(&text_printer, &e);
+    assert!(
+        line.contains(
+            " 60    [0x00000000,0x00000001,0xDEADBEEF,0x00000000,0x00000005] 10.0.0.1:4242->10.0.0.2:53(tcp:[S.]) net_dev_queue\n(struct sk_buff){\n .len = (unsigned int)60,\n}\n(struct skb_shared_info){\n... cut at 25 of 900 bytes (--set-percpu-buf)\n"
+        ),
+        "{line}"
+    );
+    let mut header = Vec::new();
+    text_printer.write_header(&mut header);
+    let header = String::from_utf8(header).unwrap();
+    assert!(header.contains(" LEN   __sk_buff->cb[]"), "{header}");
+    let at = header.find("TUPLE").unwrap();
+    assert_eq!(
+        &line[at..at + 8],
+        "10.0.0.1",
+        "cb column is 56 wide: {line}"
+    );
+
+    let j = json(&e);
+    assert_eq!(j.cb, Some([0, 1, 0xdead_beef, 0, 5]));
+    assert_eq!(j.tuple.unwrap().flags.as_deref(), Some("SYN|ACK"));
+    assert_eq!(j.skb_dump.as_deref(), std::str::from_utf8(dump.text).ok());
+    assert!(j
+        .skb_shared_info
+        .unwrap()
+        .ends_with("cut at 25 of 900 bytes (--set-percpu-buf)"));
+
+    for (flags, short, long) in [
+        (0x02, "[S]", "SYN"),
+        (0x14, "[R.]", "RST|ACK"),
+        (0x11, "[F.]", "FIN|ACK"),
+        (0x18, "[P.]", "PSH|ACK"),
+        (0x00, "[none]", ""),
+    ] {
+        let mut out = Vec::new();
+        write_tcp_flags_short(&mut out, flags);
+        assert_eq!(out, short.as_bytes());
+        let mut out = Vec::new();
+        write_tcp_flags_names(&mut out, flags);
+        assert_eq!(out, long.as_bytes());
+    }
 }

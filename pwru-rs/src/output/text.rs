@@ -2,8 +2,8 @@
 //! with the same widths, so eyes and `awk` scripts trained on pwru read it unchanged.
 
 use super::{
-    aligned, write_func, write_hex, write_hex_digits, write_iface, write_process, write_tuple,
-    write_u64, Align, PrinterConfig, WallClock,
+    aligned, write_cb, write_dump_text, write_func, write_hex, write_hex_digits, write_iface,
+    write_process, write_tuple, write_u64, Align, PrinterConfig, WallClock,
 };
 use crate::{
     cli::TimestampChoice,
@@ -23,6 +23,8 @@ const W_PROTO: usize = 6;
 const W_MTU: usize = 5;
 const W_LEN: usize = 5;
 const W_TUPLE: usize = 8;
+/// pwru's `%-56s` for `__sk_buff->cb[]`: five `0x%08X` words.
+const W_CB: usize = 56;
 
 pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
     let text = |out: &mut Vec<u8>, width: usize, align: Align, s: &str| {
@@ -55,6 +57,10 @@ pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
         ] {
             out.push(b' ');
             text(out, width, align, name);
+        }
+        if config.output_skb_cb {
+            out.push(b' ');
+            text(out, W_CB, Align::Left, "__sk_buff->cb[]");
         }
     }
     if config.output_tuple {
@@ -98,6 +104,13 @@ pub(super) fn write_event(
         aligned(out, W_MTU, Align::Left, |o| write_u64(o, e.mtu as u64));
         out.push(b' ');
         aligned(out, W_LEN, Align::Left, |o| write_u64(o, e.len as u64));
+        if config.output_skb_cb {
+            out.push(b' ');
+            aligned(out, W_CB, Align::Left, |o| match &e.cb {
+                Some(cb) => write_cb(o, cb),
+                None => o.push(b'-'),
+            });
+        }
     }
     if config.output_tuple {
         out.push(b' ');
@@ -105,6 +118,11 @@ pub(super) fn write_event(
     }
     out.push(b' ');
     write_func(e, out);
+    // The dumps under the line, as pwru prints them.
+    for dump in [&e.skb_dump, &e.shinfo_dump].into_iter().flatten() {
+        out.push(b'\n');
+        write_dump_text(out, dump);
+    }
     out.push(b'\n');
 }
 
