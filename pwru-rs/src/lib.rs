@@ -12,6 +12,7 @@ pub mod filter;
 pub mod ksym;
 pub mod loader;
 pub mod netns;
+pub mod netns_names;
 pub mod object;
 pub mod output;
 pub mod progress;
