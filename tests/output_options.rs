@@ -126,3 +126,19 @@ fn tcp_flags_show_the_syn_and_the_reset() {
         finished.output
     );
 }
+
+#[test]
+fn netns_names_name_the_test_namespace() {
+    require_root();
+    let (trace, net) = traced_ping(&["--output-netns-names"]);
+    let echo = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
+    assert!(!echo.is_empty(), "{}", trace.dump());
+    for e in echo {
+        assert_eq!(
+            e.netns_name.as_deref(),
+            Some(net.b.name.as_str()),
+            "{}",
+            show(e)
+        );
+    }
+}

@@ -86,6 +86,15 @@ pub struct Cli {
           default_missing_value = "true", value_name = "BOOL")]
     pub output_tuple: bool,
 
+    /// Name each event's network namespace: its ip-netns name (/run/netns), else `comm:pid` of
+    /// the lowest-numbered process in it.
+    #[arg(long)]
+    pub output_netns_names: bool,
+
+    /// Width of the NETNS NAME column; longer names are cut to it.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub netns_names_max_length: u16,
+
     /// Print the TCP flags in the tuple (`[S.]` in text, `SYN|ACK` in JSON `tuple.flags`).
     #[arg(long)]
     pub output_tcp_flags: bool,

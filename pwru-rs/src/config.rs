@@ -29,6 +29,9 @@ pub struct OutputConfig {
     pub tuple: bool,
     pub tcp_flags: bool,
     pub skb_cb: bool,
+    /// `--output-netns-names`, and the text column's width.
+    pub netns_names: bool,
+    pub netns_names_max_length: usize,
     /// `None`: stdout.
     pub file: Option<PathBuf>,
     /// Stop after this many events (0: no limit, as pwru).
@@ -100,6 +103,8 @@ impl Config {
                 tuple: cli.output_tuple,
                 tcp_flags: cli.output_tcp_flags,
                 skb_cb: cli.output_skb_cb,
+                netns_names: cli.output_netns_names,
+                netns_names_max_length: cli.netns_names_max_length.into(),
                 file: cli.output_file.clone(),
                 limit: cli.output_limit_lines,
             },

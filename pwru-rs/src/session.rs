@@ -14,7 +14,9 @@ use crate::{
     btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
     config::{Config, OutputConfig},
     events::{self, Enricher, Pipeline, StopReason},
-    loader, object,
+    loader,
+    netns_names::{self, NetnsNames},
+    object,
     output::{OutputSink, Printer, PrinterConfig, WallClock},
     ready::{ReadyFile, ReadyInfo},
 };
@@ -139,6 +141,10 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             output_meta: config.output.meta,
             output_tuple: config.output.tuple,
             output_skb_cb: config.output.skb_cb,
+            netns_names_width: config
+                .output
+                .netns_names
+                .then_some(config.output.netns_names_max_length),
         },
         clock,
     );
@@ -149,7 +155,13 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         config.output.timestamp,
         clock,
     )
-    .with_tcp_flags(config.output.tcp_flags);
+    .with_tcp_flags(config.output.tcp_flags)
+    .with_netns_names(
+        config
+            .output
+            .netns_names
+            .then(|| NetnsNames::new("/", netns_names::RESCAN_INTERVAL)),
+    );
     let mut pipeline = Pipeline::new(enricher, &mut sink);
     let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;
     let counts = pipeline.counts;

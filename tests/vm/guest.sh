@@ -107,4 +107,10 @@ expect_line outopts '"skb_dump":"(struct sk_buff){' '"flags":"SYN"'
 expect_line outopts '"flags":"RST|ACK"' '"sport":7400'
 expect_line outopts '"cb":[' '"dport":7400'
 
+# --- --output-netns-names: the ip-netns name of the namespace -------------------------------------
+run_tracer nsname "${BACKEND[@]}" --filter-netns /run/netns/b --output-netns-names icmp
+ping_a_to_b
+stop_tracer
+expect_line nsname '"netns_name":"b"' '"saddr":"10.0.0.1"'
+
 finish

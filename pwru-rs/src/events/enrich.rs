@@ -14,7 +14,7 @@ use super::{
     decode::{Record, WireDump},
     Dump, Event, Hook, Reason, Stamp, Tuple,
 };
-use crate::{btf::DropReasons, cli::TimestampChoice, output::WallClock};
+use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
 /// Names of the hooks a backend attached, by what the kernel side reports (`Meta::hook_kind`).
 #[derive(Debug, Clone, Default)]
@@ -81,6 +81,8 @@ pub struct Enricher {
     last_seen: HashMap<u64, u64>,
     /// `--output-tcp-flags`: tuples of TCP packets carry their flags.
     tcp_flags: bool,
+    /// `--output-netns-names`.
+    netns_names: Option<NetnsNames>,
 }
 
 /// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
@@ -100,7 +102,14 @@ impl Enricher {
             clock,
             last_seen: HashMap::new(),
             tcp_flags: false,
+            netns_names: None,
         }
+    }
+
+    /// With `--output-netns-names`: events carry their netns's name from this cache.
+    pub fn with_netns_names(mut self, names: Option<NetnsNames>) -> Self {
+        self.netns_names = names;
+        self
     }
 
     /// With `--output-tcp-flags`: the kernel side reads them, the tuple shows them.
@@ -113,6 +122,10 @@ impl Enricher {
     pub fn enrich<'a>(&'a mut self, record: &Record<'a>) -> Event<'a> {
         let m = record.meta;
         let time = self.stamp(m.skb, m.ts_ns);
+        let netns_name = match &mut self.netns_names {
+            Some(names) => names.lookup(m.netns),
+            None => None,
+        };
         let hook = match self.hooks.name(m.hook_kind, m.hook) {
             Some(name) => Hook::Known(name),
             None => Hook::Unknown(m.hook),
@@ -136,6 +149,7 @@ impl Enricher {
             ts_ns: m.ts_ns,
             time,
             netns: m.netns,
+            netns_name,
             mark: m.mark,
             ifindex: m.ifindex,
             ifname,

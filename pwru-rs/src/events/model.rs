@@ -25,6 +25,8 @@ pub struct Event<'a> {
     pub time: Stamp,
     /// Network namespace inode.
     pub netns: u32,
+    /// Its name (ip-netns name, else `comm:pid` of a process in it), with `--output-netns-names`.
+    pub netns_name: Option<&'a str>,
     pub mark: u32,
     /// 0 when the skb has no device yet.
     pub ifindex: u32,

@@ -25,6 +25,8 @@ pub struct JsonEvent {
     /// `--timestamp`: `null` for none, ns for current/relative, RFC 3339 string for absolute.
     pub time: Option<JsonTime>,
     pub netns: u32,
+    /// The netns's name; `null` without `--output-netns-names` or when none is known.
+    pub netns_name: Option<String>,
     pub mark: u32,
     /// `ifname:ifindex`, or the ifindex alone when the skb has no device.
     pub iface: String,
@@ -90,10 +92,15 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
             out.push(b'"');
         }
     }
-    for (key, value) in [(&b",\"netns\":"[..], e.netns), (b",\"mark\":", e.mark)] {
-        out.extend_from_slice(key);
-        write_u64(out, value as u64);
+    out.extend_from_slice(b",\"netns\":");
+    write_u64(out, e.netns as u64);
+    out.extend_from_slice(b",\"netns_name\":");
+    match e.netns_name {
+        Some(name) => quoted(out, |o| o.extend_from_slice(name.as_bytes())),
+        None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"mark\":");
+    write_u64(out, e.mark as u64);
     out.extend_from_slice(b",\"iface\":");
     quoted(out, |o| write_iface(e, o));
     out.extend_from_slice(b",\"proto\":");

@@ -33,6 +33,8 @@ pub struct PrinterConfig {
     pub output_tuple: bool,
     /// Text only: the `__sk_buff->cb[]` column after the metadata (`--output-skb-cb`).
     pub output_skb_cb: bool,
+    /// Text only: the NETNS NAME column and its width (`--output-netns-names`).
+    pub netns_names_width: Option<usize>,
 }
 
 pub struct Printer {

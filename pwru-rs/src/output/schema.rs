@@ -35,6 +35,11 @@ pub const FIELDS: &[SchemaField] = &[
         "`--timestamp`: `null` for none, ns for `current`/`relative`, RFC 3339 (ns, local offset) for `absolute`",
     ),
     field("netns", "number", "network namespace inode"),
+    field(
+        "netns_name",
+        "string / null",
+        "`--output-netns-names`: the netns's ip-netns name, else `comm:pid` of the lowest-numbered process in it; `null` when not asked for or unknown",
+    ),
     field("mark", "number", "`skb->mark`"),
     field(
         "iface",

@@ -10,6 +10,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         output_meta: true,
         output_tuple: true,
         output_skb_cb: false,
+        netns_names_width: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn udp_event() -> Event<'static> {
         ts_ns: 5_000_000_123,
         time: Stamp::None,
         netns: 4_026_531_840,
+        netns_name: None,
         mark: 0x42,
         ifindex: 7,
         ifname: b"veth0",
@@ -270,6 +272,7 @@ fn json_round_trip_has_every_field() {
             func: "net_dev_queue".into(),
             time: None,
             netns: 4_026_531_840,
+            netns_name: None,
             mark: 0x42,
             iface: "veth0:7".into(),
             proto: 0x0800,
@@ -336,6 +339,7 @@ fn zeros_are_kept_in_json() {
         ts_ns: 0,
         time: Stamp::None,
         netns: 0,
+        netns_name: None,
         mark: 0,
         ifindex: 0,
         ifname: b"",
@@ -465,4 +469,37 @@ fn tcp_flags_cb_and_dumps() {
         write_tcp_flags_names(&mut out, flags);
         assert_eq!(out, long.as_bytes());
     }
+}
+
+#[test]
+fn netns_name_column_and_key() {
+    let mut cfg = config(false, TimestampChoice::None);
+    cfg.netns_names_width = Some(8);
+    let printer = Printer::new(cfg, WallClock::fixed(0, 0));
+    let mut header = Vec::new();
+    printer.write_header(&mut header);
+    let header = String::from_utf8(header).unwrap();
+    assert!(header.contains(" LEN   NETNS NAME TUPLE"), "{header}");
+    let named = Event {
+        netns_name: Some("pwrt-b12345"),
+        ..udp_event()
+    };
+    // Cut to the width, centred, then the tuple.
+    assert!(
+        text(&printer, &named).contains(" 60    pwrt-b12 10.0.0.1:"),
+        "{}",
+        text(&printer, &named)
+    );
+    assert!(text(&printer, &udp_event()).contains(" 60             10.0.0.1:"));
+    let short = Event {
+        netns_name: Some("b"),
+        ..udp_event()
+    };
+    assert!(text(&printer, &short).contains(" 60       b     10.0.0.1:"));
+    assert_eq!(
+        json(&named).netns_name.as_deref(),
+        Some("pwrt-b12345"),
+        "JSON keeps it whole"
+    );
+    assert_eq!(json(&udp_event()).netns_name, None);
 }

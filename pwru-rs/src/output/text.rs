@@ -63,6 +63,10 @@ pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
             text(out, W_CB, Align::Left, "__sk_buff->cb[]");
         }
     }
+    if let Some(width) = config.netns_names_width {
+        out.push(b' ');
+        text(out, width, Align::Center, "NETNS NAME");
+    }
     if config.output_tuple {
         out.push(b' ');
         text(out, W_TUPLE, Align::Left, "TUPLE");
@@ -111,6 +115,14 @@ pub(super) fn write_event(
                 None => o.push(b'-'),
             });
         }
+    }
+    if let Some(width) = config.netns_names_width {
+        // pwru's column: centred, cut to the width, blank when unknown.
+        out.push(b' ');
+        let name = e.netns_name.unwrap_or("").as_bytes();
+        aligned(out, width, Align::Center, |o| {
+            o.extend_from_slice(&name[..name.len().min(width)])
+        });
     }
     if config.output_tuple {
         out.push(b' ');
