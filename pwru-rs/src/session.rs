@@ -2,7 +2,7 @@
 //! attached, events read until stopped, then detach and report. Each stage is one call here;
 //! a feature plugs into the stage it needs.
 
-use std::{fs::File, io::Write, path::Path, time::Instant};
+use std::{io::Write, path::Path, time::Instant};
 
 use anyhow::Context;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -186,9 +186,15 @@ fn read_events<S: events::Sink>(
 
 fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &output.file {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => {
+            // Every rotated-to file starts with the text header, so each reads on its own.
+            let mut header = Vec::new();
+            Printer::new(output.printer_config(), WallClock::now()).write_header(&mut header);
+            Box::new(
+                crate::output::rotate::RotatingFile::create(path, output.rotation.clone(), header)
+                    .context("--output-file")?,
+            )
+        }
         None => Box::new(std::io::stdout()),
     })
 }
