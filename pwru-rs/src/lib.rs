@@ -17,3 +17,4 @@ pub mod output;
 pub mod progress;
 pub mod ready;
 pub mod session;
+pub mod version;
