@@ -20,6 +20,7 @@ const OBJECT_NAME: &str = "pwru-rs.bpf.o";
 const SKIP_VAR: &str = "PWRU_RS_SKIP_EBPF_BUILD";
 
 fn main() {
+    version_facts();
     println!("cargo:rerun-if-env-changed={SKIP_VAR}");
     if env::var_os(SKIP_VAR).is_some_and(|v| !v.is_empty() && v != "0") {
         let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -129,4 +130,40 @@ fn build_ebpf() -> anyhow::Result<()> {
     let artifact = artifact.ok_or_else(|| anyhow::anyhow!("no eBPF artifact reported"))?;
     std::fs::copy(&artifact, out_dir.join(OBJECT_NAME))?;
     Ok(())
+}
+
+/// `--version`'s git commit (`unknown` outside a git checkout) and aya version (from Cargo.lock).
+fn version_facts() {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=PWRU_RS_GIT_COMMIT={commit}");
+    // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points at (a commit).
+    if let Some(head) = git(&["rev-parse", "--path-format=absolute", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
+    }
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(file) = git(&["rev-parse", "--path-format=absolute", "--git-path", &branch]) {
+            println!("cargo:rerun-if-changed={file}");
+        }
+    }
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let lock = manifest_dir.join("../Cargo.lock");
+    println!("cargo:rerun-if-changed={}", lock.display());
+    let aya = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|text| {
+            let at = text.find("\nname = \"aya\"\nversion = \"")?;
+            let rest = &text[at + "\nname = \"aya\"\nversion = \"".len()..];
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=PWRU_RS_AYA_VERSION={aya}");
 }

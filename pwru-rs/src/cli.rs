@@ -42,7 +42,7 @@ pub enum NetnsSpec {
 
 /// packet, where are you? Trace every kernel function or tracepoint a packet passes through.
 #[derive(Debug, Parser)]
-#[command(name = "pwru-rs", version, about, long_about = None)]
+#[command(name = "pwru-rs", version, about, long_about = None, disable_version_flag = true)]
 pub struct Cli {
     /// pcap-filter(7) expression, as for tcpdump (e.g. `port https`, `host 10.0.0.1 and tcp`).
     #[arg(value_name = "PCAP-FILTER")]
@@ -125,6 +125,28 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub output_file: Option<PathBuf>,
 
+    /// --output-file: rotate it before it would grow past this many megabytes (MiB).
+    #[arg(long, value_name = "MB", default_value_t = 100, requires = "output_file",
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    pub output_file_max_size: u64,
+
+    /// --output-file: rotated files to keep, newest first (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "output_file")]
+    pub output_file_max_backups: usize,
+
+    /// --output-file: remove rotated files older than this many days (0: no age limit).
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 0,
+        requires = "output_file"
+    )]
+    pub output_file_max_age: u32,
+
+    /// --output-file: gzip the rotated files.
+    #[arg(long, requires = "output_file")]
+    pub output_file_compress: bool,
+
     /// Exit after printing this many events.
     #[arg(long, value_name = "N")]
     pub output_limit_lines: Option<u64>,
@@ -140,6 +162,14 @@ pub struct Cli {
     /// kprobe backend: how many probes to attach (and detach) at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub filter_kprobe_batch: u32,
+
+    /// Debug logging (as RUST_LOG=debug).
+    #[arg(long)]
+    pub debug: bool,
+
+    /// Print the version, git commit, aya version and the backends this kernel supports.
+    #[arg(short = 'V', long)]
+    pub version: bool,
 }
 
 impl Cli {
@@ -218,6 +248,37 @@ mod tests {
         assert_eq!(cli.timestamp, TimestampChoice::None);
         assert_eq!(cli.pcap_expression(), "");
         assert_eq!(cli.ringbuf_size, 8 << 20);
+        // lumberjack's defaults, as pwru's.
+        assert_eq!(
+            (cli.output_file_max_size, cli.output_file_max_backups),
+            (100, 0)
+        );
+        assert!(cli.output_file_max_age == 0 && !cli.output_file_compress);
+        assert!(!cli.debug && !cli.version);
+    }
+
+    #[test]
+    fn rotation_flags_need_an_output_file_and_a_size() {
+        assert!(parse(&["--output-file-max-size", "0", "--output-file", "f"]).is_err());
+        assert!(parse(&["--output-file-max-backups", "2"]).is_err());
+        let cli = parse(&[
+            "--output-file",
+            "f",
+            "--output-file-max-size",
+            "1",
+            "--output-file-max-backups",
+            "2",
+            "--output-file-max-age",
+            "7",
+            "--output-file-compress",
+        ])
+        .unwrap();
+        assert_eq!(cli.output_file_max_size, 1);
+        assert_eq!(cli.output_file_max_backups, 2);
+        assert_eq!(cli.output_file_max_age, 7);
+        assert!(cli.output_file_compress);
+        assert!(parse(&["--version"]).unwrap().version);
+        assert!(parse(&["-V"]).unwrap().version);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! regex built, netns and interface looked up, the kernel programs' configuration assembled.
 //! Everything that can be wrong with the input fails here, before the kernel is touched.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use pwru_rs_common::{
@@ -16,6 +16,10 @@ use crate::{
     filter::{self, PcapFilter},
     netns::Netns,
     object::{MapValueSize, Patches},
+    output::{
+        rotate::{Rotation, MEGABYTE},
+        PrinterConfig,
+    },
 };
 
 /// Where the running kernel exposes its BTF.
@@ -34,8 +38,23 @@ pub struct OutputConfig {
     pub netns_names_max_length: usize,
     /// `None`: stdout.
     pub file: Option<PathBuf>,
+    /// When `file` rotates.
+    pub rotation: Rotation,
     /// Stop after this many events (0: no limit, as pwru).
     pub limit: Option<u64>,
+}
+
+impl OutputConfig {
+    pub fn printer_config(&self) -> PrinterConfig {
+        PrinterConfig {
+            json: self.json,
+            timestamp: self.timestamp,
+            output_meta: self.meta,
+            output_tuple: self.tuple,
+            output_skb_cb: self.skb_cb,
+            netns_names_width: self.netns_names.then_some(self.netns_names_max_length),
+        }
+    }
 }
 
 pub struct Config {
@@ -106,6 +125,13 @@ impl Config {
                 netns_names: cli.output_netns_names,
                 netns_names_max_length: cli.netns_names_max_length.into(),
                 file: cli.output_file.clone(),
+                rotation: Rotation {
+                    max_size: cli.output_file_max_size * MEGABYTE,
+                    max_backups: cli.output_file_max_backups,
+                    max_age: (cli.output_file_max_age > 0)
+                        .then(|| Duration::from_secs(u64::from(cli.output_file_max_age) * 86_400)),
+                    compress: cli.output_file_compress,
+                },
                 limit: cli.output_limit_lines,
             },
             ready_file: cli.ready_file.clone(),
@@ -153,6 +179,14 @@ fn func_regex(re: &str) -> anyhow::Result<Regex> {
 /// The kernel programs need CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up front rather than
 /// fail on the first bpf() call with a bare EPERM.
 fn check_privileges() -> anyhow::Result<()> {
+    if has_bpf_privileges() {
+        return Ok(());
+    }
+    bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
+}
+
+/// Whether this process may load and attach the kernel programs.
+pub fn has_bpf_privileges() -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
@@ -163,10 +197,7 @@ fn check_privileges() -> anyhow::Result<()> {
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
     let has = |cap: u32| cap_eff & (1 << cap) != 0;
-    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
-        return Ok(());
-    }
-    bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
 /// Bytes waiting in the ring buffer before the kernel wakes the reader: a quarter of the ring,

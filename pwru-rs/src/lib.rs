@@ -18,3 +18,4 @@ pub mod output;
 pub mod progress;
 pub mod ready;
 pub mod session;
+pub mod version;

@@ -1,10 +1,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pwru_rs::{cli::Cli, config::Config, session};
+use pwru_rs::{cli::Cli, config::Config, session, version};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+    let cli = Cli::parse();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if cli.debug {
+        // As RUST_LOG=debug, whatever RUST_LOG says.
+        logger.parse_filters("debug");
+    }
+    logger
         .format(|buf, record| {
             use std::io::Write;
             match record.level() {
@@ -18,7 +25,10 @@ fn main() -> ExitCode {
             }
         })
         .init();
-    let cli = Cli::parse();
+    if cli.version {
+        print!("{}", version::report());
+        return ExitCode::SUCCESS;
+    }
     match Config::from_cli(&cli).and_then(|config| session::run(&config)) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

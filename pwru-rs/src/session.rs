@@ -2,7 +2,7 @@
 //! attached, events read until stopped, then detach and report. Each stage is one call here;
 //! a feature plugs into the stage it needs.
 
-use std::{fs::File, io::Write, path::Path, time::Instant};
+use std::{io::Write, path::Path, time::Instant};
 
 use anyhow::{bail, Context};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
@@ -17,7 +17,7 @@ use crate::{
     loader,
     netns_names::{self, NetnsNames},
     object,
-    output::{OutputSink, Printer, PrinterConfig, WallClock},
+    output::{OutputSink, Printer, WallClock},
     ready::{ReadyFile, ReadyInfo},
 };
 
@@ -134,20 +134,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             .context("LOST map")?;
 
     let clock = WallClock::now();
-    let printer = Printer::new(
-        PrinterConfig {
-            json: config.output.json,
-            timestamp: config.output.timestamp,
-            output_meta: config.output.meta,
-            output_tuple: config.output.tuple,
-            output_skb_cb: config.output.skb_cb,
-            netns_names_width: config
-                .output
-                .netns_names
-                .then_some(config.output.netns_names_max_length),
-        },
-        clock,
-    );
+    let printer = Printer::new(config.output.printer_config(), clock);
     let mut sink = OutputSink::new(printer, writer, config.output.limit);
     let enricher = Enricher::new(
         attached.hooks.clone(),
@@ -225,9 +212,15 @@ fn read_events<S: events::Sink>(
 
 fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &output.file {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
+        Some(path) => {
+            // Every rotated-to file starts with the text header, so each reads on its own.
+            let mut header = Vec::new();
+            Printer::new(output.printer_config(), WallClock::now()).write_header(&mut header);
+            Box::new(
+                crate::output::rotate::RotatingFile::create(path, output.rotation.clone(), header)
+                    .context("--output-file")?,
+            )
+        }
         None => Box::new(std::io::stdout()),
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod kprobe;
 pub mod kprobe_multi;
+pub mod support;
 pub mod tracepoint;
 
 use std::{collections::HashSet, os::fd::OwnedFd, time::Duration};

@@ -5,6 +5,7 @@
 
 mod clock;
 mod json;
+pub mod rotate;
 pub mod schema;
 mod sink;
 mod text;

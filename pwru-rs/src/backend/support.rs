@@ -1,0 +1,91 @@
+//! Which backends this kernel supports, for `--version`: each is tried for real with a program
+//! that does nothing, attached for an instant, rather than guessed from the kernel version.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use aya_obj::generated::{bpf_attach_type, bpf_insn, bpf_prog_type};
+
+use super::{kprobe, Backend};
+use crate::{
+    ksym::Kallsyms,
+    loader::sys::{self, ProgLoad},
+};
+
+/// A function and a tracepoint every kernel pwru-rs can trace has; the probes attach there.
+const PROBE_FUNCTION: &str = "consume_skb";
+const PROBE_TRACEPOINT: &str = "consume_skb";
+
+/// Each backend with `Ok` when this kernel takes it, else why not. Needs root.
+pub fn probe() -> Vec<(Backend, Result<(), String>)> {
+    vec![
+        (Backend::KprobeMulti, kprobe_multi()),
+        (Backend::Kprobe, kprobe()),
+        (Backend::Tracepoint, tracepoint()),
+    ]
+}
+
+/// `r0 = 0; exit`.
+fn return_zero() -> [bpf_insn; 2] {
+    let insn = |code: u8| bpf_insn {
+        code,
+        _bitfield_align_1: [],
+        _bitfield_1: bpf_insn::new_bitfield_1(0, 0),
+        off: 0,
+        imm: 0,
+    };
+    // BPF_ALU64 | BPF_MOV | BPF_K, then BPF_JMP | BPF_EXIT.
+    [insn(0xb7), insn(0x95)]
+}
+
+fn load(
+    prog_type: bpf_prog_type,
+    expected_attach_type: Option<bpf_attach_type>,
+) -> Result<OwnedFd, String> {
+    let insns = return_zero();
+    sys::prog_load(&ProgLoad {
+        name: "pwru_rs_probe",
+        prog_type,
+        expected_attach_type,
+        attach_btf_id: 0,
+        attach_prog_fd: None,
+        insns: &insns,
+    })
+    .map_err(|e| e.error.to_string())
+}
+
+fn kprobe() -> Result<(), String> {
+    kprobe::pmu_type()
+        .map(drop)
+        .ok_or_else(|| "no kprobe PMU (CONFIG_KPROBES is off)".into())
+}
+
+/// Loads a kprobe-multi program and links it to one function: the attach type alone is not
+/// enough, a kernel without fprobe knows it and refuses the link.
+fn kprobe_multi() -> Result<(), String> {
+    let prog = load(
+        bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+        Some(bpf_attach_type::BPF_TRACE_KPROBE_MULTI),
+    )
+    .map_err(|e| format!("kprobe-multi programs refused: {e}"))?;
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms")
+        .map_err(|e| format!("cannot read /proc/kallsyms: {e}"))?;
+    let address = Kallsyms::parse(&kallsyms, &[PROBE_FUNCTION].into())
+        .address(PROBE_FUNCTION)
+        .filter(|&a| a != 0)
+        .ok_or_else(|| format!("no address for {PROBE_FUNCTION} in /proc/kallsyms"))?;
+    sys::link_kprobe_multi(prog.as_fd(), &[address])
+        .map(drop)
+        .map_err(|e| format!("kprobe-multi link refused: {e}"))
+}
+
+/// Raw tracepoints with a BPF cookie, which the tracepoint backend needs (Linux 6.10+).
+fn tracepoint() -> Result<(), String> {
+    let prog = load(bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT, None)
+        .map_err(|e| format!("raw tracepoint programs refused: {e}"))?;
+    sys::raw_tracepoint_open(PROBE_TRACEPOINT, prog.as_raw_fd(), 1)
+        .map(drop)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::E2BIG) => "no BPF cookies on raw tracepoints (needs Linux 6.10+)".into(),
+            _ => format!("raw tracepoint {PROBE_TRACEPOINT} refused: {e}"),
+        })
+}
