@@ -56,6 +56,23 @@ fn bad_netns_path() {
 }
 
 #[test]
+fn bad_output_file_rotation() {
+    let err = fails(&["--output-file", "/tmp/x", "--output-file-max-size", "0"]);
+    assert!(err.contains("--output-file-max-size"), "{err}");
+    require_root();
+    let err = fails(&[
+        "--backend",
+        "tracepoint",
+        "--output-file",
+        "/nonexistent-dir/trace",
+    ]);
+    assert!(
+        one_error_line(&err).contains("/nonexistent-dir/trace"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_mark() {
     let err = fails(&["--filter-mark", "banana"]);
     assert!(err.contains("banana"), "{err}");

@@ -113,4 +113,13 @@ ping_a_to_b
 stop_tracer
 expect_line nsname '"netns_name":"b"' '"saddr":"10.0.0.1"'
 
+# --- --version names the backends this kernel has ---------------------------------------------
+version=$(pwru-rs --version 2>&1)
+if echo "$version" | grep -q 'kprobe: supported' && \
+   { ! kprobe_multi_supported || echo "$version" | grep -q 'kprobe-multi: supported'; }; then
+    pass "version: $(echo "$version" | tail -1)"
+else
+    fail "version: $version"
+fi
+
 finish
