@@ -77,7 +77,10 @@ fn build_ebpf() -> anyhow::Result<()> {
         // aya-ebpf uses an unstable feature (asm_experimental_arch); allow it for that crate only.
         .env("RUSTC_BOOTSTRAP", "aya_ebpf")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        // Never the outer build's stdin: cargo's `rustc -` probe would read it as source when
+        // the build was started with something on stdin.
+        .stdin(Stdio::null());
     // The outer cargo's settings (rustup toolchain, clippy wrapper, profile flags) must not leak.
     for var in [
         "RUSTUP_TOOLCHAIN",
