@@ -73,33 +73,21 @@ fn build_ebpf() -> anyhow::Result<()> {
         .args(["--target", "bpfel-unknown-none", "--message-format=json"])
         .arg("--target-dir")
         .arg(&target_dir)
-        .env("RUSTC", DEBIAN_RUSTC)
-        // aya-ebpf uses an unstable feature (asm_experimental_arch); allow it for that crate only.
-        .env("RUSTC_BOOTSTRAP", "aya_ebpf")
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .stdout(Stdio::piped())
-        // Never the outer build's stdin: cargo's `rustc -` probe would read it as source when
-        // the build was started with something on stdin.
         .stdin(Stdio::null());
-    // The outer cargo's settings (rustup toolchain, clippy wrapper, profile flags) must not leak.
-    for var in [
-        "RUSTUP_TOOLCHAIN",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTDOC",
-        "CARGO_PRIMARY_PACKAGE",
-    ] {
-        cmd.env_remove(var);
-    }
-    for (key, _) in env::vars() {
-        if key.starts_with("CARGO_PROFILE_") || key.starts_with("CARGO_CFG_") {
-            cmd.env_remove(key);
+    // Only what this build needs: the outer cargo's environment (its rustc, wrappers, flags,
+    // jobserver, profile and cfg settings) must not leak into a build for another target with
+    // another compiler.
+    cmd.env_clear();
+    for var in ["PATH", "HOME", "CARGO_HOME", "TMPDIR", "LANG"] {
+        if let Some(value) = env::var_os(var) {
+            cmd.env(var, value);
         }
     }
+    cmd.env("RUSTC", DEBIAN_RUSTC)
+        // aya-ebpf uses an unstable feature (asm_experimental_arch); allow it for that crate only.
+        .env("RUSTC_BOOTSTRAP", "aya_ebpf")
+        .env("CARGO_ENCODED_RUSTFLAGS", &rustflags);
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let mut artifact = None;
