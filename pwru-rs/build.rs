@@ -9,6 +9,7 @@
 use std::{
     env,
     io::{BufRead, BufReader},
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -88,6 +89,16 @@ fn build_ebpf() -> anyhow::Result<()> {
         // aya-ebpf uses an unstable feature (asm_experimental_arch); allow it for that crate only.
         .env("RUSTC_BOOTSTRAP", "aya_ebpf")
         .env("CARGO_ENCODED_RUSTFLAGS", &rustflags);
+    // Only stdin, stdout and stderr: the outer build's other descriptors (a concurrent build
+    // script's pipes among them) must not reach this build, whose rustc probe was seen reading
+    // another crate's compiler output as its source.
+    // SAFETY: close_range is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let mut artifact = None;
