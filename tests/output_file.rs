@@ -148,3 +148,35 @@ fn version_says_version_commit_and_as_root_the_backends() {
         assert!(backends.contains("needs root"), "{text}");
     }
 }
+
+/// `--output-file /dev/null` (as scripts and the benchmark use it) is written, never rotated:
+/// rotating it would rename the device away and leave a regular file in its place.
+#[test]
+fn a_device_is_written_not_rotated() {
+    integration_tests::require_root();
+    assert!(!std::fs::metadata("/dev/null").unwrap().is_file());
+    let net = integration_tests::veth_pair();
+    // Far more than 1 MiB of events, written to /dev/null with a 1 MiB rotation size.
+    let run =
+        format!(
+        "timeout -s INT 20 {bin} --backend tracepoint --filter-netns {ns} --output-file /dev/null \
+           --output-file-max-size 1 --ready-file {ready} 2>/dev/null & pid=$!
+         for _ in $(seq 200); do [ -e {ready} ] && break; sleep 0.05; done
+         ip netns exec {a} ping -q -f -c 20000 127.0.0.1 >/dev/null
+         kill -INT $pid; wait $pid",
+        bin = integration_tests::pwru_bin().display(),
+        ns = net.a.path(),
+        ready = std::env::temp_dir().join(format!("pwru-devnull-{}", std::process::id())).display(),
+        a = net.a.name,
+    );
+    let out = pwru_rs_harness::sh_any(&run).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !std::fs::metadata("/dev/null").unwrap().is_file(),
+        "/dev/null was replaced by a regular file"
+    );
+}

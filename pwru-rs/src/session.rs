@@ -212,6 +212,14 @@ fn read_events<S: events::Sink>(
 
 fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &output.file {
+        // A device, FIFO or socket (`--output-file /dev/null`, a pipe) is written as it is:
+        // rotating it would rename it away and put a regular file in its place.
+        Some(path) if is_special_file(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("--output-file: cannot open {}", path.display()))?,
+        ),
         Some(path) => {
             // Every rotated-to file starts with the text header, so each reads on its own.
             let mut header = Vec::new();
@@ -223,6 +231,11 @@ fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
         }
         None => Box::new(std::io::stdout()),
     })
+}
+
+/// Whether `path` exists and is not a regular file (nor a directory, which fails later).
+fn is_special_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 fn report(summary: &Summary) {
