@@ -3,6 +3,7 @@
 //! read in place (the kernel aligns ring-buffer records to 8 bytes); [`AlignedRecord`] copies a
 //! record that is not.
 
+use super::Dump;
 use pwru_rs_common::record::{
     Cb, DumpHeader, Meta, RecordHeader, SectionHeader, Tuple, KIND_SKB, SECTION_CB, SECTION_META,
     SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, VERSION,
@@ -14,16 +15,8 @@ pub struct Record<'a> {
     pub meta: &'a Meta,
     pub tuple: Option<&'a Tuple>,
     pub cb: Option<&'a Cb>,
-    pub skb_dump: Option<WireDump<'a>>,
-    pub shinfo_dump: Option<WireDump<'a>>,
-}
-
-/// A dump section: the text the kernel printed, and how long the whole dump was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WireDump<'a> {
-    pub text: &'a [u8],
-    /// More than `text.len()` when the per-CPU buffer cut it.
-    pub full_len: u32,
+    pub skb_dump: Option<Dump<'a>>,
+    pub shinfo_dump: Option<Dump<'a>>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -167,7 +160,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 
 /// A dump section's payload: a [`DumpHeader`] whose `len` is the rest of the payload.
 fn dump_once<'a>(
-    slot: &mut Option<WireDump<'a>>,
+    slot: &mut Option<Dump<'a>>,
     section: SectionHeader,
     payload: &'a [u8],
 ) -> Result<(), DecodeError> {
@@ -184,7 +177,7 @@ fn dump_once<'a>(
     if slot.is_some() {
         return Err(DecodeError::Duplicate(section.kind));
     }
-    *slot = Some(WireDump {
+    *slot = Some(Dump {
         text,
         full_len: header.full_len,
     });
@@ -465,7 +458,7 @@ mod tests {
         assert_eq!(skb.full_len, 45);
         assert_eq!(
             r.shinfo_dump,
-            Some(WireDump {
+            Some(Dump {
                 text: b"cut",
                 full_len: 4000
             })

@@ -10,10 +10,7 @@ use pwru_rs_common::record::{
     HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
 };
 
-use super::{
-    decode::{Record, WireDump},
-    Dump, Event, Hook, Reason, Stamp, Tuple,
-};
+use super::{decode::Record, Event, Hook, Reason, Stamp, Tuple};
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
 /// Names of the hooks a backend attached, by what the kernel side reports (`Meta::hook_kind`).
@@ -175,8 +172,8 @@ impl Enricher {
                 })
             }),
             cb: record.cb.map(|cb| cb.words),
-            skb_dump: record.skb_dump.map(dump),
-            shinfo_dump: record.shinfo_dump.map(dump),
+            skb_dump: record.skb_dump,
+            shinfo_dump: record.shinfo_dump,
         }
     }
 
@@ -197,13 +194,6 @@ impl Enricher {
 }
 
 const IPPROTO_TCP: u8 = 6;
-
-fn dump(wire: WireDump<'_>) -> Dump<'_> {
-    Dump {
-        text: wire.text,
-        full_len: wire.full_len,
-    }
-}
 
 fn v4(addr: &[u8; 16]) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))

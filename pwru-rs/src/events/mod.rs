@@ -10,7 +10,7 @@ use std::future::Future;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use tokio::io::unix::AsyncFd;
 
-pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record, WireDump};
+pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record};
 pub use enrich::{Enricher, HookTable};
 pub use model::{Dump, Event, Hook, Reason, Stamp, Tuple};
 
