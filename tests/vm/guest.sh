@@ -113,6 +113,23 @@ ping_a_to_b
 stop_tracer
 expect_line nsname '"netns_name":"b"' '"saddr":"10.0.0.1"'
 
+# --- --output-file rotation: whole events, in time order across the files; the backups cap -----
+# (one CPU, so the ring buffer holds the flood's events in time order; ~4 MiB of events: about
+# 50 per ping with every function, fewer with the subset)
+PINGS=600
+kprobe_multi_supported && PINGS=200
+rotation_flood() {
+    local name=$1; shift
+    run_tracer $name "${BACKEND[@]}" --filter-netns /run/netns/b --timestamp current \
+        --output-file-max-size 1 "$@" icmp
+    ip netns exec a taskset -c 0 ping -q -A -c $PINGS 10.0.0.2 >/dev/null
+    stop_tracer
+}
+rotation_flood rotall
+expect_rotation rotall 0
+rotation_flood rotcap --output-file-max-backups 2
+expect_rotation rotcap 2
+
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
 if echo "$version" | grep -q 'kprobe: supported' && \

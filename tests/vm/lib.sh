@@ -129,6 +129,39 @@ expect_no_line() {
     [ -z "$hit" ] && pass "$1: nothing with $2" || fail "$1: unexpected event: $hit"
 }
 
+# expect_rotation NAME MAX_BACKUPS: /tmp/NAME-<time>.json backups (MAX_BACKUPS of them, or at
+# least two when 0) and /tmp/NAME.json each hold at most 1 MiB of whole JSON events, in time
+# order from the oldest file to the newest; with no cap, no event is missing from them.
+expect_rotation() {
+    local name=$1 cap=$2 f files backups total=0 received
+    backups=$(ls /tmp/$name-*.json 2>/dev/null | sort)
+    local n=$(echo "$backups" | grep -c .)
+    if [ "$cap" -gt 0 ] && [ "$n" -ne "$cap" ]; then fail "$name: $n backups (want $cap): $backups"; return; fi
+    if [ "$cap" -eq 0 ] && [ "$n" -lt 2 ]; then fail "$name: $n backups (want at least 2)"; return; fi
+    files="$backups /tmp/$name.json"
+    for f in $files; do
+        if [ "$(stat -c %s "$f")" -gt 1048576 ]; then fail "$name: $f over 1 MiB"; return; fi
+        if [ -n "$(tail -c 1 "$f")" ] || grep -qv '^{.*}$' "$f"; then
+            fail "$name: $f has a partial event: $(grep -v '^{.*}$' "$f" | head -1 | cut -c 1-200)"; return
+        fi
+        total=$((total + $(wc -l < "$f")))
+    done
+    # shellcheck disable=SC2086
+    local order
+    order=$(cat $files | grep -o '"time":[0-9]*' | cut -d: -f2 |
+        awk 'NR > 1 && $1 < last { print "out of order at event " NR; exit } { last = $1 } END { print NR }')
+    if [ "$order" != "$total" ]; then
+        fail "$name: across $files: $order (want $total events, each with a time, in order)"; return
+    fi
+    if [ "$cap" -eq 0 ]; then
+        received=$(sed -n 's/.* \([0-9]*\) events received.*/\1/p' /tmp/$name.err | tail -1)
+        if [ "$total" != "$received" ]; then
+            fail "$name: $total events in the files, pwru-rs received ${received:-?}"; return
+        fi
+    fi
+    pass "$name: $n backups, $total whole events in time order"
+}
+
 finish() {
     if [ $FAILURES -eq 0 ]; then echo "guest tests on $KVER: all passed"; exit 0; fi
     echo "guest tests on $KVER: $FAILURES failure(s)"

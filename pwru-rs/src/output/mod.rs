@@ -202,12 +202,19 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 fn write_dump_text(out: &mut Vec<u8>, dump: &crate::events::Dump<'_>) {
     out.extend_from_slice(dump.text);
     if dump.is_cut() {
-        out.extend_from_slice(b"\n... cut at ");
-        write_u64(out, dump.text.len() as u64);
-        out.extend_from_slice(b" of ");
-        write_u64(out, dump.full_len as u64);
-        out.extend_from_slice(b" bytes (--set-percpu-buf)");
+        write_cut_marker(out, dump, b"\n");
     }
+}
+
+/// "... cut at N of M bytes" on a line of its own (after `newline`, as the output writes one):
+/// what a dump longer than the buffer ends with.
+fn write_cut_marker(out: &mut Vec<u8>, dump: &crate::events::Dump<'_>, newline: &[u8]) {
+    out.extend_from_slice(newline);
+    out.extend_from_slice(b"... cut at ");
+    write_u64(out, dump.text.len() as u64);
+    out.extend_from_slice(b" of ");
+    write_u64(out, dump.full_len as u64);
+    out.extend_from_slice(b" bytes (--set-percpu-buf)");
 }
 
 /// Short names pwru uses in its TUPLE column (plus SCTP); other protocols print as numbers.
