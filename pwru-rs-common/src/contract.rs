@@ -14,6 +14,11 @@ pub const LOST_MAP: &str = "LOST";
 pub const DUMPS_MAP: &str = "DUMPS";
 /// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
 pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
+/// Hash map of tracked skbs: address → [`crate::TrackedSkb`] (`--filter-track-skb`); userspace
+/// sets its size before load.
+pub const TRACKED_MAP: &str = "TRACKED";
+/// Per-CPU count of skbs that passed the filters but found the tracking map full.
+pub const TRACK_FULL_MAP: &str = "TRACK_FULL";
 /// Read-only global: [`crate::Offsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 /// Read-only global: [`crate::Config`].
@@ -32,6 +37,23 @@ pub const KPROBE_SKB_0_REASON_1: &str = "pwru_kprobe_skb_0_reason_1";
 /// `sk_skb_reason_drop(struct sock *sk, struct sk_buff *skb, enum skb_drop_reason reason)`.
 pub const KPROBE_SKB_1_REASON_2: &str = "pwru_kprobe_skb_1_reason_2";
 
+/// The end of an skb's life, `kfree_skbmem(struct sk_buff *skb)`: traced like any function, then
+/// forgotten by the tracking. The second only forgets (when `--filter-func` leaves it out).
+pub const KPROBE_SKB_0_FREE: &str = "pwru_kprobe_skb_0_free";
+pub const KPROBE_UNTRACK_0: &str = "pwru_kprobe_untrack_0";
+
+/// fexit programs that add a clone or copy of a tracked skb to the tracked set: the skb is the
+/// first argument and the new skb the return value of a function of 2 (`skb_clone`,
+/// `skb_copy`) or 4 (`skb_copy_expand`, `__pskb_copy_fclone`) arguments.
+pub const FEXIT_COPY_OF_2: &str = "pwru_fexit_copy_2";
+pub const FEXIT_COPY_OF_4: &str = "pwru_fexit_copy_4";
+/// `veth_convert_skb_to_xdp_buff(rq, xdp, struct sk_buff **pskb)` may replace `*pskb` with a
+/// copy: fentry remembers the skb, fexit tracks its replacement.
+pub const FENTRY_VETH_CONVERT: &str = "pwru_fentry_veth_convert";
+pub const FEXIT_VETH_CONVERT: &str = "pwru_fexit_veth_convert";
+/// fentry → fexit of the veth conversion: `pskb` → the skb it held on entry.
+pub const VETH_PSKB_MAP: &str = "VETH_PSKB";
+
 /// Raw-tracepoint programs by 0-based position of the skb argument.
 pub const RAW_TP_PROGRAMS: [&str; MAX_SKB_ARGS] = [
     "pwru_raw_tp_skb_0",
@@ -42,6 +64,11 @@ pub const RAW_TP_PROGRAMS: [&str; MAX_SKB_ARGS] = [
 ];
 /// `kfree_skb(struct sk_buff *skb, void *location, enum skb_drop_reason reason, ...)`.
 pub const RAW_TP_SKB_0_REASON_2: &str = "pwru_raw_tp_skb_0_reason_2";
+/// The ends of an skb's life on the tracepoint backend (`skb:kfree_skb`, `skb:consume_skb`):
+/// traced, then forgotten by the tracking; the `UNTRACK` one only forgets.
+pub const RAW_TP_SKB_0_REASON_2_FREE: &str = "pwru_raw_tp_skb_0_reason_2_free";
+pub const RAW_TP_SKB_0_FREE: &str = "pwru_raw_tp_skb_0_free";
+pub const RAW_TP_UNTRACK_0: &str = "pwru_raw_tp_untrack_0";
 
 /// A function whose body userspace replaces before load: alone in its ELF section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

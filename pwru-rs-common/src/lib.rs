@@ -53,6 +53,21 @@ pub const FILTER_MARK: u32 = 1 << 1;
 pub const FILTER_IFINDEX: u32 = 1 << 2;
 /// A pcap expression was injected into the filter stubs.
 pub const FILTER_PCAP: u32 = 1 << 3;
+/// `--filter-track-skb`: an skb that passed the filters is traced from then on, whatever it
+/// becomes, until it is freed; its clones and copies too.
+pub const FILTER_TRACK_SKB: u32 = 1 << 4;
+
+/// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
+pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
+
+/// An skb being tracked (value of the tracking map, keyed by its address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrackedSkb {
+    /// The skb it was cloned or copied from; 0 for one that passed the filters itself.
+    pub parent: u64,
+}
+const _: () = assert!(size_of::<TrackedSkb>() == 8);
 
 /// `Config::outputs` bits: optional sections of a record.
 pub const OUTPUT_SKB_CB: u32 = 1 << 0;
@@ -101,7 +116,7 @@ pub mod record {
     use core::mem::size_of;
 
     /// Bumped whenever a layout below changes incompatibly.
-    pub const VERSION: u16 = 1;
+    pub const VERSION: u16 = 2;
 
     /// `RecordHeader::kind`: one hit of a hook on an skb.
     pub const KIND_SKB: u16 = 1;
@@ -147,6 +162,14 @@ pub mod record {
     pub const META_HAS_REASON: u32 = 1 << 0;
     pub const META_HAS_DEV: u32 = 1 << 1;
 
+    /// `Meta::tracked_by`: why the event was traced (with `--filter-track-skb`).
+    /// Tracking off.
+    pub const TRACKED_NONE: u8 = 0;
+    /// The skb passed the filters at this hook.
+    pub const TRACKED_BY_FILTER: u8 = 1;
+    /// The skb's address is tracked (it passed the filters earlier, or is a clone of one that did).
+    pub const TRACKED_BY_SKB: u8 = 2;
+
     /// Common metadata of an skb at a hook ([`SECTION_META`], always present).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,6 +180,8 @@ pub mod record {
         pub skb: u64,
         /// What fired; its meaning is given by `hook_kind`.
         pub hook: u64,
+        /// The skb this one was cloned or copied from, when tracking follows it; else 0.
+        pub parent_skb: u64,
         pub pid: u32,
         pub cpu: u32,
         pub netns: u32,
@@ -171,12 +196,13 @@ pub mod record {
         pub protocol: u16,
         /// `HOOK_FUNC_IP` or `HOOK_COOKIE`.
         pub hook_kind: u8,
-        pub _pad: u8,
+        /// `TRACKED_*`.
+        pub tracked_by: u8,
         pub comm: [u8; super::TASK_COMM_LEN],
         /// Valid when `flags & META_HAS_DEV`.
         pub ifname: [u8; super::IFNAMSIZ],
     }
-    const _: () = assert!(size_of::<Meta>() == 96);
+    const _: () = assert!(size_of::<Meta>() == 104);
 
     /// `Tuple::ip_version` values.
     pub const IP_V4: u8 = 4;
@@ -237,8 +263,8 @@ pub mod record {
     }
     /// Bytes of an [`SkbRecord`] without its tuple section.
     pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();
-    const _: () = assert!(size_of::<SkbRecord>() == 160);
-    const _: () = assert!(SKB_RECORD_NO_TUPLE == 112);
+    const _: () = assert!(size_of::<SkbRecord>() == 168);
+    const _: () = assert!(SKB_RECORD_NO_TUPLE == 120);
 }
 
 /// Largest packet the filter test program takes.
@@ -261,4 +287,5 @@ mod pod {
     unsafe impl aya::Pod for super::Offsets {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::FilterTestPacket {}
+    unsafe impl aya::Pod for super::TrackedSkb {}
 }

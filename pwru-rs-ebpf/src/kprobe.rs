@@ -23,6 +23,21 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     0
 }
 
+/// The end of an skb's life: traced, then no longer tracked.
+#[inline(always)]
+fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
+    hit(ctx, skb_arg, reason_arg);
+    if crate::skb::tracking() {
+        crate::track::forget(ctx.arg(skb_arg).unwrap_or(0));
+    }
+    0
+}
+
+skb_programs! {
+    kprobe(ProbeContext) -> u32 = hit_then_forget;
+    pwru_kprobe_skb_0_free => contract::KPROBE_SKB_0_FREE, 0, None;
+}
+
 skb_programs! {
     kprobe(ProbeContext) -> u32 = hit;
     pwru_kprobe_skb_0 => contract::KPROBE_PROGRAMS[0], 0, None;

@@ -27,6 +27,7 @@ mod filter;
 mod kprobe;
 mod skb;
 mod tracepoint;
+mod track;
 
 #[cfg(not(test))]
 #[panic_handler]

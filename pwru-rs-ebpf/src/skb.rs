@@ -12,14 +12,18 @@ use pwru_rs_common::{
     record::{
         Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, IP_V4,
         IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, SECTION_CB, SECTION_META,
-        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SKB_RECORD_NO_TUPLE, VERSION,
+        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SKB_RECORD_NO_TUPLE,
+        TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_NONE, VERSION,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
-    TASK_COMM_LEN,
+    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
+    OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
 };
 
-use crate::filter::{pwru_filter_l2, pwru_filter_l3};
+use crate::{
+    filter::{pwru_filter_l2, pwru_filter_l3},
+    track,
+};
 
 /// Kernel struct offsets, written by userspace before load (read-only global).
 #[unsafe(no_mangle)]
@@ -127,6 +131,12 @@ fn read_meta(skb: u64) -> Meta {
     }
 }
 
+/// `--filter-track-skb` (a load-time constant).
+#[inline(always)]
+pub fn tracking() -> bool {
+    cfg!(filters) & FILTER_TRACK_SKB != 0
+}
+
 #[inline(always)]
 fn count_lost() {
     if let Some(p) = LOST.get_ptr_mut(0) {
@@ -143,32 +153,25 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
     if skb == 0 {
         return;
     }
-    // Read only what the configured filters need before deciding: most skbs are not the ones
-    // wanted. The filter bits are load-time constants, so the verifier drops unused branches.
-    let filters = cfg!(filters);
-    if filters & FILTER_MARK != 0 {
-        let mark: u32 = read(skb + off!(skb_mark));
-        if mark & cfg!(mark_mask) != cfg!(mark) {
-            return;
+    // Load-time constant: without tracking, no map lookup.
+    let (tracked_by, parent_skb, meta, headers) = if tracking() {
+        match track::lookup(skb) {
+            // Traced whatever it has become (NATed, decapsulated, rewritten).
+            Some(t) => (TRACKED_BY_SKB, t.parent, None, read_headers(skb)),
+            None => {
+                let Some((meta, headers)) = passes_filters(skb) else {
+                    return;
+                };
+                track::track(skb, 0);
+                (TRACKED_BY_FILTER, 0, meta, headers)
+            }
         }
-    }
-    let meta = if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 {
-        let meta = read_meta(skb);
-        if filters & FILTER_NETNS != 0 && meta.netns != cfg!(netns) {
-            return;
-        }
-        if filters & FILTER_IFINDEX != 0 && meta.ifindex != cfg!(ifindex) {
-            return;
-        }
-        Some(meta)
     } else {
-        None
+        let Some((meta, headers)) = passes_filters(skb) else {
+            return;
+        };
+        (TRACKED_NONE, 0, meta, headers)
     };
-    // A load-time constant: without an expression the verifier prunes the call, so no cost.
-    let headers = read_headers(skb);
-    if cfg!(filters) & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
-        return;
-    }
     let meta = match meta {
         Some(meta) => meta,
         None => read_meta(skb),
@@ -190,6 +193,7 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
         (&raw mut (*m).skb).write(skb);
         (&raw mut (*m).hook).write(hook());
+        (&raw mut (*m).parent_skb).write(parent_skb);
         (&raw mut (*m).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
         (&raw mut (*m).cpu).write(generated::bpf_get_smp_processor_id());
         (&raw mut (*m).netns).write(meta.netns);
@@ -198,7 +202,7 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         (&raw mut (*m).len).write(read(skb + off!(skb_len)));
         (&raw mut (*m).protocol).write(protocol);
         (&raw mut (*m).hook_kind).write(hook_kind);
-        (&raw mut (*m)._pad).write(0);
+        (&raw mut (*m).tracked_by).write(tracked_by);
         let mut flags = 0;
         (&raw mut (*m).reason).write(match reason {
             Some(r) => {
@@ -250,6 +254,39 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         return;
     }
     send_with_sections(r, len, skb);
+}
+
+/// The meta filters, then the pcap filter. `None` when the skb does not pass; else what the meta
+/// filters read of its device and netns (if they read it), and its headers.
+#[inline(always)]
+fn passes_filters(skb: u64) -> Option<(Option<Meta>, Headers)> {
+    // Read only what the configured filters need before deciding: most skbs are not the ones
+    // wanted. The filter bits are load-time constants, so the verifier drops unused branches.
+    let filters = cfg!(filters);
+    if filters & FILTER_MARK != 0 {
+        let mark: u32 = read(skb + off!(skb_mark));
+        if mark & cfg!(mark_mask) != cfg!(mark) {
+            return None;
+        }
+    }
+    let meta = if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 {
+        let meta = read_meta(skb);
+        if filters & FILTER_NETNS != 0 && meta.netns != cfg!(netns) {
+            return None;
+        }
+        if filters & FILTER_IFINDEX != 0 && meta.ifindex != cfg!(ifindex) {
+            return None;
+        }
+        Some(meta)
+    } else {
+        None
+    };
+    let headers = read_headers(skb);
+    // A load-time constant: without an expression the verifier prunes the call, so no cost.
+    if filters & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
+        return None;
+    }
+    Some((meta, headers))
 }
 
 /// `skb->cb` as a section (header and payload: 32 bytes).

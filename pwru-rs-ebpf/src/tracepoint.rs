@@ -26,6 +26,22 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
     0
 }
 
+/// The end of an skb's life: traced, then no longer tracked.
+#[inline(always)]
+fn hit_then_forget(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
+    hit(ctx, skb_arg, reason_arg);
+    if crate::skb::tracking() {
+        crate::track::forget(ctx.arg(skb_arg));
+    }
+    0
+}
+
+skb_programs! {
+    raw_tracepoint(RawTracePointContext) -> i32 = hit_then_forget;
+    pwru_raw_tp_skb_0_free => contract::RAW_TP_SKB_0_FREE, 0, None;
+    pwru_raw_tp_skb_0_reason_2_free => contract::RAW_TP_SKB_0_REASON_2_FREE, 0, Some(2);
+}
+
 skb_programs! {
     raw_tracepoint(RawTracePointContext) -> i32 = hit;
     pwru_raw_tp_skb_0 => contract::RAW_TP_PROGRAMS[0], 0, None;

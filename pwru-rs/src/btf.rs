@@ -433,6 +433,19 @@ impl KernelBtf {
         out
     }
 
+    /// The first function called `name` (vmlinux first), with its number of parameters.
+    pub fn function(&self, name: &str) -> Option<(TypeId, usize)> {
+        self.funcs.iter().find_map(|&at| {
+            let Some(Type::Func(func)) = self.ty(at) else {
+                return None;
+            };
+            if self.objs[usize::from(at.obj)].resolve_name(&func).ok()? != name {
+                return None;
+            }
+            Some((at, self.func_proto(at, &func)?.parameters.len()))
+        })
+    }
+
     /// Raw tracepoints carrying a `struct sk_buff *`, sorted by name.
     ///
     /// Found through the `btf_trace_<name>` typedefs (typedef -> pointer -> function prototype

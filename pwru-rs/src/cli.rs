@@ -68,6 +68,18 @@ pub struct Cli {
     #[arg(long, value_name = "REGEX")]
     pub filter_func: Option<String>,
 
+    /// Follow an skb from the moment it passes the filters until it is freed, even when it no
+    /// longer matches them (after NAT, decapsulation, a header rewrite), and its clones and copies
+    /// (JSON `tracked_by`, `parent_skb`).
+    #[arg(long)]
+    pub filter_track_skb: bool,
+
+    /// --filter-track-skb: skbs tracked at once (the map's size, ~100 bytes each); skbs that
+    /// find it full are not tracked, and counted at exit.
+    #[arg(long, value_name = "N", default_value_t = pwru_rs_common::DEFAULT_TRACK_SKB_MAP_SIZE,
+          requires = "filter_track_skb", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    pub filter_track_skb_map_size: u32,
+
     /// Kernel BTF to read instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub kernel_btf: Option<PathBuf>,

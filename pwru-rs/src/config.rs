@@ -6,8 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use pwru_rs_common::{
-    contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, OUTPUT_SHINFO, OUTPUT_SKB,
-    OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
+    contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
+    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
 };
 use regex::Regex;
 
@@ -59,6 +59,8 @@ impl OutputConfig {
 
 pub struct Config {
     pub backend: BackendChoice,
+    /// `--filter-track-skb`.
+    pub track_skb: bool,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     pub pcap: Option<PcapFilter>,
@@ -67,6 +69,8 @@ pub struct Config {
     /// The kernel programs' read-only configuration (filters, wake-up threshold).
     pub kernel: pwru_rs_common::Config,
     pub ringbuf_size: u32,
+    /// Entries of the map of tracked skbs (1, unused, without `--filter-track-skb`).
+    pub track_skb_map_size: u32,
     pub output: OutputConfig,
     pub ready_file: Option<PathBuf>,
 }
@@ -95,6 +99,9 @@ impl Config {
         } else {
             8
         };
+        if cli.filter_track_skb {
+            kernel.filters |= FILTER_TRACK_SKB;
+        }
         if let Some(f) = &pcap {
             kernel.filters |= FILTER_PCAP;
             log::debug!(
@@ -106,6 +113,7 @@ impl Config {
         }
         Ok(Self {
             backend: cli.backend,
+            track_skb: cli.filter_track_skb,
             kprobe_batch: cli.filter_kprobe_batch as usize,
             kernel_btf: cli
                 .kernel_btf
@@ -115,6 +123,11 @@ impl Config {
             func_filter,
             kernel,
             ringbuf_size: cli.ringbuf_size,
+            track_skb_map_size: if cli.filter_track_skb {
+                cli.filter_track_skb_map_size
+            } else {
+                1
+            },
             output: OutputConfig {
                 json: cli.output_json,
                 timestamp: cli.timestamp,

@@ -30,6 +30,8 @@ pub struct KernelFacts {
     /// BTF ids of `struct sk_buff` / `struct skb_shared_info`, when their dumps are asked for.
     pub skb_btf_id: u32,
     pub shinfo_btf_id: u32,
+    /// With `--filter-track-skb`: the functions clones are followed through.
+    pub copy_functions: Option<Vec<backend::track::CopyFunction>>,
 }
 
 impl KernelFacts {
@@ -63,6 +65,9 @@ impl KernelFacts {
             functions: btf.skb_functions(),
             tracepoints: btf.skb_tracepoints(),
             drop_reasons: btf.drop_reasons(),
+            copy_functions: config
+                .track_skb
+                .then(|| backend::track::copy_functions(&btf)),
         };
         log::debug!(
             "BTF: {} skb functions, {} skb tracepoints, offsets {:?}, in {:?}",
@@ -82,6 +87,8 @@ pub struct Summary {
     pub counts: events::Counts,
     /// Events the kernel side could not hand over (ring buffer full).
     pub lost: u64,
+    /// With `--filter-track-skb`: skbs that should have been tracked but found the map full.
+    pub untracked: Option<u64>,
 }
 
 pub fn run(config: &Config) -> anyhow::Result<Summary> {
@@ -100,6 +107,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &kernel.offsets,
         &kernel_config,
         config.ringbuf_size,
+        config.track_skb_map_size,
     )?;
     let attach_started = Instant::now();
     let attached = backend::attach(
@@ -114,6 +122,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             func_filter: config.func_filter.as_ref(),
             symbol_files,
             kprobe_batch: config.kprobe_batch,
+            track_copies: kernel.copy_functions.as_deref(),
         },
     )?;
     log::info!(
@@ -132,6 +141,11 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let lost: PerCpuArray<MapData, u64> =
         PerCpuArray::try_from(ebpf.take_map(contract::LOST_MAP).context("no LOST map")?)
             .context("LOST map")?;
+    let track_full: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
+        ebpf.take_map(contract::TRACK_FULL_MAP)
+            .context("no TRACK_FULL map")?,
+    )
+    .context("TRACK_FULL map")?;
 
     let clock = WallClock::now();
     let printer = Printer::new(config.output.printer_config(), clock);
@@ -162,7 +176,15 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let summary = Summary {
         stop,
         counts,
-        lost: events::lost_events(&lost)?,
+        lost: events::per_cpu_count(&lost, contract::LOST_MAP)?,
+        untracked: if config.track_skb {
+            Some(events::per_cpu_count(
+                &track_full,
+                contract::TRACK_FULL_MAP,
+            )?)
+        } else {
+            None
+        },
     };
     drop(ready);
     report(&summary);
@@ -251,6 +273,12 @@ fn report(summary: &Summary) {
         "{why}: {received} events received, {} lost (ring buffer full)",
         summary.lost
     );
+    match summary.untracked {
+        Some(0) | None => {}
+        Some(n) => log::warn!(
+            "--filter-track-skb: {n} skbs could not be tracked (tracking map full; see --filter-track-skb-map-size)"
+        ),
+    }
     if malformed > 0 {
         log::warn!("{malformed} malformed records were ignored");
     }

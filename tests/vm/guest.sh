@@ -113,6 +113,32 @@ ping_a_to_b
 stop_tracer
 expect_line nsname '"netns_name":"b"' '"saddr":"10.0.0.1"'
 
+# --- --filter-track-skb: followed through a DNAT; into a clone (tc mirred mirror) --------------
+ip netns exec b nft -f - <<'NFT'
+table ip pwrnat {
+  chain pre { type nat hook prerouting priority -100; ip daddr 10.10.20.99 tcp dport 80 dnat to 10.0.0.2:8080; }
+}
+NFT
+ip -n a route add 10.10.20.99 via 10.0.0.2
+run_tracer track "${BACKEND[@]}" --filter-netns /run/netns/b --filter-track-skb 'dst host 10.10.20.99'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.10.20.99/80' 2>/dev/null
+# Unrelated traffic afterwards, into skbs at the addresses the SYN's freed ones had.
+ip netns exec a bash -c 'for i in $(seq 20); do echo x > /dev/udp/10.0.0.2/7999; done'
+stop_tracer
+expect_stderr track "clones and copies followed through skb_clone"
+expect_line track '"daddr":"10.10.20.99"' '"tracked_by":"filter"'
+expect_line track '"dport":8080' '"tracked_by":"skb"'
+expect_no_line track '"dport":7999'
+
+ip -n a link add vd type dummy && ip -n a link set vd up
+ip netns exec a tc qdisc add dev va clsact
+ip netns exec a tc filter add dev va egress protocol ip flower action mirred egress mirror dev vd
+run_tracer clone "${BACKEND[@]}" --filter-netns /run/netns/a --filter-track-skb icmp
+ping_a_to_b
+stop_tracer
+ip netns exec a tc qdisc del dev va clsact
+expect_clone_of_traced clone vd
+
 # --- --output-file rotation: whole events, in time order across the files; the backups cap -----
 # (one CPU, so the ring buffer holds the flood's events in time order; ~4 MiB of events: about
 # 50 per ping with every function, fewer with the subset)

@@ -162,6 +162,23 @@ expect_rotation() {
     pass "$name: $n backups, $total whole events in time order"
 }
 
+# expect_clone_of_traced NAME IFNAME: an event on IFNAME has a parent_skb, and that parent is an
+# skb of the trace (the clone was followed from the skb it was cloned from).
+expect_clone_of_traced() {
+    local clone parent
+    clone=$(grep -F "\"ifname\":\"$2\"" /tmp/$1.json | grep -F '"parent_skb":"0x' | head -1)
+    if [ -z "$clone" ]; then
+        fail "$1: no event on $2 with a parent_skb; events there: $(grep -F "\"ifname\":\"$2\"" /tmp/$1.json | head -2)"
+        return
+    fi
+    parent=$(echo "$clone" | sed -n 's/.*"parent_skb":"\(0x[0-9a-f]*\)".*/\1/p')
+    if grep -qF "\"skb\":\"$parent\"" /tmp/$1.json; then
+        pass "$1: clone on $2 of traced skb $parent: $(echo "$clone" | grep -o '"func":"[^"]*"')"
+    else
+        fail "$1: the clone's parent $parent is not in the trace"
+    fi
+}
+
 finish() {
     if [ $FAILURES -eq 0 ]; then echo "guest tests on $KVER: all passed"; exit 0; fi
     echo "guest tests on $KVER: $FAILURES failure(s)"

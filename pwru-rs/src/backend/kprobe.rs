@@ -130,7 +130,7 @@ fn raise_open_files_limit(wanted: u64) {
 }
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.
-fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
+pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
     loader::program_fd(ebpf, name, |program| {
         <&mut KProbe>::try_from(program)?.load()
     })
@@ -160,7 +160,11 @@ const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 
 /// A kprobe at `target`'s entry running `prog_fd`; closing the fd removes it.
-fn open_kprobe(pmu: u32, target: &ProbeTarget, prog_fd: i32) -> std::io::Result<OwnedFd> {
+pub(super) fn open_kprobe(
+    pmu: u32,
+    target: &ProbeTarget,
+    prog_fd: i32,
+) -> std::io::Result<OwnedFd> {
     let name = CString::new(target.name.as_str()).map_err(std::io::Error::other)?;
     let attr = PerfEventAttr {
         type_: pmu,

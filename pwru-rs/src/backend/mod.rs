@@ -5,6 +5,7 @@ pub mod kprobe;
 pub mod kprobe_multi;
 pub mod support;
 pub mod tracepoint;
+pub mod track;
 
 use std::{collections::HashSet, os::fd::OwnedFd, time::Duration};
 
@@ -66,6 +67,8 @@ pub struct AttachRequest<'a> {
     pub symbol_files: Option<SymbolFiles>,
     /// kprobe backend: probes attached and detached at once.
     pub kprobe_batch: usize,
+    /// `--filter-track-skb`: the copy functions to follow clones through.
+    pub track_copies: Option<&'a [track::CopyFunction]>,
 }
 
 /// Starts reading what the kprobe backends need (while BTF parses), when they may be used.
@@ -93,7 +96,38 @@ pub fn attach(
         func_filter,
         symbol_files,
         kprobe_batch,
+        track_copies,
     } = request;
+    let mut attached = attach_backend(
+        ebpf,
+        object,
+        choice,
+        hookable,
+        func_filter,
+        symbol_files,
+        kprobe_batch,
+    )?;
+    if let Some(copies) = track_copies {
+        let followed = track::attach(ebpf, object, &mut attached, copies)?;
+        if !followed.is_empty() {
+            log::info!(
+                "--filter-track-skb: clones and copies followed through {}",
+                followed.join(", ")
+            );
+        }
+    }
+    Ok(attached)
+}
+
+fn attach_backend(
+    ebpf: &mut aya::Ebpf,
+    object: &[u8],
+    choice: BackendChoice,
+    hookable: Hookable<'_>,
+    func_filter: Option<&Regex>,
+    symbol_files: Option<SymbolFiles>,
+    kprobe_batch: usize,
+) -> anyhow::Result<Attached> {
     let select = || {
         let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
         select_functions(hookable.functions, func_filter, files)
@@ -201,12 +235,18 @@ pub struct Selection {
     pub skipped: usize,
 }
 
+/// Where an skb's life ends on the kprobe backends: `kfree_skb`, `consume_skb` and the rest all
+/// end in it, once the last reference is gone (a clone's too).
+pub const LIFE_END_FUNCTION: &str = "kfree_skbmem";
+
 /// The program for `f`, by the position of its skb argument (`pwru-rs-ebpf/src/kprobe.rs`).
 fn kprobe_program(f: &SkbFunction) -> Option<&'static str> {
     match (f.name.as_str(), f.skb_arg) {
         // The drop functions whose reason pwru prints.
         ("kfree_skb_reason", 0) => Some(contract::KPROBE_SKB_0_REASON_1),
         ("sk_skb_reason_drop", 1) => Some(contract::KPROBE_SKB_1_REASON_2),
+        // The end of an skb's life: its program also ends its tracking.
+        (LIFE_END_FUNCTION, 0) => Some(contract::KPROBE_SKB_0_FREE),
         (_, arg) => contract::KPROBE_PROGRAMS.get(usize::from(arg)).copied(),
     }
 }

@@ -7,7 +7,10 @@
 //! fired.
 
 use aya::{programs::RawTracePoint, Ebpf};
-use pwru_rs_common::contract::{RAW_TP_PROGRAMS as PROGRAMS, RAW_TP_SKB_0_REASON_2};
+use pwru_rs_common::contract::{
+    RAW_TP_PROGRAMS as PROGRAMS, RAW_TP_SKB_0_FREE, RAW_TP_SKB_0_REASON_2,
+    RAW_TP_SKB_0_REASON_2_FREE,
+};
 use regex::Regex;
 
 use super::{Attached, Backend};
@@ -17,8 +20,17 @@ use crate::{
     loader::{self, sys, ProgramError},
 };
 
+/// Where an skb's life ends on this backend (`kfree_skb` and `consume_skb`, the tracepoints of
+/// the usual ways an skb is freed); their programs also end its tracking.
+pub const LIFE_END_TRACEPOINTS: [&str; 2] = ["kfree_skb", "consume_skb"];
+
 /// The program serving a tracepoint, if any.
 fn program_for(tp: &SkbTracepoint) -> Option<&'static str> {
+    match (tp.name.as_str(), tp.skb_arg, tp.reason_arg) {
+        ("kfree_skb", 0, Some(2)) => return Some(RAW_TP_SKB_0_REASON_2_FREE),
+        ("consume_skb", 0, _) => return Some(RAW_TP_SKB_0_FREE),
+        _ => {}
+    }
     match (tp.skb_arg, tp.reason_arg) {
         (0, Some(2)) => Some(RAW_TP_SKB_0_REASON_2),
         (n, reason) => {
@@ -109,7 +121,7 @@ pub fn attach(
 }
 
 /// Loads (verifies) a program the first time it is needed; returns its fd.
-fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
+pub(super) fn load_program(ebpf: &mut Ebpf, name: &'static str) -> Result<i32, ProgramError> {
     loader::program_fd(ebpf, name, |program| {
         <&mut RawTracePoint>::try_from(program)?.load()
     })

@@ -322,6 +322,8 @@ mod tests {
 
     use super::*;
 
+    const META: usize = size_of::<Meta>();
+
     fn meta() -> Meta {
         Meta {
             skb: 0xffff_8880_1234_5678,
@@ -398,16 +400,16 @@ mod tests {
         ));
         // The tuple section claims to run past the end.
         assert!(matches!(
-            patched(8 + 8 + 96 + 4, &4000u32.to_le_bytes()),
+            patched(8 + 8 + META + 4, &4000u32.to_le_bytes()),
             Err(DecodeError::Truncated { .. })
         ));
         // The tuple section relabelled as a second meta section.
         assert_eq!(
-            patched(8 + 8 + 96, &SECTION_META.to_le_bytes()),
+            patched(8 + 8 + META, &SECTION_META.to_le_bytes()),
             Err(DecodeError::SectionSize {
                 kind: SECTION_META,
                 len: 40,
-                expected: 96
+                expected: META
             })
         );
         // Every prefix and every single-byte corruption decodes or errors; none panics.
@@ -423,7 +425,7 @@ mod tests {
     fn sections_in_another_order_decode_the_same() {
         let bytes = encode(&meta(), Some(&tuple()));
         // meta and tuple swapped: the walk, not the fixed-offset path, reads it.
-        let (head, m, t) = (&bytes[..8], &bytes[8..112], &bytes[112..]);
+        let (head, m, t) = (&bytes[..8], &bytes[8..16 + META], &bytes[16 + META..]);
         let swapped = [head, t, m].concat();
         let mut buf = AlignedRecord::default();
         assert_eq!(decode_usual(buf.copy_of(&swapped)), None);

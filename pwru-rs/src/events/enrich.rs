@@ -7,10 +7,11 @@ use std::{
 };
 
 use pwru_rs_common::record::{
-    HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
+    HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, TRACKED_BY_FILTER,
+    TRACKED_BY_SKB,
 };
 
-use super::{decode::Record, Event, Hook, Reason, Stamp, Tuple};
+use super::{decode::Record, Event, Hook, Reason, Stamp, TrackedBy, Tuple};
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
 /// Names of the hooks a backend attached, by what the kernel side reports (`Meta::hook_kind`).
@@ -57,6 +58,14 @@ impl HookTable {
             }
             _ => None,
         }
+    }
+
+    /// Whether a hook of this name is attached.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_cookie
+            .iter()
+            .chain(self.by_address.iter().map(|(_, n)| n))
+            .any(|n| n == name)
     }
 
     /// Number of hooks.
@@ -174,6 +183,12 @@ impl Enricher {
             cb: record.cb.map(|cb| cb.words),
             skb_dump: record.skb_dump,
             shinfo_dump: record.shinfo_dump,
+            tracked_by: match m.tracked_by {
+                TRACKED_BY_FILTER => Some(TrackedBy::Filter),
+                TRACKED_BY_SKB => Some(TrackedBy::Skb),
+                _ => None,
+            },
+            parent_skb: (m.parent_skb != 0).then_some(m.parent_skb),
         }
     }
 

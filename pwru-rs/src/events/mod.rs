@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 
 pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record};
 pub use enrich::{Enricher, HookTable};
-pub use model::{Dump, Event, Hook, Reason, Stamp, Tuple};
+pub use model::{Dump, Event, Hook, Reason, Stamp, TrackedBy, Tuple};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
@@ -151,11 +151,12 @@ fn drain<S: Sink>(
     Ok(more)
 }
 
-/// Events the kernel side could not hand over because the ring buffer was full, summed over CPUs.
-pub fn lost_events(lost: &PerCpuArray<MapData, u64>) -> Result<u64, EventsError> {
-    let per_cpu = lost
-        .get(&0, 0)
-        .map_err(|e| EventsError::Map(pwru_rs_common::contract::LOST_MAP, e))?;
+/// A per-CPU counter of the kernel side (`LOST`: ring buffer full; `TRACK_FULL`), summed over CPUs.
+pub fn per_cpu_count(
+    counter: &PerCpuArray<MapData, u64>,
+    name: &'static str,
+) -> Result<u64, EventsError> {
+    let per_cpu = counter.get(&0, 0).map_err(|e| EventsError::Map(name, e))?;
     Ok(per_cpu.iter().sum())
 }
 

@@ -44,6 +44,28 @@ pub struct Event<'a> {
     pub skb_dump: Option<Dump<'a>>,
     /// `struct skb_shared_info` as the kernel printed it (`--output-skb-shared-info`).
     pub shinfo_dump: Option<Dump<'a>>,
+    /// Why the event was traced, with `--filter-track-skb`; `None` without.
+    pub tracked_by: Option<TrackedBy>,
+    /// The skb this one was cloned or copied from, when tracking followed the copy.
+    pub parent_skb: Option<u64>,
+}
+
+/// Why an event was traced with `--filter-track-skb` (JSON `tracked_by`, pwru's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackedBy {
+    /// The skb passed the filters at this hook.
+    Filter,
+    /// Its address was tracked: it passed them earlier, or is a copy of one that did.
+    Skb,
+}
+
+impl TrackedBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackedBy::Filter => "filter",
+            TrackedBy::Skb => "skb",
+        }
+    }
 }
 
 /// Text the kernel printed with `bpf_snprintf_btf`.

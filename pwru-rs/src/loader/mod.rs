@@ -37,6 +37,7 @@ pub fn load(
     offsets: &Offsets,
     config: &Config,
     ringbuf_size: u32,
+    track_skb_map_size: u32,
 ) -> Result<Ebpf, LoadError> {
     raise_memlock_limit();
     let ebpf = EbpfLoader::new()
@@ -46,6 +47,7 @@ pub fn load(
         .override_global(contract::OFFSETS_GLOBAL, offsets, true)
         .override_global(contract::CONFIG_GLOBAL, config, true)
         .map_max_entries(contract::EVENTS_MAP, ringbuf_size)
+        .map_max_entries(contract::TRACKED_MAP, track_skb_map_size)
         .load(object)?;
     Ok(ebpf)
 }

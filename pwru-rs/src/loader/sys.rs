@@ -142,6 +142,13 @@ pub fn raw_tracepoint_open(name: &str, prog_fd: i32, cookie: u64) -> std::io::Re
     bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
 }
 
+/// `BPF_RAW_TRACEPOINT_OPEN` of a tracing program (fentry/fexit: the target was given at load).
+pub fn tracing_attach(prog: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    attr.raw_tracepoint.prog_fd = prog.as_raw_fd() as u32;
+    bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+}
+
 /// `BPF_PROG_TEST_RUN` without input; returns the program's return value.
 pub fn prog_test_run(prog_fd: i32) -> std::io::Result<u32> {
     let mut attr = zeroed_attr();

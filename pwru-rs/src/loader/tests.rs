@@ -23,15 +23,28 @@ fn programs_exist_with_their_kinds() {
     for name in contract::KPROBE_PROGRAMS.iter().chain(&[
         contract::KPROBE_SKB_0_REASON_1,
         contract::KPROBE_SKB_1_REASON_2,
+        contract::KPROBE_SKB_0_FREE,
+        contract::KPROBE_UNTRACK_0,
     ]) {
         assert_eq!(kind(name), kprobe, "{name}");
     }
     for name in contract::RAW_TP_PROGRAMS.iter().chain(&[
         contract::RAW_TP_SKB_0_REASON_2,
+        contract::RAW_TP_SKB_0_REASON_2_FREE,
+        contract::RAW_TP_SKB_0_FREE,
+        contract::RAW_TP_UNTRACK_0,
         contract::FILTER_TEST_PROGRAM,
     ]) {
         assert_eq!(kind(name), raw_tp, "{name}");
     }
+    for name in [
+        contract::FEXIT_COPY_OF_2,
+        contract::FEXIT_COPY_OF_4,
+        contract::FEXIT_VETH_CONVERT,
+    ] {
+        assert!(kind(name).starts_with("FExit"), "{name}: {}", kind(name));
+    }
+    assert!(kind(contract::FENTRY_VETH_CONVERT).starts_with("FEntry"));
 }
 
 #[test]
@@ -41,6 +54,12 @@ fn maps_exist_with_their_types() {
         (contract::EVENTS_MAP, bpf_map_type::BPF_MAP_TYPE_RINGBUF),
         (contract::LOST_MAP, bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY),
         (contract::FILTER_TEST_MAP, bpf_map_type::BPF_MAP_TYPE_ARRAY),
+        (contract::TRACKED_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
+        (
+            contract::TRACK_FULL_MAP,
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        ),
+        (contract::VETH_PSKB_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
     ] {
         let map = obj
             .maps

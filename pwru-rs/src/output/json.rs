@@ -50,6 +50,10 @@ pub struct JsonEvent {
     pub skb_dump: Option<String>,
     /// `struct skb_shared_info`; `null` without `--output-skb-shared-info`.
     pub skb_shared_info: Option<String>,
+    /// `"filter"` or `"skb"` with `--filter-track-skb`, else `null`.
+    pub tracked_by: Option<String>,
+    /// With tracking, the skb this one was cloned or copied from, `0x` hex; else `null`.
+    pub parent_skb: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +184,20 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
             }
             None => out.extend_from_slice(b"null"),
         }
+    }
+    out.extend_from_slice(b",\"tracked_by\":");
+    match e.tracked_by {
+        Some(by) => quoted(out, |o| o.extend_from_slice(by.name().as_bytes())),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"parent_skb\":");
+    match e.parent_skb {
+        Some(parent) => {
+            out.extend_from_slice(b"\"");
+            write_hex(out, parent);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
 }

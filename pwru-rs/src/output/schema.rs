@@ -87,6 +87,16 @@ pub const FIELDS: &[SchemaField] = &[
         "string / null",
         "`struct skb_shared_info`, the same way (`--output-skb-shared-info`)",
     ),
+    field(
+        "tracked_by",
+        "string / null",
+        "`--filter-track-skb`: `\"filter\"` when the skb passed the filters at this hook, `\"skb\"` when its address was tracked (it passed them earlier, or is a clone or copy of one that did); `null` without tracking",
+    ),
+    field(
+        "parent_skb",
+        "string / null",
+        "`--filter-track-skb`: the skb this one was cloned or copied from (`skb_clone`, `skb_copy`, …), `0x…` hex, so that a packet's lineage can be rebuilt; `null` otherwise",
+    ),
 ];
 
 /// The README's table of the schema.

@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::events::{Stamp, Tuple};
+use crate::events::{Stamp, TrackedBy, Tuple};
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -52,6 +52,8 @@ fn udp_event() -> Event<'static> {
         cb: None,
         skb_dump: None,
         shinfo_dump: None,
+        tracked_by: None,
+        parent_skb: None,
     }
 }
 
@@ -295,6 +297,8 @@ fn json_round_trip_has_every_field() {
             reason_code: None,
             skb_dump: None,
             skb_shared_info: None,
+            tracked_by: None,
+            parent_skb: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -320,11 +324,33 @@ fn json_writer_keys_are_the_documented_schema_in_every_case() {
         time: Stamp::Wall(1),
         ..udp_event()
     };
-    for e in [udp_event(), drop] {
+    let clone = Event {
+        tracked_by: Some(TrackedBy::Skb),
+        parent_skb: Some(0xffff_8880_0a1b_2d00),
+        ..udp_event()
+    };
+    for e in [udp_event(), drop, clone] {
         let mut out = Vec::new();
         printer(true, TimestampChoice::None).write_event(&e, &mut out);
         assert_eq!(schema::tests::keys_of(&out), documented);
     }
+}
+
+#[test]
+fn json_says_why_a_tracked_skb_was_traced_and_its_parent() {
+    let mut e = udp_event();
+    let j = json(&e);
+    assert_eq!((j.tracked_by, j.parent_skb), (None, None));
+    e.tracked_by = Some(TrackedBy::Filter);
+    assert_eq!(json(&e).tracked_by.as_deref(), Some("filter"));
+    e.tracked_by = Some(TrackedBy::Skb);
+    e.parent_skb = Some(0xffff_8880_0a1b_2d00);
+    let j = json(&e);
+    assert_eq!(j.tracked_by.as_deref(), Some("skb"));
+    assert_eq!(j.parent_skb.as_deref(), Some("0xffff88800a1b2d00"));
+    // The text columns stay pwru's.
+    let printer = printer(false, TimestampChoice::None);
+    assert_eq!(text(&printer, &e), text(&printer, &udp_event()));
 }
 
 #[test]
@@ -350,6 +376,8 @@ fn zeros_are_kept_in_json() {
         cb: None,
         skb_dump: None,
         shinfo_dump: None,
+        tracked_by: None,
+        parent_skb: None,
     };
     let mut out = Vec::new();
     printer(true, TimestampChoice::None).write_event(&e, &mut out);

@@ -1,0 +1,174 @@
+//! `--filter-track-skb`'s own hooks, attached after the backend's: fexit on the functions that
+//! clone or copy an skb (a copy of a tracked skb is tracked too, with its parent), and the ends
+//! of an skb's life that `--filter-func` left out (there the backend's programs end the
+//! tracking themselves, after their event).
+//!
+//! fexit needs BPF trampolines; a kernel without them (this project's host) tracks by address
+//! only, and says so once.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use aya::Ebpf;
+use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
+use pwru_rs_common::contract;
+
+use super::{kprobe, tracepoint, Attached, Backend, ProbeTarget, LIFE_END_FUNCTION};
+use crate::{
+    btf::KernelBtf,
+    loader::{
+        relocate::relocated_programs,
+        sys::{self, ProgLoad},
+    },
+};
+
+/// Functions that return a new skb made from their first argument, and that may be hooked.
+const COPY_FUNCTIONS: [&str; 5] = [
+    "skb_clone",
+    "skb_copy",
+    "skb_realloc_headroom",
+    "skb_copy_expand",
+    "__pskb_copy_fclone",
+];
+
+/// A copy function to hook: its BTF id and the fexit program for its number of arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFunction {
+    pub name: &'static str,
+    pub btf_id: u32,
+    pub program: &'static str,
+}
+
+/// The copy functions of this kernel's BTF (vmlinux only) that pwru-rs has a program for.
+pub fn copy_functions(btf: &KernelBtf) -> Vec<CopyFunction> {
+    COPY_FUNCTIONS
+        .iter()
+        .filter_map(|&name| {
+            let (id, params) = btf.function(name)?;
+            let program = match params {
+                2 => contract::FEXIT_COPY_OF_2,
+                4 => contract::FEXIT_COPY_OF_4,
+                _ => {
+                    log::debug!("{name} has {params} parameters here: not followed");
+                    return None;
+                }
+            };
+            (id.obj == 0).then_some(CopyFunction {
+                name,
+                btf_id: id.id,
+                program,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("--filter-track-skb: {0}")]
+    Program(#[from] crate::loader::ProgramError),
+    #[error("--filter-track-skb: {0}")]
+    Relocate(#[from] crate::loader::relocate::RelocateError),
+    #[error("--filter-track-skb: {0}")]
+    Verifier(sys::ProgLoadError),
+    #[error("--filter-track-skb: cannot hook {what} to end the tracking of freed skbs: {error}")]
+    LifeEnd { what: String, error: std::io::Error },
+}
+
+/// Attaches the tracking's hooks; their links join `attached`'s. Returns the copy functions
+/// followed.
+pub fn attach(
+    ebpf: &mut Ebpf,
+    object: &[u8],
+    attached: &mut Attached,
+    copies: &[CopyFunction],
+) -> Result<Vec<&'static str>, TrackError> {
+    let mut links = life_end_hooks(ebpf, attached)?;
+    let (copy_links, followed) = copy_hooks(ebpf, object, copies)?;
+    links.extend(copy_links);
+    attached.links.extend(links);
+    Ok(followed)
+}
+
+/// Where `--filter-func` left out the end of an skb's life, a program there that only forgets.
+fn life_end_hooks(ebpf: &mut Ebpf, attached: &Attached) -> Result<Vec<OwnedFd>, TrackError> {
+    let mut links = Vec::new();
+    match attached.backend {
+        Backend::Tracepoint => {
+            for name in tracepoint::LIFE_END_TRACEPOINTS {
+                if attached.hooks.contains(name) {
+                    continue;
+                }
+                let prog = tracepoint::load_program(ebpf, contract::RAW_TP_UNTRACK_0)?;
+                links.push(sys::raw_tracepoint_open(name, prog, 0).map_err(|error| {
+                    TrackError::LifeEnd {
+                        what: format!("tracepoint {name}"),
+                        error,
+                    }
+                })?);
+            }
+        }
+        Backend::Kprobe | Backend::KprobeMulti => {
+            if !attached.hooks.contains(LIFE_END_FUNCTION) {
+                let lost = |error| TrackError::LifeEnd {
+                    what: LIFE_END_FUNCTION.to_owned(),
+                    error,
+                };
+                let pmu = kprobe::pmu_type()
+                    .ok_or_else(|| lost(std::io::Error::from_raw_os_error(libc::ENOSYS)))?;
+                let prog = kprobe::load_program(ebpf, contract::KPROBE_UNTRACK_0)?;
+                let target = ProbeTarget {
+                    name: LIFE_END_FUNCTION.to_owned(),
+                    // A kprobe by name: the address is not needed.
+                    address: 0,
+                    program: contract::KPROBE_UNTRACK_0,
+                };
+                links.push(kprobe::open_kprobe(pmu, &target, prog).map_err(lost)?);
+            }
+        }
+    }
+    Ok(links)
+}
+
+/// fexit on each copy function. A kernel that refuses tracing programs (no BPF trampolines) is
+/// said once and tracked by address only; a verifier rejection is an error.
+fn copy_hooks(
+    ebpf: &Ebpf,
+    object: &[u8],
+    copies: &[CopyFunction],
+) -> Result<(Vec<OwnedFd>, Vec<&'static str>), TrackError> {
+    let (mut links, mut followed) = (Vec::new(), Vec::new());
+    if copies.is_empty() {
+        log::warn!("--filter-track-skb: no skb copy function in BTF: clones are not followed");
+        return Ok((links, followed));
+    }
+    let programs = [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4];
+    let instructions = relocated_programs(ebpf, object, &programs)?;
+    for copy in copies {
+        let loaded = sys::prog_load(&ProgLoad {
+            name: copy.program,
+            prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
+            expected_attach_type: Some(bpf_attach_type::BPF_TRACE_FEXIT),
+            attach_btf_id: copy.btf_id,
+            attach_prog_fd: None,
+            insns: &instructions[copy.program],
+        });
+        let prog = match loaded {
+            Ok(prog) => prog,
+            Err(e) if e.verifier_rejected() => return Err(TrackError::Verifier(e)),
+            Err(e) => {
+                log::warn!(
+                    "--filter-track-skb: this kernel refuses fexit programs ({}): clones and copies are not followed, skbs are tracked by address only",
+                    e.error
+                );
+                return Ok((Vec::new(), Vec::new()));
+            }
+        };
+        match sys::tracing_attach(prog.as_fd()) {
+            Ok(link) => {
+                links.push(link);
+                followed.push(copy.name);
+            }
+            Err(e) => log::warn!("--filter-track-skb: fexit on {} refused: {e}", copy.name),
+        }
+    }
+    Ok((links, followed))
+}
