@@ -142,3 +142,38 @@ fn netns_names_name_the_test_namespace() {
         );
     }
 }
+
+#[test]
+fn stacks_and_callers_are_the_kernels() {
+    require_root();
+    let (trace, net) = traced_ping(&["--output-stack", "--output-caller"]);
+    let echo = trace.with_tuple(Some(&net.addr_a), Some(&net.addr_b));
+    assert!(!echo.is_empty(), "{}", trace.dump());
+    for e in echo {
+        let stack = e
+            .stack
+            .as_ref()
+            .unwrap_or_else(|| panic!("no stack: {}", show(e)));
+        // The veth's receive path, below the tracepoint: real network functions, symbolised.
+        assert!(
+            stack.iter().any(
+                |f| f.starts_with("process_backlog+0x") || f.starts_with("__netif_receive_skb")
+            ),
+            "{stack:?}"
+        );
+        assert!(
+            stack
+                .iter()
+                .all(|f| f.contains("+0x") || f.starts_with("0x")),
+            "{stack:?}"
+        );
+        assert_eq!(e.stack_error, None);
+        // The tracepoint netif_receive_skb sits in __netif_receive_skb_core.
+        let caller = e.caller_func.as_deref().unwrap_or_default();
+        assert!(
+            caller.starts_with("__netif_receive_skb_core"),
+            "{}",
+            show(e)
+        );
+    }
+}

@@ -19,6 +19,9 @@ pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 pub const TRACKED_MAP: &str = "TRACKED";
 /// Per-CPU count of skbs that passed the filters but found the tracking map full.
 pub const TRACK_FULL_MAP: &str = "TRACK_FULL";
+/// Stack traces of events (`--output-stack`, and `--output-caller` on tracepoints); userspace
+/// sets the value size (`STACK_DEPTH` frames) and entries before load.
+pub const STACKS_MAP: &str = "STACKS";
 /// Read-only global: [`crate::Offsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
 /// Read-only global: [`crate::Config`].

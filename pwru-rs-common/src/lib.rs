@@ -76,6 +76,15 @@ pub const OUTPUT_TCP_FLAGS: u32 = 1 << 1;
 pub const OUTPUT_SKB: u32 = 1 << 2;
 /// `struct skb_shared_info` printed by `bpf_snprintf_btf`.
 pub const OUTPUT_SHINFO: u32 = 1 << 3;
+/// The kernel stack of each event, as an id into the stack map.
+pub const OUTPUT_STACK: u32 = 1 << 4;
+/// The calling function: the return address on kprobes; on tracepoints, found in the stack.
+pub const OUTPUT_CALLER: u32 = 1 << 5;
+
+/// Frames kept of each stack (`--output-stack`): the stack map's value size is this × 8.
+pub const STACK_DEPTH: u32 = 64;
+/// Stacks the stack map holds (distinct ones: equal stacks share an entry).
+pub const STACK_MAP_SIZE: u32 = 8192;
 
 /// Dumps (`OUTPUT_SKB`, `OUTPUT_SHINFO`) are written into per-CPU buffers first; a program
 /// interrupted by another on the same CPU (task, softirq, hardirq, NMI) must not share one, so
@@ -161,6 +170,10 @@ pub mod record {
     /// `Meta::flags` bits.
     pub const META_HAS_REASON: u32 = 1 << 0;
     pub const META_HAS_DEV: u32 = 1 << 1;
+    /// `Meta::stack_id` is an id of the stack map.
+    pub const META_HAS_STACK: u32 = 1 << 2;
+    /// The stack was asked for but not captured: `Meta::stack_id` is the errno.
+    pub const META_STACK_FAILED: u32 = 1 << 3;
 
     /// `Meta::tracked_by`: why the event was traced (with `--filter-track-skb`).
     /// Tracking off.
@@ -182,6 +195,8 @@ pub mod record {
         pub hook: u64,
         /// The skb this one was cloned or copied from, when tracking follows it; else 0.
         pub parent_skb: u64,
+        /// Return address into the probed function's caller (kprobes, `--output-caller`); else 0.
+        pub caller: u64,
         pub pid: u32,
         pub cpu: u32,
         pub netns: u32,
@@ -192,6 +207,9 @@ pub mod record {
         /// `enum skb_drop_reason` value, valid when `flags & META_HAS_REASON`.
         pub reason: u32,
         pub flags: u32,
+        /// See `META_HAS_STACK` / `META_STACK_FAILED`.
+        pub stack_id: u32,
+        pub _pad: u32,
         /// `skb->protocol`, host byte order (an ethertype such as 0x0800).
         pub protocol: u16,
         /// `HOOK_FUNC_IP` or `HOOK_COOKIE`.
@@ -202,7 +220,7 @@ pub mod record {
         /// Valid when `flags & META_HAS_DEV`.
         pub ifname: [u8; super::IFNAMSIZ],
     }
-    const _: () = assert!(size_of::<Meta>() == 104);
+    const _: () = assert!(size_of::<Meta>() == 120);
 
     /// `Tuple::ip_version` values.
     pub const IP_V4: u8 = 4;
@@ -263,8 +281,8 @@ pub mod record {
     }
     /// Bytes of an [`SkbRecord`] without its tuple section.
     pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();
-    const _: () = assert!(size_of::<SkbRecord>() == 168);
-    const _: () = assert!(SKB_RECORD_NO_TUPLE == 120);
+    const _: () = assert!(size_of::<SkbRecord>() == 184);
+    const _: () = assert!(SKB_RECORD_NO_TUPLE == 136);
 }
 
 /// Largest packet the filter test program takes.

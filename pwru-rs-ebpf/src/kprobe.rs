@@ -3,7 +3,10 @@
 //! is printed. The same programs serve plain kprobes and kprobe-multi links.
 
 use aya_ebpf::{
-    helpers::generated::bpf_get_func_ip, macros::kprobe, programs::ProbeContext, EbpfContext,
+    helpers::{bpf_probe_read_kernel, generated::bpf_get_func_ip},
+    macros::kprobe,
+    programs::ProbeContext,
+    EbpfContext,
 };
 use pwru_rs_common::{contract, record::HOOK_FUNC_IP};
 
@@ -15,9 +18,15 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
     // The probed function's address; userspace names it through kallsyms.
     handle_skb(
+        ctx.as_ptr(),
         skb,
         HOOK_FUNC_IP,
         || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+        // At the function's entry the stack pointer points at the return address.
+        || {
+            let sp = unsafe { (*ctx.regs).rsp };
+            unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0)
+        },
         reason,
     );
     0

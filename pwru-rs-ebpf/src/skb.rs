@@ -3,21 +3,22 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, generated},
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf, StackTrace},
 };
 use core::mem::MaybeUninit;
 
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, IP_V4,
-        IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, SECTION_CB, SECTION_META,
-        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SKB_RECORD_NO_TUPLE,
-        TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_NONE, VERSION,
+        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple,
+        HOOK_COOKIE, IP_V4, IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
+        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
+        SECTION_TUPLE, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_NONE,
+        VERSION,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
-    OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
+    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB,
+    OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -45,6 +46,16 @@ assert_contract_name!(EVENTS, contract::EVENTS_MAP);
 static DUMPS: PerCpuArray<[u8; DEFAULT_DUMP_BUF as usize]> =
     PerCpuArray::with_max_entries(DUMP_LEVELS * DUMPS_PER_LEVEL, 0);
 assert_contract_name!(DUMPS, contract::DUMPS_MAP);
+
+/// Stack traces; userspace sets the value size (`STACK_DEPTH` frames) and entries before load.
+/// Entries are never replaced (no `BPF_F_REUSE_STACKID`) nor deleted, so an id always means the
+/// stack it was given for, and userspace reads each once.
+#[map]
+static STACKS: StackTrace = StackTrace::with_max_entries(1, 0);
+assert_contract_name!(STACKS, contract::STACKS_MAP);
+
+/// Compare stacks by hash only: cheaper, and a collision is told apart at no cost to us.
+const BPF_F_FAST_STACK_CMP: u64 = 1 << 9;
 
 /// This CPU's dump nesting level (see `DUMP_LEVELS`).
 #[map]
@@ -147,9 +158,17 @@ fn count_lost() {
 /// Entry point of every hook: filter, then build one record and send it.
 ///
 /// `hook` names the hook for userspace (asked only for events: it is a helper call), as a
-/// `record::HOOK_*` kind; `reason` is the drop reason when the hook carries one.
+/// `record::HOOK_*` kind; `caller` is the return address into the caller where the hook kind has
+/// one (0 else); `reason` is the drop reason when the hook carries one.
 #[inline(always)]
-pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: Option<u32>) {
+pub fn handle_skb(
+    ctx: *mut core::ffi::c_void,
+    skb: u64,
+    hook_kind: u8,
+    hook: impl FnOnce() -> u64,
+    caller: impl FnOnce() -> u64,
+    reason: Option<u32>,
+) {
     if skb == 0 {
         return;
     }
@@ -194,6 +213,32 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         (&raw mut (*m).skb).write(skb);
         (&raw mut (*m).hook).write(hook());
         (&raw mut (*m).parent_skb).write(parent_skb);
+        // Load-time constants: nothing of this without the options.
+        let outputs = cfg!(outputs);
+        (&raw mut (*m).caller).write(if outputs & OUTPUT_CALLER != 0 {
+            caller()
+        } else {
+            0
+        });
+        // Tracepoints have no return address: their caller is found in the stack.
+        let (stack_id, stack_flags) = if outputs & OUTPUT_STACK != 0
+            || (outputs & OUTPUT_CALLER != 0 && hook_kind == HOOK_COOKIE)
+        {
+            let id = generated::bpf_get_stackid(
+                ctx,
+                (&raw const STACKS).cast_mut().cast(),
+                BPF_F_FAST_STACK_CMP,
+            );
+            if id >= 0 {
+                (id as u32, META_HAS_STACK)
+            } else {
+                ((-id) as u32, META_STACK_FAILED)
+            }
+        } else {
+            (0, 0)
+        };
+        (&raw mut (*m).stack_id).write(stack_id);
+        (&raw mut (*m)._pad).write(0);
         (&raw mut (*m).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
         (&raw mut (*m).cpu).write(generated::bpf_get_smp_processor_id());
         (&raw mut (*m).netns).write(meta.netns);
@@ -203,7 +248,7 @@ pub fn handle_skb(skb: u64, hook_kind: u8, hook: impl FnOnce() -> u64, reason: O
         (&raw mut (*m).protocol).write(protocol);
         (&raw mut (*m).hook_kind).write(hook_kind);
         (&raw mut (*m).tracked_by).write(tracked_by);
-        let mut flags = 0;
+        let mut flags = stack_flags;
         (&raw mut (*m).reason).write(match reason {
             Some(r) => {
                 flags |= META_HAS_REASON;

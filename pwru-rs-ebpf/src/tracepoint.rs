@@ -18,9 +18,11 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n) as u32);
     // The cookie is the hook's index in userspace's table of attached tracepoints.
     handle_skb(
+        ctx.as_ptr(),
         skb,
         HOOK_COOKIE,
         || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
+        || 0,
         reason,
     );
     0

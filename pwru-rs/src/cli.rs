@@ -123,6 +123,16 @@ pub struct Cli {
     #[arg(long)]
     pub output_skb_shared_info: bool,
 
+    /// Print each event's kernel stack (symbolised from /proc/kallsyms), under the event line and
+    /// as JSON `stack`.
+    #[arg(long)]
+    pub output_stack: bool,
+
+    /// Print the function that called the traced one (JSON `caller_func`); for a tracepoint, the
+    /// function the tracepoint is in.
+    #[arg(long)]
+    pub output_caller: bool,
+
     /// Size of each per-CPU buffer the --output-skb and --output-skb-shared-info dumps are
     /// written into; a longer dump is cut (and says so).
     #[arg(long, value_name = "BYTES", default_value_t = pwru_rs_common::DEFAULT_DUMP_BUF,

@@ -7,7 +7,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_TCP_FLAGS,
+    OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
+    STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -33,6 +34,9 @@ pub struct OutputConfig {
     pub tuple: bool,
     pub tcp_flags: bool,
     pub skb_cb: bool,
+    /// `--output-stack`, `--output-caller`.
+    pub stack: bool,
+    pub caller: bool,
     /// `--output-netns-names`, and the text column's width.
     pub netns_names: bool,
     pub netns_names_max_length: usize,
@@ -52,6 +56,7 @@ impl OutputConfig {
             output_meta: self.meta,
             output_tuple: self.tuple,
             output_skb_cb: self.skb_cb,
+            output_caller: self.caller,
             netns_names_width: self.netns_names.then_some(self.netns_names_max_length),
         }
     }
@@ -88,6 +93,8 @@ impl Config {
             (cli.output_skb_cb, OUTPUT_SKB_CB),
             (cli.output_skb, OUTPUT_SKB),
             (cli.output_skb_shared_info, OUTPUT_SHINFO),
+            (cli.output_stack, OUTPUT_STACK),
+            (cli.output_caller, OUTPUT_CALLER),
         ] {
             if on {
                 kernel.outputs |= bit;
@@ -135,6 +142,8 @@ impl Config {
                 tuple: cli.output_tuple,
                 tcp_flags: cli.output_tcp_flags,
                 skb_cb: cli.output_skb_cb,
+                stack: cli.output_stack,
+                caller: cli.output_caller,
                 netns_names: cli.output_netns_names,
                 netns_names_max_length: cli.netns_names_max_length.into(),
                 file: cli.output_file.clone(),
@@ -159,11 +168,35 @@ impl Config {
                 .as_ref()
                 .map(PcapFilter::injections)
                 .unwrap_or_default(),
-            map_value_sizes: vec![MapValueSize {
-                map: contract::DUMPS_MAP,
-                bytes: self.kernel.dump_buf,
-            }],
+            map_value_sizes: vec![
+                MapValueSize {
+                    map: contract::DUMPS_MAP,
+                    bytes: self.kernel.dump_buf,
+                },
+                MapValueSize {
+                    map: contract::STACKS_MAP,
+                    bytes: STACK_DEPTH * 8,
+                },
+            ],
         }
+    }
+
+    /// Entries of the maps whose size is set at load; maps an option leaves unused get one.
+    pub fn map_sizes(&self) -> Vec<(&'static str, u32)> {
+        let stacks = self.wants_stacks();
+        vec![
+            (contract::EVENTS_MAP, self.ringbuf_size),
+            (contract::TRACKED_MAP, self.track_skb_map_size),
+            (
+                contract::STACKS_MAP,
+                if stacks { STACK_MAP_SIZE } else { 1 },
+            ),
+        ]
+    }
+
+    /// Whether events carry stack ids (for `--output-stack`, or a tracepoint's caller).
+    pub fn wants_stacks(&self) -> bool {
+        self.kernel.outputs & (OUTPUT_STACK | OUTPUT_CALLER) != 0
     }
 
     /// Which dumps the kernel programs print.

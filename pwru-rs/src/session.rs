@@ -5,7 +5,7 @@
 use std::{io::Write, path::Path, time::Instant};
 
 use anyhow::{bail, Context};
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, PerCpuArray, RingBuf, StackTraceMap};
 use pwru_rs_common::{contract, Offsets};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -13,7 +13,11 @@ use crate::{
     backend::{self, AttachRequest, Attached, Hookable},
     btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
     config::{Config, OutputConfig},
-    events::{self, Enricher, Pipeline, StopReason},
+    events::{
+        self,
+        stacks::{Stacks, Symbols},
+        Enricher, Pipeline, StopReason,
+    },
     loader,
     netns_names::{self, NetnsNames},
     object,
@@ -94,6 +98,10 @@ pub struct Summary {
 pub fn run(config: &Config) -> anyhow::Result<Summary> {
     // The kprobe backends need kallsyms and ftrace's function list: read them while BTF parses.
     let symbol_files = backend::prefetch_symbols(config.backend);
+    // Stacks and callers are symbolised from kallsyms: read it meanwhile too.
+    let stack_symbols = config
+        .wants_stacks()
+        .then(|| std::thread::spawn(|| std::fs::read_to_string("/proc/kallsyms")));
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
     let object = object::patch(loader::embedded_object()?, &config.patches())?;
     let mut kernel_config = config.kernel;
@@ -106,8 +114,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         object.as_bytes(),
         &kernel.offsets,
         &kernel_config,
-        config.ringbuf_size,
-        config.track_skb_map_size,
+        &config.map_sizes(),
     )?;
     let attach_started = Instant::now();
     let attached = backend::attach(
@@ -147,6 +154,34 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     )
     .context("TRACK_FULL map")?;
 
+    let stacks = match stack_symbols {
+        Some(kallsyms) => {
+            let text = kallsyms
+                .join()
+                .map_err(|_| anyhow::anyhow!("reading /proc/kallsyms panicked"))?
+                .context("--output-stack/--output-caller: reading /proc/kallsyms")?;
+            let symbols = Symbols::parse(&text);
+            if symbols.is_empty() {
+                log::warn!(
+                    "/proc/kallsyms shows no addresses: stacks and callers print as raw addresses"
+                );
+            }
+            let map: StackTraceMap<MapData> = StackTraceMap::try_from(
+                ebpf.take_map(contract::STACKS_MAP)
+                    .context("no STACKS map")?,
+            )
+            .context("STACKS map")?;
+            Some(Stacks::new(
+                symbols,
+                Box::new(move |id| {
+                    map.get(&id, 0)
+                        .ok()
+                        .map(|t| t.frames().iter().map(|f| f.ip).collect())
+                }),
+            ))
+        }
+        None => None,
+    };
     let clock = WallClock::now();
     let printer = Printer::new(config.output.printer_config(), clock);
     let mut sink = OutputSink::new(printer, writer, config.output.limit);
@@ -157,6 +192,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         clock,
     )
     .with_tcp_flags(config.output.tcp_flags)
+    .with_stacks(stacks, config.output.stack, config.output.caller)
     .with_netns_names(
         config
             .output

@@ -139,6 +139,14 @@ stop_tracer
 ip netns exec a tc qdisc del dev va clsact
 expect_clone_of_traced clone vd
 
+# --- --output-stack and --output-caller: the kernel's own stack, the real caller -------------
+run_tracer stack "${BACKEND[@]}" --filter-netns /run/netns/b --output-stack --output-caller icmp
+ping_a_to_b
+stop_tracer
+expect_line stack '"func":"icmp_rcv"' '"caller_func":"ip_protocol_deliver_rcu"'
+expect_line stack '"func":"icmp_rcv"' '"stack":["'
+expect_line stack '"func":"icmp_rcv"' '"ip_local_deliver_finish+0x'
+
 # --- --output-file rotation: whole events, in time order across the files; the backups cap -----
 # (one CPU, so the ring buffer holds the flood's events in time order; ~4 MiB of events: about
 # 50 per ping with every function, fewer with the subset)

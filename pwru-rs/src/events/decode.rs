@@ -467,7 +467,7 @@ mod tests {
         );
         // A dump header that disagrees with its section is refused.
         let mut bad = bytes.clone();
-        let skb_at = 8 + 104 + 32;
+        let skb_at = 8 + (8 + META) + 32;
         bad[skb_at + 8..skb_at + 12].copy_from_slice(&1u32.to_le_bytes());
         assert!(matches!(
             decode(buf.copy_of(&bad)),

@@ -7,11 +7,15 @@ use std::{
 };
 
 use pwru_rs_common::record::{
-    HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, TRACKED_BY_FILTER,
-    TRACKED_BY_SKB,
+    HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
+    META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB,
 };
 
-use super::{decode::Record, Event, Hook, Reason, Stamp, TrackedBy, Tuple};
+use super::{
+    decode::Record,
+    stacks::{self, Stacks},
+    Event, Hook, Reason, Stack, Stamp, TrackedBy, Tuple,
+};
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
 /// Names of the hooks a backend attached, by what the kernel side reports (`Meta::hook_kind`).
@@ -89,6 +93,10 @@ pub struct Enricher {
     tcp_flags: bool,
     /// `--output-netns-names`.
     netns_names: Option<NetnsNames>,
+    /// `--output-stack` / `--output-caller`.
+    stacks: Option<Stacks>,
+    show_stack: bool,
+    show_caller: bool,
 }
 
 /// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
@@ -109,12 +117,28 @@ impl Enricher {
             last_seen: HashMap::new(),
             tcp_flags: false,
             netns_names: None,
+            stacks: None,
+            show_stack: false,
+            show_caller: false,
         }
     }
 
     /// With `--output-netns-names`: events carry their netns's name from this cache.
     pub fn with_netns_names(mut self, names: Option<NetnsNames>) -> Self {
         self.netns_names = names;
+        self
+    }
+
+    /// With `--output-stack` / `--output-caller`: stacks and callers resolved through `stacks`.
+    pub fn with_stacks(
+        mut self,
+        stacks: Option<Stacks>,
+        show_stack: bool,
+        show_caller: bool,
+    ) -> Self {
+        self.stacks = stacks;
+        self.show_stack = show_stack;
+        self.show_caller = show_caller;
         self
     }
 
@@ -127,6 +151,10 @@ impl Enricher {
     #[inline]
     pub fn enrich<'a>(&'a mut self, record: &Record<'a>) -> Event<'a> {
         let m = record.meta;
+        let stack_id = (m.flags & META_HAS_STACK != 0).then_some(m.stack_id);
+        if let (Some(stacks), Some(id)) = (&mut self.stacks, stack_id) {
+            stacks.load(id);
+        }
         let time = self.stamp(m.skb, m.ts_ns);
         let netns_name = match &mut self.netns_names {
             Some(names) => names.lookup(m.netns),
@@ -145,7 +173,7 @@ impl Enricher {
         } else {
             b""
         };
-        Event {
+        let mut event = Event {
             skb: m.skb,
             cpu: m.cpu,
             pid: m.pid,
@@ -189,7 +217,29 @@ impl Enricher {
                 _ => None,
             },
             parent_skb: (m.parent_skb != 0).then_some(m.parent_skb),
+            stack: None,
+            caller: None,
+        };
+        if let Some(stacks) = &self.stacks {
+            let stack = match stack_id {
+                Some(id) => Some(stacks.get(id)),
+                None if m.flags & META_STACK_FAILED != 0 => {
+                    Some(Stack::Failed(Stacks::failure(m.stack_id)))
+                }
+                None => None,
+            };
+            if self.show_caller {
+                event.caller = match (m.caller, stack) {
+                    (0, Some(Stack::Frames(frames))) => stacks::tracepoint_caller(frames),
+                    (0, _) => None,
+                    (addr, _) => stacks.function_at(addr),
+                };
+            }
+            if self.show_stack {
+                event.stack = stack;
+            }
         }
+        event
     }
 
     fn stamp(&mut self, skb: u64, ts_ns: u64) -> Stamp {

@@ -4,6 +4,7 @@
 mod decode;
 mod enrich;
 mod model;
+pub mod stacks;
 
 use std::future::Future;
 
@@ -12,7 +13,7 @@ use tokio::io::unix::AsyncFd;
 
 pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record};
 pub use enrich::{Enricher, HookTable};
-pub use model::{Dump, Event, Hook, Reason, Stamp, TrackedBy, Tuple};
+pub use model::{Dump, Event, Frame, Hook, Reason, Stack, Stamp, TrackedBy, Tuple};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+pub use super::stacks::{Frame, Stack};
+
 /// One event, resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event<'a> {
@@ -48,6 +50,10 @@ pub struct Event<'a> {
     pub tracked_by: Option<TrackedBy>,
     /// The skb this one was cloned or copied from, when tracking followed the copy.
     pub parent_skb: Option<u64>,
+    /// The kernel stack, with `--output-stack`.
+    pub stack: Option<Stack<'a>>,
+    /// The calling function, with `--output-caller` (when it could be found).
+    pub caller: Option<&'a str>,
 }
 
 /// Why an event was traced with `--filter-track-skb` (JSON `tracked_by`, pwru's names).

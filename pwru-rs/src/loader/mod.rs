@@ -31,25 +31,26 @@ pub fn embedded_object() -> Result<&'static [u8], LoadError> {
     Ok(EBPF_OBJECT)
 }
 
-/// Loads `object` (the embedded one, patched) with this kernel's offsets and the filters.
+/// Loads `object` (the embedded one, patched) with this kernel's offsets and the filters, and
+/// the maps sized as `map_sizes` says (name, max entries).
 pub fn load(
     object: &[u8],
     offsets: &Offsets,
     config: &Config,
-    ringbuf_size: u32,
-    track_skb_map_size: u32,
+    map_sizes: &[(&str, u32)],
 ) -> Result<Ebpf, LoadError> {
     raise_memlock_limit();
-    let ebpf = EbpfLoader::new()
-        // The programs carry no CO-RE relocations (offsets come in as globals), so aya need not
-        // parse the kernel's BTF a second time.
+    let mut loader = EbpfLoader::new();
+    // The programs carry no CO-RE relocations (offsets come in as globals), so aya need not
+    // parse the kernel's BTF a second time.
+    loader
         .btf(None)
         .override_global(contract::OFFSETS_GLOBAL, offsets, true)
-        .override_global(contract::CONFIG_GLOBAL, config, true)
-        .map_max_entries(contract::EVENTS_MAP, ringbuf_size)
-        .map_max_entries(contract::TRACKED_MAP, track_skb_map_size)
-        .load(object)?;
-    Ok(ebpf)
+        .override_global(contract::CONFIG_GLOBAL, config, true);
+    for &(map, entries) in map_sizes {
+        loader.map_max_entries(map, entries);
+    }
+    Ok(loader.load(object)?)
 }
 
 /// A program of the eBPF object that could not be had.

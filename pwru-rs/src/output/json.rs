@@ -9,7 +9,7 @@ use super::{
     write_cut_marker, write_func, write_hex, write_iface, write_ip, write_process, write_reason,
     write_tcp_flags_names, write_u64, WallClock, HEX_DIGITS,
 };
-use crate::events::{Event, Stamp};
+use crate::events::{Event, Stack, Stamp};
 
 /// One line of `--output-json`. Field order is the order written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +54,13 @@ pub struct JsonEvent {
     pub tracked_by: Option<String>,
     /// With tracking, the skb this one was cloned or copied from, `0x` hex; else `null`.
     pub parent_skb: Option<String>,
+    /// `--output-stack`: the kernel stack, `func+0xoff` innermost first; `null` when not asked
+    /// for or not captured.
+    pub stack: Option<Vec<String>>,
+    /// `--output-stack`: why the stack was not captured; else `null`.
+    pub stack_error: Option<String>,
+    /// `--output-caller`: the calling function; `null` when not asked for or unknown.
+    pub caller_func: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +204,29 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
             write_hex(out, parent);
             out.push(b'"');
         }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"stack\":");
+    match e.stack {
+        Some(Stack::Frames(frames)) => {
+            out.push(b'[');
+            for (i, frame) in frames.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                quoted_bytes(out, frame.text.as_bytes());
+            }
+            out.extend_from_slice(b"],\"stack_error\":null");
+        }
+        Some(Stack::Failed(why)) => {
+            out.extend_from_slice(b"null,\"stack_error\":");
+            quoted_bytes(out, why.as_bytes());
+        }
+        None => out.extend_from_slice(b"null,\"stack_error\":null"),
+    }
+    out.extend_from_slice(b",\"caller_func\":");
+    match e.caller {
+        Some(caller) => quoted_bytes(out, caller.as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");

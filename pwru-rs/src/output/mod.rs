@@ -36,6 +36,8 @@ pub struct PrinterConfig {
     pub output_skb_cb: bool,
     /// Text only: the NETNS NAME column and its width (`--output-netns-names`).
     pub netns_names_width: Option<usize>,
+    /// Text only: the CALLER column after FUNC (`--output-caller`).
+    pub output_caller: bool,
 }
 
 pub struct Printer {

@@ -97,6 +97,21 @@ pub const FIELDS: &[SchemaField] = &[
         "string / null",
         "`--filter-track-skb`: the skb this one was cloned or copied from (`skb_clone`, `skb_copy`, …), `0x…` hex, so that a packet's lineage can be rebuilt; `null` otherwise",
     ),
+    field(
+        "stack",
+        "array / null",
+        "`--output-stack`: the kernel stack at the hook, innermost frame first, each `func+0xoff` (module functions end in ` [module]`); `null` when not asked for or not captured",
+    ),
+    field(
+        "stack_error",
+        "string / null",
+        "`--output-stack`: why the stack could not be captured (e.g. `stack map bucket taken by another stack (EEXIST)`); `null` otherwise",
+    ),
+    field(
+        "caller_func",
+        "string / null",
+        "`--output-caller`: the function that called the traced one (kprobes: from the return address; tracepoints: the function the tracepoint is in, from the stack); `null` when not asked for or unknown",
+    ),
 ];
 
 /// The README's table of the schema.

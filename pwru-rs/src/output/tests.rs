@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::events::{Stamp, TrackedBy, Tuple};
+use crate::events::{Frame, Stack, Stamp, TrackedBy, Tuple};
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -11,6 +11,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         output_tuple: true,
         output_skb_cb: false,
         netns_names_width: None,
+        output_caller: false,
     }
 }
 
@@ -54,6 +55,8 @@ fn udp_event() -> Event<'static> {
         shinfo_dump: None,
         tracked_by: None,
         parent_skb: None,
+        stack: None,
+        caller: None,
     }
 }
 
@@ -299,6 +302,9 @@ fn json_round_trip_has_every_field() {
             skb_shared_info: None,
             tracked_by: None,
             parent_skb: None,
+            stack: None,
+            stack_error: None,
+            caller_func: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -329,7 +335,17 @@ fn json_writer_keys_are_the_documented_schema_in_every_case() {
         parent_skb: Some(0xffff_8880_0a1b_2d00),
         ..udp_event()
     };
-    for e in [udp_event(), drop, clone] {
+    let frames = [frame("ip_rcv+0x10")];
+    let stacked = Event {
+        stack: Some(Stack::Frames(&frames)),
+        caller: Some("__netif_receive_skb_core"),
+        ..udp_event()
+    };
+    let unstacked = Event {
+        stack: Some(Stack::Failed("stack map full (ENOMEM)")),
+        ..udp_event()
+    };
+    for e in [udp_event(), drop, clone, stacked, unstacked] {
         let mut out = Vec::new();
         printer(true, TimestampChoice::None).write_event(&e, &mut out);
         assert_eq!(schema::tests::keys_of(&out), documented);
@@ -351,6 +367,63 @@ fn json_says_why_a_tracked_skb_was_traced_and_its_parent() {
     // The text columns stay pwru's.
     let printer = printer(false, TimestampChoice::None);
     assert_eq!(text(&printer, &e), text(&printer, &udp_event()));
+}
+
+fn frame(text: &str) -> Frame {
+    Frame::new(text.to_owned(), text.find('+').unwrap_or(text.len()))
+}
+
+#[test]
+fn stacks_and_callers_in_text_and_json() {
+    let frames = [frame("ip_rcv+0x10"), frame("veth_xmit+0x4 [veth]")];
+    let e = Event {
+        stack: Some(Stack::Frames(&frames)),
+        caller: Some("__netif_receive_skb_core"),
+        ..udp_event()
+    };
+    let j = json(&e);
+    assert_eq!(
+        j.stack.as_deref(),
+        Some(
+            &[
+                "ip_rcv+0x10".to_string(),
+                "veth_xmit+0x4 [veth]".to_string()
+            ][..]
+        )
+    );
+    assert_eq!(
+        (j.stack_error, j.caller_func.as_deref()),
+        (None, Some("__netif_receive_skb_core"))
+    );
+    let mut cfg = config(false, TimestampChoice::None);
+    cfg.output_caller = true;
+    let printer = Printer::new(cfg, WallClock::fixed(0, 0));
+    let line = text(&printer, &e);
+    assert!(
+        line.ends_with(
+            " net_dev_queue __netif_receive_skb_core\n    ip_rcv+0x10\n    veth_xmit+0x4 [veth]\n"
+        ),
+        "{line}"
+    );
+    let mut header = Vec::new();
+    printer.write_header(&mut header);
+    assert!(String::from_utf8(header)
+        .unwrap()
+        .ends_with(" FUNC CALLER\n"));
+
+    // A stack the kernel could not capture says so: it is not an empty stack.
+    let failed = Event {
+        stack: Some(Stack::Failed("stack map full (ENOMEM)")),
+        caller: None,
+        ..udp_event()
+    };
+    let j = json(&failed);
+    assert_eq!(
+        (j.stack, j.stack_error.as_deref()),
+        (None, Some("stack map full (ENOMEM)"))
+    );
+    assert!(text(&printer, &failed)
+        .ends_with(" net_dev_queue -\n    (stack not captured: stack map full (ENOMEM))\n"));
 }
 
 #[test]
@@ -378,6 +451,8 @@ fn zeros_are_kept_in_json() {
         shinfo_dump: None,
         tracked_by: None,
         parent_skb: None,
+        stack: None,
+        caller: None,
     };
     let mut out = Vec::new();
     printer(true, TimestampChoice::None).write_event(&e, &mut out);

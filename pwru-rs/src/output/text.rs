@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{
     cli::TimestampChoice,
-    events::{Event, Stamp},
+    events::{Event, Stack, Stamp},
 };
 
 /// Widths of pwru's `%-18s %-3s %-16s`, `%-16s`, `%-10s %-8s %16s %-6s %-5s %-5s`.
@@ -71,7 +71,11 @@ pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
         out.push(b' ');
         text(out, W_TUPLE, Align::Left, "TUPLE");
     }
-    out.extend_from_slice(b" FUNC\n");
+    out.extend_from_slice(b" FUNC");
+    if config.output_caller {
+        out.extend_from_slice(b" CALLER");
+    }
+    out.push(b'\n');
 }
 
 pub(super) fn write_event(
@@ -130,6 +134,25 @@ pub(super) fn write_event(
     }
     out.push(b' ');
     write_func(e, out);
+    if config.output_caller {
+        out.push(b' ');
+        out.extend_from_slice(e.caller.unwrap_or("-").as_bytes());
+    }
+    // The stack under the line, a frame a line, innermost first.
+    match e.stack {
+        Some(Stack::Frames(frames)) => {
+            for frame in frames {
+                out.extend_from_slice(b"\n    ");
+                out.extend_from_slice(frame.text.as_bytes());
+            }
+        }
+        Some(Stack::Failed(why)) => {
+            out.extend_from_slice(b"\n    (stack not captured: ");
+            out.extend_from_slice(why.as_bytes());
+            out.push(b')');
+        }
+        None => {}
+    }
     // The dumps under the line, as pwru prints them.
     for dump in [&e.skb_dump, &e.shinfo_dump].into_iter().flatten() {
         out.push(b'\n');
