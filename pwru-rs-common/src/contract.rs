@@ -45,6 +45,13 @@ pub const KPROBE_SKB_1_REASON_2: &str = "pwru_kprobe_skb_1_reason_2";
 pub const KPROBE_SKB_0_FREE: &str = "pwru_kprobe_skb_0_free";
 pub const KPROBE_UNTRACK_0: &str = "pwru_kprobe_untrack_0";
 
+/// `--filter-non-skb-funcs`: kprobe on a function without an skb argument, traced for the skb
+/// whose stack it runs on.
+pub const KPROBE_NON_SKB: &str = "pwru_kprobe_non_skb";
+/// `--filter-track-skb-by-stackid`: stack key → skb, and skb → its stack key.
+pub const STACK_SKB_MAP: &str = "STACK_SKB";
+pub const SKB_STACK_MAP: &str = "SKB_STACK";
+
 /// fexit programs that add a clone or copy of a tracked skb to the tracked set: the skb is the
 /// first argument and the new skb the return value of a function of 2 (`skb_clone`,
 /// `skb_copy`) or 4 (`skb_copy_expand`, `__pskb_copy_fclone`) arguments.

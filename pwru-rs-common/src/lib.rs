@@ -56,6 +56,9 @@ pub const FILTER_PCAP: u32 = 1 << 3;
 /// `--filter-track-skb`: an skb that passed the filters is traced from then on, whatever it
 /// becomes, until it is freed; its clones and copies too.
 pub const FILTER_TRACK_SKB: u32 = 1 << 4;
+/// `--filter-track-skb-by-stackid`: events on the kernel stack a traced skb ran on are traced
+/// too (a packet freed and re-made along the way, `--filter-non-skb-funcs`), as pwru does.
+pub const FILTER_TRACK_SKB_BY_STACKID: u32 = 1 << 5;
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
@@ -182,6 +185,8 @@ pub mod record {
     pub const TRACKED_BY_FILTER: u8 = 1;
     /// The skb's address is tracked (it passed the filters earlier, or is a clone of one that did).
     pub const TRACKED_BY_SKB: u8 = 2;
+    /// It runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`).
+    pub const TRACKED_BY_STACKID: u8 = 3;
 
     /// Common metadata of an skb at a hook ([`SECTION_META`], always present).
     #[repr(C)]

@@ -10,33 +10,56 @@ use aya_ebpf::{
 };
 use pwru_rs_common::{contract, record::HOOK_FUNC_IP};
 
-use crate::skb::handle_skb;
+use crate::skb::{handle_skb, Hit};
 
 #[inline(always)]
 fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let skb: u64 = ctx.arg(skb_arg).unwrap_or(0);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
-    // The probed function's address; userspace names it through kallsyms.
-    handle_skb(
-        ctx.as_ptr(),
-        skb,
-        HOOK_FUNC_IP,
-        || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
-        // At the function's entry the stack pointer points at the return address.
-        || {
-            let sp = unsafe { (*ctx.regs).rsp };
-            unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0)
-        },
-        reason,
-    );
+    handle_skb(hit_at(ctx, skb, reason, false));
     0
 }
+
+/// A hit of this probe on `skb`.
+#[inline(always)]
+fn hit_at(
+    ctx: &ProbeContext,
+    skb: u64,
+    reason: Option<u32>,
+    via_stack: bool,
+) -> Hit<impl FnOnce() -> u64 + '_, impl FnOnce() -> u64 + '_> {
+    let sp = unsafe { (*ctx.regs).rsp };
+    Hit {
+        ctx: ctx.as_ptr(),
+        skb,
+        hook_kind: HOOK_FUNC_IP,
+        // The probed function's address; userspace names it through kallsyms.
+        hook: || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+        // At the function's entry the stack pointer points at the return address.
+        caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
+        reason,
+        stack_key: crate::track::stack_key(sp),
+        via_stack,
+    }
+}
+
+/// `--filter-non-skb-funcs`: a function without an skb, traced for the skb that ran last on the
+/// same kernel stack (pwru's `--filter-track-skb-by-stackid`).
+#[kprobe]
+pub fn pwru_kprobe_non_skb(ctx: ProbeContext) -> u32 {
+    let sp = unsafe { (*ctx.regs).rsp };
+    if let Some(skb) = crate::track::skb_on_stack(crate::track::stack_key(sp)) {
+        handle_skb(hit_at(&ctx, skb, None, true));
+    }
+    0
+}
+pwru_rs_common::assert_contract_name!(pwru_kprobe_non_skb, contract::KPROBE_NON_SKB);
 
 /// The end of an skb's life: traced, then no longer tracked.
 #[inline(always)]
 fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     hit(ctx, skb_arg, reason_arg);
-    if crate::skb::tracking() {
+    if crate::skb::tracking() || crate::skb::tracking_by_stack() {
         crate::track::forget(ctx.arg(skb_arg).unwrap_or(0));
     }
     0

@@ -13,12 +13,12 @@ use pwru_rs_common::{
         Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple,
         HOOK_COOKIE, IP_V4, IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
         META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
-        SECTION_TUPLE, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_NONE,
-        VERSION,
+        SECTION_TUPLE, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID,
+        TRACKED_NONE, VERSION,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB,
-    OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
+    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, OUTPUT_CALLER,
+    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -155,33 +155,65 @@ fn count_lost() {
     }
 }
 
-/// Entry point of every hook: filter, then build one record and send it.
-///
-/// `hook` names the hook for userspace (asked only for events: it is a helper call), as a
-/// `record::HOOK_*` kind; `caller` is the return address into the caller where the hook kind has
-/// one (0 else); `reason` is the drop reason when the hook carries one.
+/// `--filter-track-skb-by-stackid` (a load-time constant).
 #[inline(always)]
-pub fn handle_skb(
-    ctx: *mut core::ffi::c_void,
-    skb: u64,
-    hook_kind: u8,
-    hook: impl FnOnce() -> u64,
-    caller: impl FnOnce() -> u64,
-    reason: Option<u32>,
-) {
+pub fn tracking_by_stack() -> bool {
+    cfg!(filters) & FILTER_TRACK_SKB_BY_STACKID != 0
+}
+
+/// One hit of a hook on an skb.
+pub struct Hit<H, C> {
+    pub ctx: *mut core::ffi::c_void,
+    pub skb: u64,
+    /// A `record::HOOK_*` kind, and what names the hook for userspace (asked only for events:
+    /// it is a helper call).
+    pub hook_kind: u8,
+    pub hook: H,
+    /// The return address into the caller where the hook kind has one (0 else).
+    pub caller: C,
+    /// The drop reason when the hook carries one.
+    pub reason: Option<u32>,
+    /// Which kernel stack the hook runs on (`track::stack_key`), where the hook kind tells (0
+    /// else): `--filter-track-skb-by-stackid` goes by it.
+    pub stack_key: u64,
+    /// The skb was found by `stack_key` (`--filter-non-skb-funcs`), not passed by the hook.
+    pub via_stack: bool,
+}
+
+/// Entry point of every hook: filter, then build one record and send it.
+#[inline(always)]
+pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
+    let Hit {
+        ctx,
+        skb,
+        hook_kind,
+        hook,
+        caller,
+        reason,
+        stack_key,
+        via_stack,
+    } = hit;
     if skb == 0 {
         return;
     }
-    // Load-time constant: without tracking, no map lookup.
-    let (tracked_by, parent_skb, meta, headers) = if tracking() {
-        match track::lookup(skb) {
+    // Load-time constants: without tracking, no map lookup.
+    let (tracked_by, parent_skb, meta, headers) = if via_stack {
+        (TRACKED_BY_STACKID, 0, None, read_headers(skb))
+    } else if tracking() || tracking_by_stack() {
+        let tracked = if tracking() { track::lookup(skb) } else { None };
+        match tracked {
             // Traced whatever it has become (NATed, decapsulated, rewritten).
             Some(t) => (TRACKED_BY_SKB, t.parent, None, read_headers(skb)),
+            None if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() => {
+                (TRACKED_BY_STACKID, 0, None, read_headers(skb))
+            }
             None => {
                 let Some((meta, headers)) = passes_filters(skb) else {
                     return;
                 };
-                track::track(skb, 0);
+                if tracking() {
+                    track::track(skb, 0);
+                }
                 (TRACKED_BY_FILTER, 0, meta, headers)
             }
         }
@@ -191,6 +223,10 @@ pub fn handle_skb(
         };
         (TRACKED_NONE, 0, meta, headers)
     };
+    // pwru's rule: an skb traced for itself marks the stack it runs on.
+    if tracking_by_stack() && tracked_by != TRACKED_BY_STACKID {
+        track::remember_stack(skb, stack_key);
+    }
     let meta = match meta {
         Some(meta) => meta,
         None => read_meta(skb),
@@ -664,21 +700,13 @@ fn read_tuple(h: &Headers, protocol: u16, t: *mut Tuple) -> bool {
             (IP_V4, hdr[9], l4)
         }
         (6, ETH_P_IPV6 | 0) => {
-            // As 8-byte words, so the addresses (bytes 8..40) move as four aligned copies.
-            let mut words = MaybeUninit::<[u64; 5]>::uninit();
-            probe_read_into(l3, words.as_mut_ptr().cast::<[u8; 40]>());
-            // SAFETY: the helper wrote all 40 bytes (zeros on failure).
-            let words = unsafe { words.assume_init() };
-            unsafe {
-                (&raw mut (*t).saddr)
-                    .cast::<[u64; 2]>()
-                    .write([words[1], words[2]]);
-                (&raw mut (*t).daddr)
-                    .cast::<[u64; 2]>()
-                    .write([words[3], words[4]]);
-            }
-            let hdr = words[0].to_ne_bytes();
-            (IP_V6, hdr[6], Some(l3 + 40))
+            // The IPv6 header's first 40 bytes have the addresses at bytes 8..40, where `Tuple`
+            // has them: read it straight into the tuple (no copy on the stack, whose 512 bytes
+            // the program and the pcap filter share), then take the next header (byte 6) before
+            // the tuple's own first 8 bytes are written below.
+            probe_read_into(l3, t.cast::<[u8; 40]>());
+            let next_header = unsafe { *t.cast::<u8>().add(6) };
+            (IP_V6, next_header, Some(l3 + 40))
         }
         _ => return false,
     };
@@ -712,6 +740,11 @@ fn read_tuple(h: &Headers, protocol: u16, t: *mut Tuple) -> bool {
     }
     true
 }
+
+// `read_tuple` reads an IPv6 header straight into a `Tuple`: its addresses must sit where the
+// header has them.
+const _: () =
+    assert!(core::mem::offset_of!(Tuple, saddr) == 8 && core::mem::offset_of!(Tuple, daddr) == 24);
 
 /// `N` bytes at `addr`, zeros if they cannot be read.
 #[inline(always)]

@@ -10,21 +10,24 @@ use aya_ebpf::{
 };
 use pwru_rs_common::{contract, record::HOOK_COOKIE};
 
-use crate::skb::handle_skb;
+use crate::skb::{handle_skb, Hit};
 
 #[inline(always)]
 fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
     let skb: u64 = ctx.arg(skb_arg);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n) as u32);
     // The cookie is the hook's index in userspace's table of attached tracepoints.
-    handle_skb(
-        ctx.as_ptr(),
+    handle_skb(Hit {
+        ctx: ctx.as_ptr(),
         skb,
-        HOOK_COOKIE,
-        || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
-        || 0,
+        hook_kind: HOOK_COOKIE,
+        hook: || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
+        // A tracepoint's caller is found in its stack; it has no stack pointer to key by.
+        caller: || 0,
         reason,
-    );
+        stack_key: 0,
+        via_stack: false,
+    });
     0
 }
 
@@ -32,7 +35,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
 #[inline(always)]
 fn hit_then_forget(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
     hit(ctx, skb_arg, reason_arg);
-    if crate::skb::tracking() {
+    if crate::skb::tracking() || crate::skb::tracking_by_stack() {
         crate::track::forget(ctx.arg(skb_arg));
     }
     0

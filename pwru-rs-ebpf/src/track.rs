@@ -28,6 +28,59 @@ assert_contract_name!(TRACK_FULL, contract::TRACK_FULL_MAP);
 static VETH_PSKB: HashMap<u64, u64> = HashMap::with_max_entries(1024, 0);
 assert_contract_name!(VETH_PSKB, contract::VETH_PSKB_MAP);
 
+/// `--filter-track-skb-by-stackid`: stack key → the skb traced on it last, and back. Userspace
+/// sets their size (the tracking map's).
+#[map]
+static STACK_SKB: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
+assert_contract_name!(STACK_SKB, contract::STACK_SKB_MAP);
+#[map]
+static SKB_STACK: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
+assert_contract_name!(SKB_STACK, contract::SKB_STACK_MAP);
+
+/// Kernel stacks are 16 KiB (task stacks, and each CPU's IRQ stack, where softirqs run).
+const STACK_REGION_SHIFT: u32 = 14;
+
+/// Which kernel stack `sp` is on: its 16 KiB region. The skb's whole trip through one call
+/// chain (a softirq, a syscall) stays on it, and so do skbs made along the way (a reply, a
+/// copy): what pwru's "stack id" (the outermost frame pointer) stands for, without needing frame
+/// pointers, which distribution kernels do not keep.
+#[inline(always)]
+pub fn stack_key(sp: u64) -> u64 {
+    sp >> STACK_REGION_SHIFT
+}
+
+/// The skb traced last on this stack, if any. Regions next to it count too: a stack need not be
+/// aligned to 16 KiB, so one call chain may span two regions.
+#[inline(always)]
+pub fn skb_on_stack(key: u64) -> Option<u64> {
+    if key == 0 {
+        return None;
+    }
+    for k in [key, key + 1, key - 1] {
+        // SAFETY: copied out at once.
+        if let Some(&skb) = unsafe { STACK_SKB.get(&k) } {
+            return Some(skb);
+        }
+    }
+    None
+}
+
+/// Marks `key` as the stack `skb` runs on (moving it off the one it ran on before).
+#[inline(always)]
+pub fn remember_stack(skb: u64, key: u64) {
+    if key == 0 {
+        return;
+    }
+    // SAFETY: copied out at once.
+    if let Some(&old) = unsafe { SKB_STACK.get(&skb) } {
+        if old != key {
+            let _ = STACK_SKB.remove(&old);
+        }
+    }
+    let _ = STACK_SKB.insert(&key, &skb, 0);
+    let _ = SKB_STACK.insert(&skb, &key, 0);
+}
+
 const EEXIST: i32 = 17;
 
 #[inline(always)]
@@ -48,9 +101,20 @@ pub fn track(skb: u64, parent: u64) {
     }
 }
 
+/// The skb's life ended: it is tracked no more, and its stack no longer stands for it.
 #[inline(always)]
 pub fn forget(skb: u64) {
     let _ = TRACKED.remove(&skb);
+    if crate::skb::tracking_by_stack() {
+        // SAFETY: copied out at once.
+        if let Some(&key) = unsafe { SKB_STACK.get(&skb) } {
+            // Only if the stack still stands for this skb.
+            if unsafe { STACK_SKB.get(&key) } == Some(&skb) {
+                let _ = STACK_SKB.remove(&key);
+            }
+            let _ = SKB_STACK.remove(&skb);
+        }
+    }
 }
 
 /// A copy `new` of `skb` joins the set when `skb` is in it.

@@ -74,11 +74,21 @@ pub struct Cli {
     #[arg(long)]
     pub filter_track_skb: bool,
 
-    /// --filter-track-skb: skbs tracked at once (the map's size, ~100 bytes each); skbs that
-    /// find it full are not tracked, and counted at exit.
+    /// --filter-track-skb(-by-stackid): skbs tracked at once (the maps' size, ~100 bytes each);
+    /// skbs that find it full are not tracked, and counted at exit.
     #[arg(long, value_name = "N", default_value_t = pwru_rs_common::DEFAULT_TRACK_SKB_MAP_SIZE,
-          requires = "filter_track_skb", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+          value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
     pub filter_track_skb_map_size: u32,
+
+    /// Also trace what runs on the kernel stack a traced skb ran on: a packet freed and made
+    /// anew along the way (a reply, a copy), as pwru does (kprobe backends).
+    #[arg(long)]
+    pub filter_track_skb_by_stackid: bool,
+
+    /// Also probe these functions, which have no skb argument; each is traced for the skb that
+    /// ran last on the same kernel stack (implies --filter-track-skb-by-stackid).
+    #[arg(long, value_name = "FUNC,...", value_delimiter = ',')]
+    pub filter_non_skb_funcs: Vec<String>,
 
     /// Kernel BTF to read instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]

@@ -7,8 +7,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
-    STACK_DEPTH, STACK_MAP_SIZE,
+    FILTER_TRACK_SKB_BY_STACKID, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
+    OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -66,6 +66,10 @@ pub struct Config {
     pub backend: BackendChoice,
     /// `--filter-track-skb`.
     pub track_skb: bool,
+    /// `--filter-track-skb-by-stackid` (also implied by `--filter-non-skb-funcs`).
+    pub track_by_stack: bool,
+    /// `--filter-non-skb-funcs`.
+    pub non_skb_funcs: Vec<String>,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     pub pcap: Option<PcapFilter>,
@@ -109,6 +113,19 @@ impl Config {
         if cli.filter_track_skb {
             kernel.filters |= FILTER_TRACK_SKB;
         }
+        let non_skb_funcs: Vec<String> = cli
+            .filter_non_skb_funcs
+            .iter()
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .collect();
+        let track_by_stack = cli.filter_track_skb_by_stackid || !non_skb_funcs.is_empty();
+        if track_by_stack {
+            kernel.filters |= FILTER_TRACK_SKB_BY_STACKID;
+            if cli.backend == BackendChoice::Tracepoint {
+                bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need a kprobe backend (a tracepoint has no stack pointer to go by)");
+            }
+        }
         if let Some(f) = &pcap {
             kernel.filters |= FILTER_PCAP;
             log::debug!(
@@ -130,7 +147,9 @@ impl Config {
             func_filter,
             kernel,
             ringbuf_size: cli.ringbuf_size,
-            track_skb_map_size: if cli.filter_track_skb {
+            track_by_stack,
+            non_skb_funcs,
+            track_skb_map_size: if cli.filter_track_skb || track_by_stack {
                 cli.filter_track_skb_map_size
             } else {
                 1
@@ -187,6 +206,8 @@ impl Config {
         vec![
             (contract::EVENTS_MAP, self.ringbuf_size),
             (contract::TRACKED_MAP, self.track_skb_map_size),
+            (contract::STACK_SKB_MAP, self.track_skb_map_size),
+            (contract::SKB_STACK_MAP, self.track_skb_map_size),
             (
                 contract::STACKS_MAP,
                 if stacks { STACK_MAP_SIZE } else { 1 },

@@ -69,9 +69,12 @@ impl KernelFacts {
             functions: btf.skb_functions(),
             tracepoints: btf.skb_tracepoints(),
             drop_reasons: btf.drop_reasons(),
-            copy_functions: config
-                .track_skb
-                .then(|| backend::track::copy_functions(&btf)),
+            copy_functions: if config.track_skb {
+                Some(backend::track::copy_functions(&btf))
+            } else {
+                // Stack tracking alone needs the ends of skb lives, not the copies.
+                config.track_by_stack.then(Vec::new)
+            },
         };
         log::debug!(
             "BTF: {} skb functions, {} skb tracepoints, offsets {:?}, in {:?}",
@@ -102,6 +105,9 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let stack_symbols = config
         .wants_stacks()
         .then(|| std::thread::spawn(|| std::fs::read_to_string("/proc/kallsyms")));
+    if config.track_by_stack && backend::kprobe::pmu_type().is_none() {
+        bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need kprobes, which this kernel lacks (a tracepoint has no stack pointer to go by)");
+    }
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
     let object = object::patch(loader::embedded_object()?, &config.patches())?;
     let mut kernel_config = config.kernel;
@@ -130,6 +136,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             symbol_files,
             kprobe_batch: config.kprobe_batch,
             track_copies: kernel.copy_functions.as_deref(),
+            non_skb_funcs: &config.non_skb_funcs,
         },
     )?;
     log::info!(

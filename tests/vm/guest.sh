@@ -147,6 +147,33 @@ expect_line stack '"func":"icmp_rcv"' '"caller_func":"ip_protocol_deliver_rcu"'
 expect_line stack '"func":"icmp_rcv"' '"stack":["'
 expect_line stack '"func":"icmp_rcv"' '"ip_local_deliver_finish+0x'
 
+# --- --filter-track-skb-by-stackid across a bridge; --filter-non-skb-funcs ---------------------
+# c -- [bridge in netns br] -- d. The SYN to d:7500 matches; d's RST is a new skb made on the
+# stack the SYN ran on: only stack tracking shows it.
+ip netns add c && ip netns add d && ip netns add br
+ip link add vc netns c type veth peer name bc netns br
+ip link add vd netns d type veth peer name bd netns br
+ip -n br link add br0 type bridge
+for port in bc bd; do ip -n br link set $port master br0 && ip -n br link set $port up; done
+ip -n br link set br0 up
+ip -n c addr add 10.0.1.1/24 dev vc && ip -n c link set vc up
+ip -n d addr add 10.0.1.2/24 dev vd && ip -n d link set vd up
+ip netns exec c ping -c 1 -W 5 10.0.1.2 >/dev/null || fail "bridge does not pass traffic"
+run_tracer stackid "${BACKEND[@]}" --filter-track-skb-by-stackid 'tcp dst port 7500'
+ip netns exec c timeout 2 bash -c 'echo > /dev/tcp/10.0.1.2/7500' 2>/dev/null
+stop_tracer
+expect_line stackid '"dport":7500' '"ifname":"bd"'
+expect_line stackid '"sport":7500' '"tracked_by":"stackid"'
+run_tracer nostackid "${BACKEND[@]}" 'tcp dst port 7500'
+ip netns exec c timeout 2 bash -c 'echo > /dev/tcp/10.0.1.2/7500' 2>/dev/null
+stop_tracer
+expect_no_line nostackid '"sport":7500'
+
+run_tracer nonskb "${BACKEND[@]}" --filter-netns /run/netns/b --filter-non-skb-funcs fib_table_lookup icmp
+ping_a_to_b
+stop_tracer
+expect_line nonskb '"func":"fib_table_lookup"' '"tracked_by":"stackid"'
+
 # --- --output-file rotation: whole events, in time order across the files; the backups cap -----
 # (one CPU, so the ring buffer holds the flood's events in time order; ~4 MiB of events: about
 # 50 per ping with every function, fewer with the subset)

@@ -9,6 +9,8 @@ pub mod track;
 
 use std::{collections::HashSet, os::fd::OwnedFd, time::Duration};
 
+use anyhow::bail;
+
 use pwru_rs_common::contract;
 use regex::Regex;
 
@@ -67,8 +69,11 @@ pub struct AttachRequest<'a> {
     pub symbol_files: Option<SymbolFiles>,
     /// kprobe backend: probes attached and detached at once.
     pub kprobe_batch: usize,
-    /// `--filter-track-skb`: the copy functions to follow clones through.
+    /// `--filter-track-skb`: the copy functions to follow clones through (empty: stack
+    /// tracking only, which needs just the ends of skb lives).
     pub track_copies: Option<&'a [track::CopyFunction]>,
+    /// `--filter-non-skb-funcs` (kprobe backends).
+    pub non_skb_funcs: &'a [String],
 }
 
 /// Starts reading what the kprobe backends need (while BTF parses), when they may be used.
@@ -90,23 +95,8 @@ pub fn attach(
     object: &[u8],
     request: AttachRequest<'_>,
 ) -> anyhow::Result<Attached> {
-    let AttachRequest {
-        choice,
-        hookable,
-        func_filter,
-        symbol_files,
-        kprobe_batch,
-        track_copies,
-    } = request;
-    let mut attached = attach_backend(
-        ebpf,
-        object,
-        choice,
-        hookable,
-        func_filter,
-        symbol_files,
-        kprobe_batch,
-    )?;
+    let track_copies = request.track_copies;
+    let mut attached = attach_backend(ebpf, object, request)?;
     if let Some(copies) = track_copies {
         let followed = track::attach(ebpf, object, &mut attached, copies)?;
         if !followed.is_empty() {
@@ -122,15 +112,20 @@ pub fn attach(
 fn attach_backend(
     ebpf: &mut aya::Ebpf,
     object: &[u8],
-    choice: BackendChoice,
-    hookable: Hookable<'_>,
-    func_filter: Option<&Regex>,
-    symbol_files: Option<SymbolFiles>,
-    kprobe_batch: usize,
+    request: AttachRequest<'_>,
 ) -> anyhow::Result<Attached> {
+    let AttachRequest {
+        choice,
+        hookable,
+        func_filter,
+        symbol_files,
+        kprobe_batch,
+        track_copies: _,
+        non_skb_funcs,
+    } = request;
     let select = || {
         let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
-        select_functions(hookable.functions, func_filter, files)
+        select_functions(hookable.functions, func_filter, non_skb_funcs, files)
     };
     let tracepoint = |ebpf: &mut aya::Ebpf| -> anyhow::Result<Attached> {
         Ok(tracepoint::attach(ebpf, hookable.tracepoints, func_filter)?)
@@ -152,11 +147,17 @@ fn attach_backend(
         kprobe_multi::attach(ebpf, object, selection)
     };
     match choice {
+        BackendChoice::Tracepoint if !non_skb_funcs.is_empty() => {
+            bail!("--filter-non-skb-funcs needs a kprobe backend")
+        }
         BackendChoice::Tracepoint => tracepoint(ebpf),
         BackendChoice::Kprobe => kprobe(ebpf, select()?),
         BackendChoice::KprobeMulti => Ok(kprobe_multi(ebpf, &select()?)?),
         BackendChoice::Auto => {
             if kprobe::pmu_type().is_none() {
+                if !non_skb_funcs.is_empty() {
+                    bail!("--filter-non-skb-funcs needs kprobes, which this kernel lacks");
+                }
                 log::info!("backend: tracepoint (this kernel has no kprobes)");
                 return tracepoint(ebpf);
             }
@@ -261,12 +262,15 @@ pub enum SelectError {
     NothingMatches(String),
     #[error("none of the {0} matching skb functions can be probed on this kernel")]
     NothingProbeable(usize),
+    #[error("--filter-non-skb-funcs: {0} is not a function this kernel can probe")]
+    NonSkbFunction(String),
 }
 
 /// The skb functions of BTF that match `filter` and this kernel can probe.
 pub fn select_functions(
     functions: &[SkbFunction],
     filter: Option<&Regex>,
+    non_skb_funcs: &[String],
     symbol_files: SymbolFiles,
 ) -> Result<Selection, SelectError> {
     let started = std::time::Instant::now();
@@ -274,6 +278,7 @@ pub fn select_functions(
         .iter()
         .map(|f| f.name.as_str())
         .filter(|name| filter.is_none_or(|re| re.is_match(name)))
+        .chain(non_skb_funcs.iter().map(String::as_str))
         .collect();
     let (kallsyms, filter_functions) = symbol_files.wait();
     let kallsyms = Kallsyms::parse(&kallsyms.map_err(SelectError::Kallsyms)?, &wanted);
@@ -286,15 +291,22 @@ pub fn select_functions(
     if traceable.is_none() {
         log::warn!("cannot read available_filter_functions (tracefs): trying every skb function");
     }
-    let selection = select(
-        functions,
-        filter,
-        &kallsyms,
-        traceable.as_ref(),
-        &ksym::kprobe_blacklist(),
-    );
+    let blacklist = ksym::kprobe_blacklist();
+    let mut selection = select(functions, filter, &kallsyms, traceable.as_ref(), &blacklist)?;
+    for name in non_skb_funcs {
+        let hookable =
+            traceable.as_ref().is_none_or(|t| t.contains(name)) && !blacklist.contains(name);
+        match kallsyms.address(name).filter(|_| hookable) {
+            Some(address) => selection.targets.push(ProbeTarget {
+                name: name.clone(),
+                address,
+                program: contract::KPROBE_NON_SKB,
+            }),
+            None => return Err(SelectError::NonSkbFunction(name.clone())),
+        }
+    }
     log::debug!("function selection took {:?}", started.elapsed());
-    selection
+    Ok(selection)
 }
 
 fn select(

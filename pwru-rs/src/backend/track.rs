@@ -40,6 +40,14 @@ pub struct CopyFunction {
 
 /// The copy functions of this kernel's BTF (vmlinux only) that pwru-rs has a program for.
 pub fn copy_functions(btf: &KernelBtf) -> Vec<CopyFunction> {
+    let found = copy_functions_in(btf);
+    if found.is_empty() {
+        log::warn!("--filter-track-skb: no skb copy function in BTF: clones are not followed");
+    }
+    found
+}
+
+fn copy_functions_in(btf: &KernelBtf) -> Vec<CopyFunction> {
     COPY_FUNCTIONS
         .iter()
         .filter_map(|&name| {
@@ -137,7 +145,6 @@ fn copy_hooks(
 ) -> Result<(Vec<OwnedFd>, Vec<&'static str>), TrackError> {
     let (mut links, mut followed) = (Vec::new(), Vec::new());
     if copies.is_empty() {
-        log::warn!("--filter-track-skb: no skb copy function in BTF: clones are not followed");
         return Ok((links, followed));
     }
     let programs = [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4];

@@ -8,7 +8,7 @@ use std::{
 
 use pwru_rs_common::record::{
     HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
-    META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB,
+    META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID,
 };
 
 use super::{
@@ -214,6 +214,7 @@ impl Enricher {
             tracked_by: match m.tracked_by {
                 TRACKED_BY_FILTER => Some(TrackedBy::Filter),
                 TRACKED_BY_SKB => Some(TrackedBy::Skb),
+                TRACKED_BY_STACKID => Some(TrackedBy::Stackid),
                 _ => None,
             },
             parent_skb: (m.parent_skb != 0).then_some(m.parent_skb),

@@ -63,6 +63,8 @@ pub enum TrackedBy {
     Filter,
     /// Its address was tracked: it passed them earlier, or is a copy of one that did.
     Skb,
+    /// It runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`).
+    Stackid,
 }
 
 impl TrackedBy {
@@ -70,6 +72,7 @@ impl TrackedBy {
         match self {
             TrackedBy::Filter => "filter",
             TrackedBy::Skb => "skb",
+            TrackedBy::Stackid => "stackid",
         }
     }
 }

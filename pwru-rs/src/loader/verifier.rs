@@ -1,12 +1,16 @@
 //! The verifier's log → one line: the kernel says why it refused a program on the log's last
-//! non-empty line.
+//! line before its statistics.
 
-/// The verdict of a verifier log (its last non-empty line), or "" for an empty log.
+/// Lines the verifier ends its log with, after the verdict.
+const STATISTICS: [&str; 3] = ["processed ", "verification time ", "stack depth "];
+
+/// The verdict of a verifier log (its last non-empty line that is not a statistic), or "" for
+/// an empty log.
 pub fn verdict(log: &str) -> &str {
     log.lines()
         .rev()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .find(|l| !l.is_empty() && !STATISTICS.iter().any(|s| l.starts_with(s)))
         .unwrap_or("")
 }
 
@@ -42,6 +46,15 @@ mod tests {
             "R1 invalid mem access 'scalar'"
         );
         assert_eq!(verdict(""), "");
+        // 6.1 ends a rejection with statistics; the verdict is before them.
+        assert_eq!(
+            verdict(
+                "2017: (71) r8 = *(u8 *)(r2 -72)\ninvalid variable-offset read from stack R2\n\
+                 verification time 30279 usec\nstack depth 0+80+80\n\
+                 processed 1010 insns (limit 1000000) max_states_per_insn 2\n"
+            ),
+            "invalid variable-offset read from stack R2"
+        );
         let e = std::io::Error::from_raw_os_error(libc::EACCES);
         assert!(describe("p", &e, "x\nbad\n").ends_with(": bad"));
         assert!(describe("p", &e, "").starts_with("the kernel refused p: "));

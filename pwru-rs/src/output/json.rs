@@ -50,7 +50,7 @@ pub struct JsonEvent {
     pub skb_dump: Option<String>,
     /// `struct skb_shared_info`; `null` without `--output-skb-shared-info`.
     pub skb_shared_info: Option<String>,
-    /// `"filter"` or `"skb"` with `--filter-track-skb`, else `null`.
+    /// `"filter"`, `"skb"` or `"stackid"` with `--filter-track-skb(-by-stackid)`, else `null`.
     pub tracked_by: Option<String>,
     /// With tracking, the skb this one was cloned or copied from, `0x` hex; else `null`.
     pub parent_skb: Option<String>,

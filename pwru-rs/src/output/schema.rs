@@ -90,7 +90,7 @@ pub const FIELDS: &[SchemaField] = &[
     field(
         "tracked_by",
         "string / null",
-        "`--filter-track-skb`: `\"filter\"` when the skb passed the filters at this hook, `\"skb\"` when its address was tracked (it passed them earlier, or is a clone or copy of one that did); `null` without tracking",
+        "`--filter-track-skb`: `\"filter\"` when the skb passed the filters at this hook, `\"skb\"` when its address was tracked (it passed them earlier, or is a clone or copy of one that did), `\"stackid\"` when it runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`, `--filter-non-skb-funcs`); `null` without tracking",
     ),
     field(
         "parent_skb",
