@@ -121,3 +121,24 @@ fn bad_filter_func_regex() {
         "{err}"
     );
 }
+
+#[test]
+fn stack_tracking_without_kprobes() {
+    require_root();
+    // Asked for the tracepoint backend: refused while reading the flags.
+    let err = fails(&["--backend", "tracepoint", "--filter-track-skb-by-stackid"]);
+    assert!(
+        one_error_line(&err).contains("need a kprobe backend"),
+        "{err}"
+    );
+    // On this host (no kprobes) auto cannot have one either: refused before loading.
+    if !std::path::Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        for args in [
+            &["--filter-track-skb-by-stackid"][..],
+            &["--filter-non-skb-funcs", "fib_table_lookup"],
+        ] {
+            let err = fails(args);
+            assert!(one_error_line(&err).contains("need kprobes"), "{err}");
+        }
+    }
+}

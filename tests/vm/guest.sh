@@ -120,15 +120,23 @@ table ip pwrnat {
 }
 NFT
 ip -n a route add 10.10.20.99 via 10.0.0.2
-run_tracer track "${BACKEND[@]}" --filter-netns /run/netns/b --filter-track-skb 'dst host 10.10.20.99'
-ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.10.20.99/80' 2>/dev/null
-# Unrelated traffic afterwards, into skbs at the addresses the SYN's freed ones had.
-ip netns exec a bash -c 'for i in $(seq 20); do echo x > /dev/udp/10.0.0.2/7999; done'
-stop_tracer
-expect_stderr track "clones and copies followed through skb_clone"
-expect_line track '"daddr":"10.10.20.99"' '"tracked_by":"filter"'
-expect_line track '"dport":8080' '"tracked_by":"skb"'
-expect_no_line track '"dport":7999'
+# On every kprobe backend of the kernel (plain kprobes: the subset, where kfree_skbmem is
+# hooked by the tracking itself).
+TRACK_RUNS=(track)
+kprobe_multi_supported && TRACK_RUNS+=(trackkp)
+for run in "${TRACK_RUNS[@]}"; do
+    args=("${BACKEND[@]}")
+    [ $run = trackkp ] && args=(--backend=kprobe --filter-func "$RX_FUNCS|kfree_skb_reason")
+    run_tracer $run "${args[@]}" --filter-netns /run/netns/b --filter-track-skb 'dst host 10.10.20.99'
+    ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.10.20.99/80' 2>/dev/null
+    # Unrelated traffic afterwards, into skbs at the addresses the SYN's freed ones had.
+    ip netns exec a bash -c 'for i in $(seq 20); do echo x > /dev/udp/10.0.0.2/7999; done'
+    stop_tracer
+    expect_stderr $run "clones and copies followed through skb_clone"
+    expect_line $run '"daddr":"10.10.20.99"' '"tracked_by":"filter"'
+    expect_line $run '"dport":8080' '"tracked_by":"skb"'
+    expect_no_line $run '"dport":7999'
+done
 
 ip -n a link add vd type dummy && ip -n a link set vd up
 ip netns exec a tc qdisc add dev va clsact
