@@ -201,7 +201,7 @@ impl Bench {
     fn per_hit_cost(&mut self) -> anyhow::Result<()> {
         let ns = Netns::new(&pwru_rs_harness::unique("pwbench-hit"))?;
         let count = if self.quick { "3000" } else { "20000" };
-        let cases: [(&str, Vec<String>); 7] = [
+        let cases: [(&str, Vec<String>); 10] = [
             ("no filter", vec![]),
             (
                 "pcap miss `host 10.99.99.99`",
@@ -227,6 +227,22 @@ impl Bench {
             (
                 "pcap match `icmp`, `--output-skb` (bpf_snprintf_btf)",
                 vec!["icmp".into(), "--output-skb".into()],
+            ),
+            (
+                "pcap miss `host 10.99.99.99`, `--filter-track-skb`",
+                vec!["host 10.99.99.99".into(), "--filter-track-skb".into()],
+            ),
+            (
+                "pcap match `icmp`, `--filter-track-skb`",
+                vec!["icmp".into(), "--filter-track-skb".into()],
+            ),
+            (
+                "pcap match `icmp`, `--output-stack --output-caller`",
+                vec![
+                    "icmp".into(),
+                    "--output-stack".into(),
+                    "--output-caller".into(),
+                ],
             ),
         ];
         std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")?;
@@ -507,9 +523,19 @@ impl Bench {
         // Same workload and cases as pwru-baseline.md, so the ratio means something.
         let mut hit_rows = String::new();
         for (case, label, pwru_ns) in [
-            ("no-filter", "no filter", 3600.0),
-            ("miss", "pcap miss `host 10.99.99.99`", 1160.0),
-            ("match", "pcap match `host 127.0.0.1`", 3807.0),
+            ("no-filter", "no filter", Some(3600.0)),
+            ("miss", "pcap miss `host 10.99.99.99`", Some(1160.0)),
+            ("match", "pcap match `host 127.0.0.1`", Some(3807.0)),
+            (
+                "track-miss",
+                "pcap miss `host 10.99.99.99`, `--filter-track-skb`",
+                None,
+            ),
+            (
+                "track-match",
+                "pcap match `host 127.0.0.1`, `--filter-track-skb`",
+                None,
+            ),
         ] {
             let samples: Vec<(&str, f64)> = hits
                 .iter()
@@ -520,11 +546,14 @@ impl Bench {
                 continue;
             };
             let stat = Stat::of(samples.iter().map(|(_, ns)| *ns).collect());
+            let (pwru, ratio) = match pwru_ns {
+                Some(ns) => (format!("{ns:.0}"), format!("{:.2}", stat.median / ns)),
+                None => ("–".into(), "–".into()),
+            };
             let _ = writeln!(
                 hit_rows,
-                "| {label} | {kernel} | {} | {pwru_ns:.0} | {:.2} |",
-                stat.show(0),
-                stat.median / pwru_ns
+                "| {label} | {kernel} | {} | {pwru} | {ratio} |",
+                stat.show(0)
             );
         }
         if !hit_rows.is_empty() {
