@@ -57,6 +57,11 @@ pub const SKB_STACK_MAP: &str = "SKB_STACK";
 /// `skb_copy`) or 4 (`skb_copy_expand`, `__pskb_copy_fclone`) arguments.
 pub const FEXIT_COPY_OF_2: &str = "pwru_fexit_copy_2";
 pub const FEXIT_COPY_OF_4: &str = "pwru_fexit_copy_4";
+/// The same without BPF trampolines: a kprobe at a copy function's entry and a kretprobe at its
+/// return, paired through [`COPY_PENDING_MAP`] (entry stack pointer → tracked skb).
+pub const KPROBE_COPY_ENTRY: &str = "pwru_kprobe_copy_entry";
+pub const KRETPROBE_COPY: &str = "pwru_kretprobe_copy";
+pub const COPY_PENDING_MAP: &str = "COPY_PENDING";
 /// `veth_convert_skb_to_xdp_buff(rq, xdp, struct sk_buff **pskb)` may replace `*pskb` with a
 /// copy: fentry remembers the skb, fexit tracks its replacement.
 pub const FENTRY_VETH_CONVERT: &str = "pwru_fentry_veth_convert";

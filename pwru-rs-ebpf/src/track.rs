@@ -6,9 +6,9 @@
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::bpf_probe_read_kernel,
-    macros::{fentry, fexit, kprobe, map, raw_tracepoint},
-    maps::{HashMap, PerCpuArray},
-    programs::{FEntryContext, FExitContext, ProbeContext, RawTracePointContext},
+    macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint},
+    maps::{HashMap, LruHashMap, PerCpuArray},
+    programs::{FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
 };
 use pwru_rs_common::{assert_contract_name, contract, TrackedSkb};
 
@@ -77,8 +77,17 @@ pub fn remember_stack(skb: u64, key: u64) {
             let _ = STACK_SKB.remove(&old);
         }
     }
-    let _ = STACK_SKB.insert(&key, &skb, 0);
-    let _ = SKB_STACK.insert(&skb, &key, 0);
+    if STACK_SKB.insert(&key, &skb, 0).is_err() || SKB_STACK.insert(&skb, &key, 0).is_err() {
+        count_untracked();
+    }
+}
+
+/// An skb that should have been tracked found its map full.
+#[inline(always)]
+fn count_untracked() {
+    if let Some(p) = TRACK_FULL.get_ptr_mut(0) {
+        unsafe { *p += 1 };
+    }
 }
 
 const EEXIST: i32 = 17;
@@ -94,9 +103,7 @@ pub fn lookup(skb: u64) -> Option<TrackedSkb> {
 pub fn track(skb: u64, parent: u64) {
     if let Err(e) = TRACKED.insert(&skb, &TrackedSkb { parent }, BPF_NOEXIST as u64) {
         if e != -EEXIST {
-            if let Some(p) = TRACK_FULL.get_ptr_mut(0) {
-                unsafe { *p += 1 };
-            }
+            count_untracked();
         }
     }
 }
@@ -138,6 +145,37 @@ pub fn pwru_fexit_copy_4(ctx: FExitContext) -> u32 {
     0
 }
 assert_contract_name!(pwru_fexit_copy_4, contract::FEXIT_COPY_OF_4);
+
+/// Where the kernel has kprobes but no BPF trampolines: a copy function's entry remembers a
+/// tracked skb under the stack pointer at entry, its return finds it there (one word higher, the
+/// return address popped) — unique per call in progress, whatever the CPU, task or interrupt.
+/// LRU: an entry whose return was missed (kretprobe instances exhausted) ages out.
+#[map]
+static COPY_PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4096, 0);
+assert_contract_name!(COPY_PENDING, contract::COPY_PENDING_MAP);
+
+#[kprobe]
+pub fn pwru_kprobe_copy_entry(ctx: ProbeContext) -> u32 {
+    let skb: u64 = ctx.arg(0).unwrap_or(0);
+    if skb != 0 && lookup(skb).is_some() {
+        let sp = unsafe { (*ctx.regs).rsp };
+        let _ = COPY_PENDING.insert(&sp, &skb, 0);
+    }
+    0
+}
+assert_contract_name!(pwru_kprobe_copy_entry, contract::KPROBE_COPY_ENTRY);
+
+#[kretprobe]
+pub fn pwru_kretprobe_copy(ctx: RetProbeContext) -> u32 {
+    let key = unsafe { (*ctx.regs).rsp }.wrapping_sub(8);
+    // SAFETY: copied out at once.
+    if let Some(parent) = unsafe { COPY_PENDING.get(&key) }.copied() {
+        let _ = COPY_PENDING.remove(&key);
+        copied(parent, ctx.ret());
+    }
+    0
+}
+assert_contract_name!(pwru_kretprobe_copy, contract::KRETPROBE_COPY);
 
 #[inline(always)]
 fn read_u64(addr: u64) -> u64 {

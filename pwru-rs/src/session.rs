@@ -94,7 +94,8 @@ pub struct Summary {
     pub counts: events::Counts,
     /// Events the kernel side could not hand over (ring buffer full).
     pub lost: u64,
-    /// With `--filter-track-skb`: skbs that should have been tracked but found the map full.
+    /// With `--filter-track-skb(-by-stackid)`: skbs that should have been tracked but found
+    /// their map full.
     pub untracked: Option<u64>,
 }
 
@@ -220,7 +221,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         stop,
         counts,
         lost: events::per_cpu_count(&lost, contract::LOST_MAP)?,
-        untracked: if config.track_skb {
+        untracked: if config.track_skb || config.track_by_stack {
             Some(events::per_cpu_count(
                 &track_full,
                 contract::TRACK_FULL_MAP,

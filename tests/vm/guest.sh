@@ -144,8 +144,16 @@ ip netns exec a tc filter add dev va egress protocol ip flower action mirred egr
 run_tracer clone "${BACKEND[@]}" --filter-netns /run/netns/a --filter-track-skb icmp
 ping_a_to_b
 stop_tracer
-ip netns exec a tc qdisc del dev va clsact
 expect_clone_of_traced clone vd
+# The same without fexit, as on a kernel without BPF trampolines: kprobe + kretprobe pairs.
+export PWRU_RS_TEST_NO_FEXIT=1
+run_tracer clonekretprobe "${BACKEND[@]}" --filter-netns /run/netns/a --filter-track-skb icmp
+unset PWRU_RS_TEST_NO_FEXIT
+ping_a_to_b
+stop_tracer
+expect_stderr clonekretprobe "clones and copies followed by kretprobes"
+expect_clone_of_traced clonekretprobe vd
+ip netns exec a tc qdisc del dev va clsact
 
 # --- --output-stack and --output-caller: the kernel's own stack, the real caller -------------
 run_tracer stack "${BACKEND[@]}" --filter-netns /run/netns/b --output-stack --output-caller icmp

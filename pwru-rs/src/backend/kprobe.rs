@@ -72,7 +72,7 @@ pub fn attach(
                 let Some(target) = selection.targets.get(i) else {
                     break;
                 };
-                match open_kprobe(pmu, target, prog_fds[target.program]) {
+                match open_kprobe(pmu, target, prog_fds[target.program], false) {
                     Ok(fd) => attached.lock().unwrap().push((target, fd)),
                     Err(e) => failed.lock().unwrap().push(format!("{}: {e}", target.name)),
                 }
@@ -159,16 +159,28 @@ const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_SET_BPF: libc::c_ulong = 0x4004_2408;
 
-/// A kprobe at `target`'s entry running `prog_fd`; closing the fd removes it.
+/// The kprobe PMU's `config` bit that makes a probe a return probe (its `format/retprobe`,
+/// `config:0` on every kernel so far).
+fn retprobe_config() -> u64 {
+    std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/format/retprobe")
+        .ok()
+        .and_then(|f| f.trim().strip_prefix("config:")?.parse::<u32>().ok())
+        .map_or(1, |bit| 1 << bit)
+}
+
+/// A kprobe at `target`'s entry (or, with `retprobe`, its return) running `prog_fd`; closing
+/// the fd removes it.
 pub(super) fn open_kprobe(
     pmu: u32,
     target: &ProbeTarget,
     prog_fd: i32,
+    retprobe: bool,
 ) -> std::io::Result<OwnedFd> {
     let name = CString::new(target.name.as_str()).map_err(std::io::Error::other)?;
     let attr = PerfEventAttr {
         type_: pmu,
         size: std::mem::size_of::<PerfEventAttr>() as u32,
+        config: if retprobe { retprobe_config() } else { 0 },
         config1: name.as_ptr() as u64,
         ..Default::default()
     };

@@ -90,7 +90,16 @@ pub fn attach(
     copies: &[CopyFunction],
 ) -> Result<Vec<&'static str>, TrackError> {
     let mut links = life_end_hooks(ebpf, attached)?;
-    let (copy_links, followed) = copy_hooks(ebpf, object, copies)?;
+    let (copy_links, followed) = match copy_hooks(ebpf, object, copies)? {
+        Some(hooked) => hooked,
+        None => match kprobe::pmu_type() {
+            Some(pmu) => copy_hooks_by_kretprobe(ebpf, pmu, copies)?,
+            None => {
+                log::warn!("--filter-track-skb: this kernel has neither BPF trampolines (fexit) nor kprobes: clones and copies are not followed, skbs are tracked by address only");
+                (Vec::new(), Vec::new())
+            }
+        },
+    };
     links.extend(copy_links);
     attached.links.extend(links);
     Ok(followed)
@@ -129,23 +138,34 @@ fn life_end_hooks(ebpf: &mut Ebpf, attached: &Attached) -> Result<Vec<OwnedFd>, 
                     address: 0,
                     program: contract::KPROBE_UNTRACK_0,
                 };
-                links.push(kprobe::open_kprobe(pmu, &target, prog).map_err(lost)?);
+                links.push(kprobe::open_kprobe(pmu, &target, prog, false).map_err(lost)?);
             }
         }
     }
     Ok(links)
 }
 
-/// fexit on each copy function. A kernel that refuses tracing programs (no BPF trampolines) is
-/// said once and tracked by address only; a verifier rejection is an error.
+/// Links, and the copy functions they follow.
+type Hooked = (Vec<OwnedFd>, Vec<&'static str>);
+
+/// Set in the environment, fexit is not tried (tests of the kretprobe fallback on kernels that
+/// have both).
+const NO_FEXIT_ENV: &str = "PWRU_RS_TEST_NO_FEXIT";
+
+/// fexit on each copy function; `None` when the kernel refuses tracing programs (no BPF
+/// trampolines). A verifier rejection is an error.
 fn copy_hooks(
     ebpf: &Ebpf,
     object: &[u8],
     copies: &[CopyFunction],
-) -> Result<(Vec<OwnedFd>, Vec<&'static str>), TrackError> {
+) -> Result<Option<Hooked>, TrackError> {
     let (mut links, mut followed) = (Vec::new(), Vec::new());
     if copies.is_empty() {
-        return Ok((links, followed));
+        return Ok(Some((links, followed)));
+    }
+    if std::env::var_os(NO_FEXIT_ENV).is_some() {
+        log::info!("--filter-track-skb: {NO_FEXIT_ENV} set: fexit not tried");
+        return Ok(None);
     }
     let programs = [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4];
     let instructions = relocated_programs(ebpf, object, &programs)?;
@@ -162,11 +182,11 @@ fn copy_hooks(
             Ok(prog) => prog,
             Err(e) if e.verifier_rejected() => return Err(TrackError::Verifier(e)),
             Err(e) => {
-                log::warn!(
-                    "--filter-track-skb: this kernel refuses fexit programs ({}): clones and copies are not followed, skbs are tracked by address only",
+                log::info!(
+                    "--filter-track-skb: this kernel refuses fexit programs ({})",
                     e.error
                 );
-                return Ok((Vec::new(), Vec::new()));
+                return Ok(None);
             }
         };
         match sys::tracing_attach(prog.as_fd()) {
@@ -176,6 +196,42 @@ fn copy_hooks(
             }
             Err(e) => log::warn!("--filter-track-skb: fexit on {} refused: {e}", copy.name),
         }
+    }
+    Ok(Some((links, followed)))
+}
+
+/// Without trampolines: a kprobe at each copy function's entry and a kretprobe at its return,
+/// paired by the entry's stack pointer (`pwru-rs-ebpf/src/track.rs`).
+fn copy_hooks_by_kretprobe(
+    ebpf: &mut Ebpf,
+    pmu: u32,
+    copies: &[CopyFunction],
+) -> Result<Hooked, TrackError> {
+    let entry = kprobe::load_program(ebpf, contract::KPROBE_COPY_ENTRY)?;
+    let exit = kprobe::load_program(ebpf, contract::KRETPROBE_COPY)?;
+    let (mut links, mut followed) = (Vec::new(), Vec::new());
+    for copy in copies {
+        let target = ProbeTarget {
+            name: copy.name.to_owned(),
+            address: 0,
+            program: contract::KPROBE_COPY_ENTRY,
+        };
+        // The return probe first: an entry seen without its return would only age out.
+        let pair = kprobe::open_kprobe(pmu, &target, exit, true)
+            .and_then(|ret| Ok([ret, kprobe::open_kprobe(pmu, &target, entry, false)?]));
+        match pair {
+            Ok(pair) => {
+                links.extend(pair);
+                followed.push(copy.name);
+            }
+            Err(e) => log::warn!(
+                "--filter-track-skb: kretprobe on {} refused: {e}",
+                copy.name
+            ),
+        }
+    }
+    if !followed.is_empty() {
+        log::info!("--filter-track-skb: no fexit here: clones and copies followed by kretprobes");
     }
     Ok((links, followed))
 }

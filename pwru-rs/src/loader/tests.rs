@@ -25,9 +25,15 @@ fn programs_exist_with_their_kinds() {
         contract::KPROBE_SKB_1_REASON_2,
         contract::KPROBE_SKB_0_FREE,
         contract::KPROBE_UNTRACK_0,
+        contract::KPROBE_NON_SKB,
+        contract::KPROBE_COPY_ENTRY,
     ]) {
         assert_eq!(kind(name), kprobe, "{name}");
     }
+    assert_eq!(
+        kind(contract::KRETPROBE_COPY),
+        format!("{:?}", ProgramSection::KRetProbe)
+    );
     for name in contract::RAW_TP_PROGRAMS.iter().chain(&[
         contract::RAW_TP_SKB_0_REASON_2,
         contract::RAW_TP_SKB_0_REASON_2_FREE,
@@ -60,6 +66,13 @@ fn maps_exist_with_their_types() {
             bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
         ),
         (contract::VETH_PSKB_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
+        (
+            contract::COPY_PENDING_MAP,
+            bpf_map_type::BPF_MAP_TYPE_LRU_HASH,
+        ),
+        (contract::STACK_SKB_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
+        (contract::SKB_STACK_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
+        (contract::STACKS_MAP, bpf_map_type::BPF_MAP_TYPE_STACK_TRACE),
     ] {
         let map = obj
             .maps
