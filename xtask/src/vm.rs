@@ -179,15 +179,32 @@ fn boot(
     let helpers = std::fs::read(cmd::root().join("vm/pwru.sh")).context("reading vm/pwru.sh")?;
     payload.file("/usr/lib/pwru-vm/pwru.sh", 0o644, helpers);
     payload.file("/etc/pwru-vm/entry", 0o644, entry.as_bytes().to_vec());
-    let dir = run_dir()?;
     let mut initrd = std::fs::read(&base).with_context(|| format!("reading {}", base.display()))?;
     initrd.extend(payload.to_bytes());
-    let initrd_path = dir.join("initrd.img");
-    std::fs::write(&initrd_path, initrd).context("writing the run's initrd")?;
-    let outcome = qemu::boot(&kernel, &initrd_path, &dir, timeout, echo)?;
-    // Kept on failure (the error names it); a finished run needs nothing from it.
-    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    Ok(outcome)
+    // A kernel that panics while booting, before the payload starts, ran nothing of ours: a TCG
+    // flake, booted once more (and said). A panic once the payload runs is never retried.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let dir = run_dir()?;
+        let initrd_path = dir.join("initrd.img");
+        std::fs::write(&initrd_path, &initrd).context("writing the run's initrd")?;
+        match qemu::boot(&kernel, &initrd_path, &dir, timeout, echo) {
+            Ok(outcome) => {
+                // Kept on failure (the error names it); a finished run needs nothing from it.
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("removing {}", dir.display()))?;
+                return Ok(outcome);
+            }
+            Err(e) => match qemu::panicked_while_booting(&e) {
+                Some(oops) if attempts == 1 => eprintln!(
+                    "xtask: vm: the guest kernel panicked while booting, before the payload started ({oops}; logs kept in {}): booting once more",
+                    dir.display()
+                ),
+                _ => return Err(e),
+            },
+        }
+    }
 }
 
 /// `vm/cache/`: kernels and base images, git-ignored.

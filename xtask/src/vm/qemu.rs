@@ -215,6 +215,27 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Whether `error` is a guest kernel that panicked while booting, before `vm/init` started the
+/// payload: nothing of pwru-rs ran yet. Under TCG this happens, rarely, when the kernel patches its
+/// own code at boot (a static key flipped while another vCPU runs the site: an `int3` Oops).
+pub fn panicked_while_booting(error: &anyhow::Error) -> Option<String> {
+    let failure = error.downcast_ref::<Failure>()?;
+    (failure.console.contains("Kernel panic") && !failure.console.contains(PAYLOAD_STARTED)).then(
+        || {
+            failure
+                .console
+                .lines()
+                .find(|l| l.contains("Oops") || l.contains("Kernel panic"))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        },
+    )
+}
+
+/// What `vm/init` prints as it starts the payload.
+const PAYLOAD_STARTED: &str = "init: running /payload/";
+
 /// A guest that did not finish properly, shown with the end of its console and output.
 #[derive(Debug)]
 struct Failure {
@@ -255,5 +276,27 @@ mod tests {
         assert_eq!(exit_marker("noise\r\n@@PWRU_RS_EXIT=137@@\r\n"), Some(137));
         assert_eq!(exit_marker("@@PWRU_RS_EXIT="), None);
         assert_eq!(exit_marker(""), None);
+    }
+
+    #[test]
+    fn only_a_panic_before_the_payload_is_a_boot_flake() {
+        let failure = |console: &str| {
+            anyhow::Error::new(Failure {
+                what: "the guest kernel panicked".into(),
+                dir: PathBuf::from("/tmp/x"),
+                console: console.into(),
+                out: String::new(),
+            })
+        };
+        let boot =
+            "[ 1.97] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n[ 1.98] Kernel panic - not syncing\n";
+        assert_eq!(
+            panicked_while_booting(&failure(boot)).as_deref(),
+            Some("[ 1.97] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI")
+        );
+        let during = format!("init: running /payload/guest.sh\n{boot}");
+        assert_eq!(panicked_while_booting(&failure(&during)), None);
+        assert_eq!(panicked_while_booting(&failure("init died\n")), None);
+        assert_eq!(panicked_while_booting(&anyhow::anyhow!("other")), None);
     }
 }
