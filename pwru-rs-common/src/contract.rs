@@ -62,12 +62,13 @@ pub const FEXIT_COPY_OF_4: &str = "pwru_fexit_copy_4";
 pub const KPROBE_COPY_ENTRY: &str = "pwru_kprobe_copy_entry";
 pub const KRETPROBE_COPY: &str = "pwru_kretprobe_copy";
 pub const COPY_PENDING_MAP: &str = "COPY_PENDING";
-/// `veth_convert_skb_to_xdp_buff(rq, xdp, struct sk_buff **pskb)` may replace `*pskb` with a
-/// copy: fentry remembers the skb, fexit tracks its replacement.
-pub const FENTRY_VETH_CONVERT: &str = "pwru_fentry_veth_convert";
-pub const FEXIT_VETH_CONVERT: &str = "pwru_fexit_veth_convert";
-/// fentry → fexit of the veth conversion: `pskb` → the skb it held on entry.
-pub const VETH_PSKB_MAP: &str = "VETH_PSKB";
+/// Functions that may replace `*pskb` by a copy (`skb_pp_cow_data(pool, pskb, headroom)`,
+/// veth's `veth_convert_skb_to_xdp_buff(rq, xdp, pskb)`): fentry notes the tracked skb, fexit
+/// tracks its replacement; one pair per position of `pskb` (1, 2).
+pub const FENTRY_PSKB: [&str; 2] = ["pwru_fentry_pskb_1", "pwru_fentry_pskb_2"];
+pub const FEXIT_PSKB: [&str; 2] = ["pwru_fexit_pskb_1", "pwru_fexit_pskb_2"];
+/// fentry → fexit of those: `pskb` → the skb it held on entry.
+pub const PSKB_PENDING_MAP: &str = "PSKB_PENDING";
 
 /// Raw-tracepoint programs by 0-based position of the skb argument.
 pub const RAW_TP_PROGRAMS: [&str; MAX_SKB_ARGS] = [

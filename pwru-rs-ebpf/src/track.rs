@@ -9,6 +9,7 @@ use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray},
     programs::{FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
+    EbpfContext,
 };
 use pwru_rs_common::{assert_contract_name, contract, TrackedSkb};
 
@@ -23,10 +24,10 @@ assert_contract_name!(TRACKED, contract::TRACKED_MAP);
 static TRACK_FULL: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 assert_contract_name!(TRACK_FULL, contract::TRACK_FULL_MAP);
 
-/// `pskb` → the skb it pointed to when `veth_convert_skb_to_xdp_buff` was entered.
+/// `pskb` → the tracked skb it pointed to when a function that may replace it was entered.
 #[map]
-static VETH_PSKB: HashMap<u64, u64> = HashMap::with_max_entries(1024, 0);
-assert_contract_name!(VETH_PSKB, contract::VETH_PSKB_MAP);
+static PSKB_PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
+assert_contract_name!(PSKB_PENDING, contract::PSKB_PENDING_MAP);
 
 /// `--filter-track-skb-by-stackid`: stack key → the skb traced on it last, and back. Userspace
 /// sets their size (the tracking map's).
@@ -182,29 +183,69 @@ fn read_u64(addr: u64) -> u64 {
     unsafe { bpf_probe_read_kernel(addr as *const u64) }.unwrap_or(0)
 }
 
-#[fentry]
-pub fn pwru_fentry_veth_convert(ctx: FEntryContext) -> u32 {
-    let pskb: u64 = ctx.arg(2);
+/// A function that may replace `*pskb` by a copy (`skb_pp_cow_data(pool, pskb, headroom)`,
+/// veth's `veth_convert_skb_to_xdp_buff(rq, xdp, pskb)`): on entry the tracked skb is noted under
+/// `pskb` (the caller's variable, unique per call in progress), on exit its replacement, if any,
+/// is tracked with it as parent.
+/// Argument `n` of the traced function, whatever its BTF type: the verifier lets a tracing
+/// program read only scalars and struct pointers from its context, not `struct sk_buff **`.
+#[inline(always)]
+fn func_arg(ctx: *mut core::ffi::c_void, n: u32) -> u64 {
+    let mut value = 0u64;
+    unsafe { aya_ebpf::helpers::generated::bpf_get_func_arg(ctx, n, &mut value) };
+    value
+}
+
+#[inline(always)]
+fn pskb_entry(pskb: u64) {
     let skb = read_u64(pskb);
     if skb != 0 && lookup(skb).is_some() {
-        let _ = VETH_PSKB.insert(&pskb, &skb, 0);
+        let _ = PSKB_PENDING.insert(&pskb, &skb, 0);
     }
+}
+
+#[inline(always)]
+fn pskb_exit(pskb: u64) {
+    // SAFETY: copied out at once.
+    let Some(old) = (unsafe { PSKB_PENDING.get(&pskb) }).copied() else {
+        return;
+    };
+    let _ = PSKB_PENDING.remove(&pskb);
+    // `old` was tracked on entry; the function has freed it since (skb_pp_cow_data consumes
+    // it), so it is not looked up again.
+    let new = read_u64(pskb);
+    if new != 0 && new != old {
+        track(new, old);
+    }
+}
+
+#[fentry]
+pub fn pwru_fentry_pskb_1(ctx: FEntryContext) -> u32 {
+    pskb_entry(func_arg(ctx.as_ptr(), 1));
     0
 }
-assert_contract_name!(pwru_fentry_veth_convert, contract::FENTRY_VETH_CONVERT);
+assert_contract_name!(pwru_fentry_pskb_1, contract::FENTRY_PSKB[0]);
 
 #[fexit]
-pub fn pwru_fexit_veth_convert(ctx: FExitContext) -> u32 {
-    let pskb: u64 = ctx.arg(2);
-    // SAFETY: copied out at once.
-    let Some(old) = (unsafe { VETH_PSKB.get(&pskb) }).copied() else {
-        return 0;
-    };
-    let _ = VETH_PSKB.remove(&pskb);
-    copied(old, read_u64(pskb));
+pub fn pwru_fexit_pskb_1(ctx: FExitContext) -> u32 {
+    pskb_exit(func_arg(ctx.as_ptr(), 1));
     0
 }
-assert_contract_name!(pwru_fexit_veth_convert, contract::FEXIT_VETH_CONVERT);
+assert_contract_name!(pwru_fexit_pskb_1, contract::FEXIT_PSKB[0]);
+
+#[fentry]
+pub fn pwru_fentry_pskb_2(ctx: FEntryContext) -> u32 {
+    pskb_entry(func_arg(ctx.as_ptr(), 2));
+    0
+}
+assert_contract_name!(pwru_fentry_pskb_2, contract::FENTRY_PSKB[1]);
+
+#[fexit]
+pub fn pwru_fexit_pskb_2(ctx: FExitContext) -> u32 {
+    pskb_exit(func_arg(ctx.as_ptr(), 2));
+    0
+}
+assert_contract_name!(pwru_fexit_pskb_2, contract::FEXIT_PSKB[1]);
 
 /// `kfree_skbmem` where `--filter-func` leaves it out: forget only.
 #[kprobe]

@@ -70,7 +70,7 @@ impl KernelFacts {
             tracepoints: btf.skb_tracepoints(),
             drop_reasons: btf.drop_reasons(),
             copy_functions: if config.track_skb {
-                Some(backend::track::copy_functions(&btf))
+                Some(backend::track::copy_functions(&btf, path))
             } else {
                 // Stack tracking alone needs the ends of skb lives, not the copies.
                 config.track_by_stack.then(Vec::new)

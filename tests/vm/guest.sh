@@ -163,6 +163,21 @@ expect_line stack '"func":"icmp_rcv"' '"caller_func":"ip_protocol_deliver_rcu"'
 expect_line stack '"func":"icmp_rcv"' '"stack":["'
 expect_line stack '"func":"icmp_rcv"' '"ip_local_deliver_finish+0x'
 
+# --- veth's XDP path rebuilds the skb it receives: the copy is followed, with its parent ------
+# (with an XDP program on vb, veth copies the ping's skb: skb_pp_cow_data on 6.12; 6.1 copies
+# inline, where nothing can be hooked)
+if grep -qE ' (skb_pp_cow_data|veth_convert_skb_to_xdp_buff)' /proc/kallsyms; then
+    ip -n b link set dev vb xdp obj /usr/lib/pwru-vm/xdp_pass.o sec xdp
+    run_tracer vethxdp "${BACKEND[@]}" --filter-track-skb 'icmp and dst host 10.0.0.2'
+    ping_a_to_b
+    stop_tracer
+    ip -n b link set dev vb xdp off
+    expect_stderr vethxdp "skb_pp_cow_data"
+    expect_clone_of_traced vethxdp vb
+else
+    echo "vethxdp: no function copies veth's XDP skbs on this kernel: skipped"
+fi
+
 # --- --filter-track-skb-by-stackid across a bridge; --filter-non-skb-funcs ---------------------
 # c -- [bridge in netns br] -- d. The SYN to d:7500 matches; d's RST is a new skb made on the
 # stack the SYN ran on: only stack tracking shows it.

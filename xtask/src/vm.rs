@@ -57,6 +57,42 @@ pub struct GuestRun {
     pub boot_and_run: Duration,
 }
 
+/// Where scripts find an XDP program that passes every packet, for `ip link set DEV xdp obj
+/// PATH sec xdp` (veth runs its XDP path only with a program attached). The guest has no
+/// compiler, so xtask writes the two-instruction object itself.
+const XDP_PASS_OBJECT: &str = "/usr/lib/pwru-vm/xdp_pass.o";
+
+/// A relocatable eBPF ELF object with one program, `xdp_pass` in section `xdp`: `r0 = XDP_PASS;
+/// exit`.
+fn xdp_pass_object() -> anyhow::Result<Vec<u8>> {
+    use object::write::{Object, Symbol, SymbolSection};
+    use object::{
+        Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
+    };
+    const XDP_PASS: u8 = 2;
+    #[rustfmt::skip]
+    let code = [
+        0xb7, 0x00, 0x00, 0x00, XDP_PASS, 0x00, 0x00, 0x00, // r0 = XDP_PASS
+        0x95, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,     // exit
+    ];
+    let mut obj = Object::new(BinaryFormat::Elf, Architecture::Bpf, Endianness::Little);
+    let text = obj.add_section(Vec::new(), b"xdp".to_vec(), SectionKind::Text);
+    obj.append_section_data(text, &code, 8);
+    obj.add_symbol(Symbol {
+        name: b"xdp_pass".to_vec(),
+        value: 0,
+        size: code.len() as u64,
+        kind: SymbolKind::Text,
+        scope: SymbolScope::Dynamic,
+        weak: false,
+        section: SymbolSection::Section(text),
+        flags: SymbolFlags::None,
+    });
+    let license = obj.add_section(Vec::new(), b"license".to_vec(), SectionKind::Data);
+    obj.append_section_data(license, b"GPL\0", 1);
+    Ok(obj.write()?)
+}
+
 /// Boots `kernel_pkg` with pwru-rs at /usr/bin/pwru-rs and `payload_dir` copied to /payload,
 /// runs `bash /payload/<script>` and returns its status and output (ttyS1).
 pub fn run_script(
@@ -68,6 +104,7 @@ pub fn run_script(
 ) -> anyhow::Result<GuestRun> {
     let mut payload = Archive::default();
     image::add_tree(&mut payload, payload_dir, "/payload")?;
+    payload.file(XDP_PASS_OBJECT, 0o644, xdp_pass_object()?);
     let run = boot(kernel_pkg, pwru_rs, payload, script, timeout, Echo::Quiet)?;
     Ok(GuestRun {
         status: run.status,
@@ -217,4 +254,33 @@ fn run_dir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(pwru_rs_harness::unique("pwru-rs-vm"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod xdp_fixture_tests {
+    use super::*;
+
+    /// The fixture loads as an XDP program: attached with `ip` to a veth in a namespace of its
+    /// own (as root; skipped otherwise).
+    #[test]
+    fn xdp_pass_object_attaches_with_ip() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("not root: skipped");
+            return;
+        }
+        let dir = pwru_rs_harness::TempDir::new("xdp-fixture").unwrap();
+        let path = dir.join("xdp_pass.o");
+        std::fs::write(&path, xdp_pass_object().unwrap()).unwrap();
+        let ns = pwru_rs_harness::Netns::new(&pwru_rs_harness::unique("pwxdp")).unwrap();
+        ns.sh("ip link add x0 type veth peer name x1 && ip link set x0 up && ip link set x1 up")
+            .unwrap();
+        ns.sh(&format!(
+            "ip link set dev x0 xdp obj {} sec xdp",
+            path.display()
+        ))
+        .unwrap();
+        let shown = ns.sh("ip link show dev x0").unwrap();
+        assert!(shown.contains("xdp"), "{shown}");
+    }
 }

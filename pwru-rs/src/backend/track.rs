@@ -6,7 +6,10 @@
 //! fexit needs BPF trampolines; a kernel without them (this project's host) tracks by address
 //! only, and says so once.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    os::fd::{AsFd, OwnedFd},
+    path::Path,
+};
 
 use aya::Ebpf;
 use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
@@ -36,13 +39,57 @@ pub struct CopyFunction {
     pub name: &'static str,
     pub btf_id: u32,
     pub program: &'static str,
+    /// The fentry program paired with the fexit one, if any.
+    pub entry: Option<&'static str>,
+    /// The module the function is in (its id is in that module's BTF), or vmlinux.
+    pub module: Option<&'static str>,
 }
 
-/// The copy functions of this kernel's BTF (vmlinux only) that pwru-rs has a program for.
-pub fn copy_functions(btf: &KernelBtf) -> Vec<CopyFunction> {
-    let found = copy_functions_in(btf);
+/// Functions that may replace `*pskb` by a copy, the position of `pskb`, and their module:
+/// the XDP paths that cannot run on an skb in place (veth's on 6.12: `skb_pp_cow_data`; on some
+/// older kernels veth's own `veth_convert_skb_to_xdp_buff`).
+const PSKB_FUNCTIONS: [(&str, usize, Option<&str>); 2] = [
+    ("skb_pp_cow_data", 1, None),
+    ("veth_convert_skb_to_xdp_buff", 2, Some("veth")),
+];
+
+/// The copy functions of this kernel's BTF that pwru-rs has a program for: vmlinux's, and
+/// modules' (their split BTF read on top of `vmlinux`) when the module is loaded.
+pub fn copy_functions(btf: &KernelBtf, vmlinux: &Path) -> Vec<CopyFunction> {
+    let mut found = copy_functions_in(btf);
     if found.is_empty() {
         log::warn!("--filter-track-skb: no skb copy function in BTF: clones are not followed");
+    }
+    for (name, pskb_arg, module) in PSKB_FUNCTIONS {
+        let in_module;
+        let (btf, obj) = match module {
+            None => (btf, 0),
+            Some(module) => {
+                let path = Path::new("/sys/kernel/btf").join(module);
+                if !path.exists() {
+                    log::debug!("{module} not loaded: {name} is not followed");
+                    continue;
+                }
+                match KernelBtf::from_files(vmlinux, &[path]) {
+                    Ok(b) => in_module = b,
+                    Err(e) => {
+                        log::debug!("{module} BTF: {e}");
+                        continue;
+                    }
+                }
+                (&in_module, 1)
+            }
+        };
+        match btf.function(name) {
+            Some((id, params)) if id.obj == obj && params > pskb_arg => found.push(CopyFunction {
+                name,
+                btf_id: id.id,
+                program: contract::FEXIT_PSKB[pskb_arg - 1],
+                entry: Some(contract::FENTRY_PSKB[pskb_arg - 1]),
+                module,
+            }),
+            _ => log::debug!("no {name} here"),
+        }
     }
     found
 }
@@ -64,6 +111,8 @@ fn copy_functions_in(btf: &KernelBtf) -> Vec<CopyFunction> {
                 name,
                 btf_id: id.id,
                 program,
+                entry: None,
+                module: None,
             })
         })
         .collect()
@@ -167,31 +216,70 @@ fn copy_hooks(
         log::info!("--filter-track-skb: {NO_FEXIT_ENV} set: fexit not tried");
         return Ok(None);
     }
-    let programs = [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4];
+    let programs: Vec<&'static str> = [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4]
+        .into_iter()
+        .chain(contract::FENTRY_PSKB)
+        .chain(contract::FEXIT_PSKB)
+        .collect();
     let instructions = relocated_programs(ebpf, object, &programs)?;
     for copy in copies {
-        let loaded = sys::prog_load(&ProgLoad {
-            name: copy.program,
-            prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
-            expected_attach_type: Some(bpf_attach_type::BPF_TRACE_FEXIT),
-            attach_btf_id: copy.btf_id,
-            attach_prog_fd: None,
-            insns: &instructions[copy.program],
-        });
-        let prog = match loaded {
-            Ok(prog) => prog,
-            Err(e) if e.verifier_rejected() => return Err(TrackError::Verifier(e)),
+        let module_btf = match copy.module.map(sys::module_btf_fd).transpose() {
+            Ok(fd) => fd.flatten(),
             Err(e) => {
-                log::info!(
-                    "--filter-track-skb: this kernel refuses fexit programs ({})",
-                    e.error
-                );
-                return Ok(None);
+                log::warn!("--filter-track-skb: {}: module BTF: {e}", copy.name);
+                continue;
             }
         };
-        match sys::tracing_attach(prog.as_fd()) {
-            Ok(link) => {
-                links.push(link);
+        if copy.module.is_some() && module_btf.is_none() {
+            log::warn!(
+                "--filter-track-skb: {}: its module's BTF is gone",
+                copy.name
+            );
+            continue;
+        }
+        let load = |program: &'static str, attach_type| {
+            sys::prog_load(&ProgLoad {
+                name: program,
+                prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
+                expected_attach_type: Some(attach_type),
+                attach_btf_id: copy.btf_id,
+                attach_prog_fd: module_btf.as_ref().map(|fd| fd.as_fd()),
+                insns: &instructions[program],
+            })
+        };
+        let mut programs = vec![(copy.program, bpf_attach_type::BPF_TRACE_FEXIT)];
+        if let Some(entry) = copy.entry {
+            programs.push((entry, bpf_attach_type::BPF_TRACE_FENTRY));
+        }
+        let mut loaded = Vec::new();
+        for (program, attach_type) in programs {
+            match load(program, attach_type) {
+                Ok(prog) => loaded.push(prog),
+                Err(e) if e.verifier_rejected() => return Err(TrackError::Verifier(e)),
+                Err(e) if followed.is_empty() && links.is_empty() => {
+                    log::info!(
+                        "--filter-track-skb: this kernel refuses fexit programs ({})",
+                        e.error
+                    );
+                    return Ok(None);
+                }
+                Err(e) => {
+                    log::warn!("--filter-track-skb: {program} on {}: {e}", copy.name);
+                    break;
+                }
+            }
+        }
+        if loaded.len() != 1 + usize::from(copy.entry.is_some()) {
+            continue;
+        }
+        // The exit program first: an entry seen without its exit would stay in the map.
+        let attached: std::io::Result<Vec<OwnedFd>> = loaded
+            .iter()
+            .map(|prog| sys::tracing_attach(prog.as_fd()))
+            .collect();
+        match attached {
+            Ok(new) => {
+                links.extend(new);
                 followed.push(copy.name);
             }
             Err(e) => log::warn!("--filter-track-skb: fexit on {} refused: {e}", copy.name),
@@ -210,7 +298,7 @@ fn copy_hooks_by_kretprobe(
     let entry = kprobe::load_program(ebpf, contract::KPROBE_COPY_ENTRY)?;
     let exit = kprobe::load_program(ebpf, contract::KRETPROBE_COPY)?;
     let (mut links, mut followed) = (Vec::new(), Vec::new());
-    for copy in copies {
+    for copy in copies.iter().filter(|c| c.entry.is_none()) {
         let target = ProbeTarget {
             name: copy.name.to_owned(),
             address: 0,

@@ -48,7 +48,8 @@ pub struct ProgLoad<'a> {
     pub prog_type: bpf_prog_type,
     pub expected_attach_type: Option<bpf_attach_type>,
     /// BTF id of the attach target (fentry/fexit), with the program fd it lives in
-    /// (`attach_prog_fd`) when the target is a BPF program.
+    /// (`attach_prog_fd`) when the target is a BPF program, or the module's BTF object fd
+    /// (`attach_btf_obj_fd`, the same field) when it is a module function.
     pub attach_btf_id: u32,
     pub attach_prog_fd: Option<BorrowedFd<'a>>,
     pub insns: &'a [bpf_insn],
@@ -147,6 +148,47 @@ pub fn tracing_attach(prog: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
     let mut attr = zeroed_attr();
     attr.raw_tracepoint.prog_fd = prog.as_raw_fd() as u32;
     bpf_fd(bpf_cmd::BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+}
+
+/// The kernel's BTF object of module `module` (`BPF_BTF_GET_NEXT_ID`, `_GET_FD_BY_ID`,
+/// `OBJ_GET_INFO_BY_FD`): what a program attached to one of its functions names as
+/// `attach_btf_obj_fd`. `None` when no loaded BTF object has that name.
+pub fn module_btf_fd(module: &str) -> std::io::Result<Option<OwnedFd>> {
+    use aya_obj::generated::bpf_btf_info;
+    let mut id = 0u32;
+    loop {
+        let mut attr = zeroed_attr();
+        attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
+        match bpf(bpf_cmd::BPF_BTF_GET_NEXT_ID, &mut attr) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        // SAFETY: the kernel filled in next_id.
+        id = unsafe { attr.__bindgen_anon_6.next_id };
+        let mut attr = zeroed_attr();
+        attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = id;
+        let fd = match bpf_fd(bpf_cmd::BPF_BTF_GET_FD_BY_ID, &mut attr) {
+            Ok(fd) => fd,
+            // Freed meanwhile.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(e),
+        };
+        let mut name = [0u8; 64];
+        // SAFETY: bpf_btf_info is plain integers; all-zero is valid.
+        let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
+        info.name = name.as_mut_ptr() as u64;
+        info.name_len = name.len() as u32;
+        let mut attr = zeroed_attr();
+        attr.info.bpf_fd = fd.as_raw_fd() as u32;
+        attr.info.info_len = size_of::<bpf_btf_info>() as u32;
+        attr.info.info = &mut info as *mut bpf_btf_info as u64;
+        bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        if info.kernel_btf != 0 && &name[..len] == module.as_bytes() {
+            return Ok(Some(fd));
+        }
+    }
 }
 
 /// `BPF_PROG_TEST_RUN` without input; returns the program's return value.

@@ -43,14 +43,15 @@ fn programs_exist_with_their_kinds() {
     ]) {
         assert_eq!(kind(name), raw_tp, "{name}");
     }
-    for name in [
-        contract::FEXIT_COPY_OF_2,
-        contract::FEXIT_COPY_OF_4,
-        contract::FEXIT_VETH_CONVERT,
-    ] {
+    for name in [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4]
+        .iter()
+        .chain(&contract::FEXIT_PSKB)
+    {
         assert!(kind(name).starts_with("FExit"), "{name}: {}", kind(name));
     }
-    assert!(kind(contract::FENTRY_VETH_CONVERT).starts_with("FEntry"));
+    for name in contract::FENTRY_PSKB {
+        assert!(kind(name).starts_with("FEntry"), "{name}: {}", kind(name));
+    }
 }
 
 #[test]
@@ -65,7 +66,10 @@ fn maps_exist_with_their_types() {
             contract::TRACK_FULL_MAP,
             bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
         ),
-        (contract::VETH_PSKB_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
+        (
+            contract::PSKB_PENDING_MAP,
+            bpf_map_type::BPF_MAP_TYPE_LRU_HASH,
+        ),
         (
             contract::COPY_PENDING_MAP,
             bpf_map_type::BPF_MAP_TYPE_LRU_HASH,
