@@ -203,11 +203,16 @@ impl Config {
     /// Entries of the maps whose size is set at load; maps an option leaves unused get one.
     pub fn map_sizes(&self) -> Vec<(&'static str, u32)> {
         let stacks = self.wants_stacks();
+        let stack_track = if self.track_by_stack {
+            self.track_skb_map_size
+        } else {
+            1
+        };
         vec![
             (contract::EVENTS_MAP, self.ringbuf_size),
             (contract::TRACKED_MAP, self.track_skb_map_size),
-            (contract::STACK_SKB_MAP, self.track_skb_map_size),
-            (contract::SKB_STACK_MAP, self.track_skb_map_size),
+            (contract::STACK_SKB_MAP, stack_track),
+            (contract::SKB_STACK_MAP, stack_track),
             (
                 contract::STACKS_MAP,
                 if stacks { STACK_MAP_SIZE } else { 1 },
