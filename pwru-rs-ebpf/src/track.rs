@@ -1,7 +1,9 @@
 //! `--filter-track-skb`: the set of tracked skbs, and the programs that keep it: fexit on the
-//! functions that clone or copy an skb (a copy of a tracked skb joins the set), and the ends of an
-//! skb's life (kprobe on `kfree_skbmem`, or the `skb:kfree_skb`/`skb:consume_skb` tracepoints)
-//! where it leaves the set, so that a reused address is not taken for the old packet.
+//! functions that clone or copy an skb (a copy of a tracked skb joins the set; kprobe + kretprobe
+//! pairs where there are no trampolines; fentry + fexit on those that replace `*pskb`), and the
+//! ends of an skb's life (kprobe on `kfree_skbmem`, or the `skb:kfree_skb`/`skb:consume_skb`
+//! tracepoints) where it leaves the set, so that a reused address is not taken for the old
+//! packet. `--filter-track-skb-by-stackid`'s maps of which skb ran on which kernel stack too.
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -30,7 +32,7 @@ static PSKB_PENDING: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0
 assert_contract_name!(PSKB_PENDING, contract::PSKB_PENDING_MAP);
 
 /// `--filter-track-skb-by-stackid`: stack key → the skb traced on it last, and back. Userspace
-/// sets their size (the tracking map's).
+/// sets their size (`--filter-track-skb-map-size`) when stack tracking is on.
 #[map]
 static STACK_SKB: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
 assert_contract_name!(STACK_SKB, contract::STACK_SKB_MAP);
@@ -74,7 +76,8 @@ pub fn remember_stack(skb: u64, key: u64) {
     }
     // SAFETY: copied out at once.
     if let Some(&old) = unsafe { SKB_STACK.get(&skb) } {
-        if old != key {
+        // Only if the old stack still stands for this skb, not for one traced there since.
+        if old != key && unsafe { STACK_SKB.get(&old) } == Some(&skb) {
             let _ = STACK_SKB.remove(&old);
         }
     }
