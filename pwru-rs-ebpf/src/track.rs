@@ -222,33 +222,26 @@ fn pskb_exit(pskb: u64) {
     }
 }
 
-#[fentry]
-pub fn pwru_fentry_pskb_1(ctx: FEntryContext) -> u32 {
-    pskb_entry(func_arg(ctx.as_ptr(), 1));
-    0
+/// One fentry and one fexit program per position of `pskb` among the arguments.
+macro_rules! pskb_programs {
+    ($($attr:ident($ctx:ty) $name:ident => $hook:ident($arg:literal), $contract:expr;)*) => {
+        $(
+            #[$attr]
+            pub fn $name(ctx: $ctx) -> u32 {
+                $hook(func_arg(ctx.as_ptr(), $arg));
+                0
+            }
+            assert_contract_name!($name, $contract);
+        )*
+    };
 }
-assert_contract_name!(pwru_fentry_pskb_1, contract::FENTRY_PSKB[0]);
 
-#[fexit]
-pub fn pwru_fexit_pskb_1(ctx: FExitContext) -> u32 {
-    pskb_exit(func_arg(ctx.as_ptr(), 1));
-    0
+pskb_programs! {
+    fentry(FEntryContext) pwru_fentry_pskb_1 => pskb_entry(1), contract::FENTRY_PSKB[0];
+    fexit(FExitContext) pwru_fexit_pskb_1 => pskb_exit(1), contract::FEXIT_PSKB[0];
+    fentry(FEntryContext) pwru_fentry_pskb_2 => pskb_entry(2), contract::FENTRY_PSKB[1];
+    fexit(FExitContext) pwru_fexit_pskb_2 => pskb_exit(2), contract::FEXIT_PSKB[1];
 }
-assert_contract_name!(pwru_fexit_pskb_1, contract::FEXIT_PSKB[0]);
-
-#[fentry]
-pub fn pwru_fentry_pskb_2(ctx: FEntryContext) -> u32 {
-    pskb_entry(func_arg(ctx.as_ptr(), 2));
-    0
-}
-assert_contract_name!(pwru_fentry_pskb_2, contract::FENTRY_PSKB[1]);
-
-#[fexit]
-pub fn pwru_fexit_pskb_2(ctx: FExitContext) -> u32 {
-    pskb_exit(func_arg(ctx.as_ptr(), 2));
-    0
-}
-assert_contract_name!(pwru_fexit_pskb_2, contract::FEXIT_PSKB[1]);
 
 /// `kfree_skbmem` where `--filter-func` leaves it out: forget only.
 #[kprobe]
