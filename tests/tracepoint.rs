@@ -428,3 +428,48 @@ fn pcap_filter_selects_ipv6_only() {
         assert!(t.saddr.contains(':'), "not IPv6: {}", show(e));
     }
 }
+
+/// `pwru-rs … | head -n 3`: once the reader goes, pwru-rs detaches at once and exits 0.
+#[test]
+fn a_closed_stdout_ends_the_trace_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    require_root();
+    let net = veth_pair();
+    let dir = pwru_rs_harness::TempDir::new("pwru-rs-pipe").unwrap();
+    let ready = dir.join("ready");
+    let stderr_path = dir.join("stderr");
+    let mut child = Command::new(integration_tests::pwru_bin())
+        .args(["--backend", BACKEND, "--filter-netns", &net.a.path()])
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(started.elapsed() < EVENT_TIMEOUT, "not ready: {}", stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    net.ping_a_to_b().unwrap();
+    // The header and two events, then the reader goes away.
+    for _ in 0..3 {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{}", stderr());
+    }
+    drop(stdout);
+    // More events, whose write finds the pipe closed.
+    for _ in 0..3 {
+        net.ping_a_to_b().unwrap();
+    }
+    let status =
+        pwru_rs_harness::wait_within(&mut child, EVENT_TIMEOUT, "pwru-rs", stderr).unwrap();
+    let stderr = stderr();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("output closed by its reader"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(!ready.exists(), "ready file left behind");
+}

@@ -308,6 +308,7 @@ fn report(summary: &Summary) {
     let why = match summary.stop {
         StopReason::Signal => "stopped",
         StopReason::Limit => "output limit reached",
+        StopReason::OutputClosed => "output closed by its reader",
     };
     let events::Counts {
         received,

@@ -37,6 +37,8 @@ pub trait Sink {
 pub enum StopReason {
     Signal,
     Limit,
+    /// The reader of the output went away (`pwru-rs … | head`): a normal end, not an error.
+    OutputClosed,
 }
 
 /// What reading saw.
@@ -101,8 +103,22 @@ impl<'s, S: Sink> Pipeline<'s, S> {
     }
 }
 
-/// Drains `ring` into `pipeline` until `stop` resolves or the sink has had enough.
+/// Drains `ring` into `pipeline` until `stop` resolves, the sink has had enough or its reader
+/// went away.
 pub async fn run<S: Sink>(
+    ring: RingBuf<MapData>,
+    pipeline: &mut Pipeline<'_, S>,
+    stop: impl Future<Output = ()>,
+) -> Result<StopReason, EventsError> {
+    match run_until(ring, pipeline, stop).await {
+        Err(EventsError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Ok(StopReason::OutputClosed)
+        }
+        other => other,
+    }
+}
+
+async fn run_until<S: Sink>(
     ring: RingBuf<MapData>,
     pipeline: &mut Pipeline<'_, S>,
     stop: impl Future<Output = ()>,
