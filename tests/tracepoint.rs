@@ -473,3 +473,40 @@ fn a_closed_stdout_ends_the_trace_cleanly() {
     assert!(!stderr.contains("error"), "{stderr}");
     assert!(!ready.exists(), "ready file left behind");
 }
+
+/// SIGTERM and SIGHUP (a closed terminal) stop pwru-rs as Ctrl-C does: what was traced is
+/// written, everything is detached, exit 0.
+#[test]
+fn sigterm_and_sighup_stop_it_cleanly() {
+    require_root();
+    let net = veth_pair();
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let mut tracer = start(&["--filter-netns", &net.a.path()]);
+        net.ping_a_to_b().unwrap();
+        tracer.wait_for(|t| !t.events.is_empty(), EVENT_TIMEOUT);
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(tracer.pid() as i32, signal) }, 0);
+        let started = std::time::Instant::now();
+        while !tracer.has_exited() {
+            assert!(
+                started.elapsed() < EVENT_TIMEOUT,
+                "signal {signal}: still running"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let done = tracer.wait_exit(EVENT_TIMEOUT);
+        assert!(
+            done.status.success(),
+            "signal {signal}: {}: {}",
+            done.status,
+            done.stderr
+        );
+        assert!(done.stderr.contains("stopped: "), "{}", done.stderr);
+        assert!(done.stderr.contains("detached"), "{}", done.stderr);
+        assert!(
+            !done.output.is_empty(),
+            "signal {signal}: the trace was not written"
+        );
+        assert!(!done.ready_file_left, "ready file left behind");
+    }
+}

@@ -247,12 +247,14 @@ fn read_events<S: events::Sink>(
         .enable_time()
         .build()
         .context("starting the event loop")?;
-    // Handlers first: a script may send SIGINT as soon as the ready file appears.
-    let (mut sigint, mut sigterm) = {
+    // Handlers first: a script may send SIGINT as soon as the ready file appears. SIGHUP (the
+    // terminal or SSH session went away) stops it the same way.
+    let (mut sigint, mut sigterm, mut sighup) = {
         let _in_runtime = runtime.enter();
         (
             signal(SignalKind::interrupt())?,
             signal(SignalKind::terminate())?,
+            signal(SignalKind::hangup())?,
         )
     };
     let ready = ReadyFile::create(
@@ -269,6 +271,7 @@ fn read_events<S: events::Sink>(
             tokio::select! {
                 _ = sigint.recv() => {},
                 _ = sigterm.recv() => {},
+                _ = sighup.recv() => {},
             }
         };
         events::run(ring, pipeline, stop).await

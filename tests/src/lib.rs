@@ -124,6 +124,11 @@ impl Tracer {
         &self.pwru.ready
     }
 
+    /// pwru-rs's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.pwru.pid()
+    }
+
     /// Whether pwru-rs has exited by itself.
     pub fn has_exited(&mut self) -> bool {
         self.pwru.has_exited().unwrap()
