@@ -148,9 +148,10 @@ pub fn tracking() -> bool {
     cfg!(filters) & FILTER_TRACK_SKB != 0
 }
 
+/// Adds one to a per-CPU counter that userspace sums and reports (`LOST`, `TRACK_FULL`).
 #[inline(always)]
-fn count_lost() {
-    if let Some(p) = LOST.get_ptr_mut(0) {
+pub fn count(counter: &PerCpuArray<u64>) {
+    if let Some(p) = counter.get_ptr_mut(0) {
         unsafe { *p += 1 };
     }
 }
@@ -330,7 +331,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         // Only the first `len` bytes, all written above, are sent.
         let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
         if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
-            count_lost();
+            count(&LOST);
         }
         return;
     }
@@ -451,7 +452,7 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
     if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
         // A failed reservation must still be released.
         unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
-        count_lost();
+        count(&LOST);
     } else {
         let mut at = 0u32;
         write_at(d, &mut at, r.cast(), base_len as u32);

@@ -82,15 +82,7 @@ pub fn remember_stack(skb: u64, key: u64) {
         }
     }
     if STACK_SKB.insert(&key, &skb, 0).is_err() || SKB_STACK.insert(&skb, &key, 0).is_err() {
-        count_untracked();
-    }
-}
-
-/// An skb that should have been tracked found its map full.
-#[inline(always)]
-fn count_untracked() {
-    if let Some(p) = TRACK_FULL.get_ptr_mut(0) {
-        unsafe { *p += 1 };
+        crate::skb::count(&TRACK_FULL);
     }
 }
 
@@ -107,7 +99,7 @@ pub fn lookup(skb: u64) -> Option<TrackedSkb> {
 pub fn track(skb: u64, parent: u64) {
     if let Err(e) = TRACKED.insert(&skb, &TrackedSkb { parent }, BPF_NOEXIST as u64) {
         if e != -EEXIST {
-            count_untracked();
+            crate::skb::count(&TRACK_FULL);
         }
     }
 }
