@@ -19,23 +19,10 @@ impl Kallsyms {
     /// of all of them matters where user space is slow, e.g. under emulation.
     pub fn parse(text: &str, wanted: &HashSet<&str>) -> Self {
         let mut by_name = HashMap::new();
-        for line in text.lines() {
-            let mut fields = line.split_ascii_whitespace();
-            let (Some(addr), Some(kind), Some(name)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
-                continue;
-            };
-            if !matches!(kind, "t" | "T" | "w" | "W")
-                || !wanted.contains(name)
-                || by_name.contains_key(name)
-            {
-                continue;
+        for symbol in function_symbols(text) {
+            if wanted.contains(symbol.name) && !by_name.contains_key(symbol.name) {
+                by_name.insert(symbol.name.to_owned(), symbol.address);
             }
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
-                continue;
-            };
-            by_name.insert(name.to_owned(), addr);
         }
         Self { by_name }
     }
@@ -52,6 +39,31 @@ impl Kallsyms {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+}
+
+/// A function symbol of /proc/kallsyms.
+pub struct FunctionSymbol<'a> {
+    /// 0 where addresses are hidden (kptr_restrict, not root).
+    pub address: u64,
+    pub name: &'a str,
+    /// `[module]` for a module's function.
+    pub module: Option<&'a str>,
+}
+
+/// The function (text) symbols of /proc/kallsyms' text, in its order.
+pub fn function_symbols(text: &str) -> impl Iterator<Item = FunctionSymbol<'_>> {
+    text.lines().filter_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        let (address, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+        if !matches!(kind, "t" | "T" | "w" | "W") {
+            return None;
+        }
+        Some(FunctionSymbol {
+            address: u64::from_str_radix(address, 16).ok()?,
+            name,
+            module: fields.next(),
+        })
+    })
 }
 
 /// Where tracefs may be mounted.

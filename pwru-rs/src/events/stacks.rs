@@ -17,22 +17,14 @@ pub struct Symbols {
 impl Symbols {
     /// From the text of /proc/kallsyms; modules' symbols keep their `[module]` suffix.
     pub fn parse(kallsyms: &str) -> Self {
-        let mut sorted: Vec<(u64, String)> = kallsyms
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split_ascii_whitespace();
-                let (addr, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
-                if !matches!(kind, "t" | "T" | "w" | "W") {
-                    return None;
-                }
-                let addr = u64::from_str_radix(addr, 16).ok().filter(|&a| a != 0)?;
-                Some((
-                    addr,
-                    match fields.next() {
-                        Some(module) => format!("{name} {module}"),
-                        None => name.to_owned(),
-                    },
-                ))
+        let mut sorted: Vec<(u64, String)> = crate::ksym::function_symbols(kallsyms)
+            .filter(|s| s.address != 0)
+            .map(|s| {
+                let name = match s.module {
+                    Some(module) => format!("{} {module}", s.name),
+                    None => s.name.to_owned(),
+                };
+                (s.address, name)
             })
             .collect();
         sorted.sort_unstable();
