@@ -3,8 +3,9 @@
 //! of an skb's life that `--filter-func` left out (there the backend's programs end the
 //! tracking themselves, after their event).
 //!
-//! fexit needs BPF trampolines; a kernel without them (this project's host) tracks by address
-//! only, and says so once.
+//! fexit (and fentry + fexit on functions that replace `*pskb`) needs BPF trampolines; a
+//! kernel without them gets kprobe + kretprobe pairs on the copy functions, and one with neither
+//! (this project's host) tracks by address only, and says so once.
 
 use std::{
     os::fd::{AsFd, OwnedFd},
