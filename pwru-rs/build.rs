@@ -18,6 +18,9 @@ const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const EBPF_PACKAGE: &str = "pwru-rs-ebpf";
 const OBJECT_NAME: &str = "pwru-rs.bpf.o";
+/// The eBPF crate's test-only dataplane (`pwru-rs-ebpf/fixtures/dataplane.rs`), built alongside and
+/// left in OUT_DIR for the tests (never embedded).
+const DATAPLANE_NAME: &str = "test-dataplane.bpf.o";
 const SKIP_VAR: &str = "PWRU_RS_SKIP_EBPF_BUILD";
 
 fn main() {
@@ -26,6 +29,7 @@ fn main() {
     if env::var_os(SKIP_VAR).is_some_and(|v| !v.is_empty() && v != "0") {
         let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         std::fs::write(out_dir.join(OBJECT_NAME), []).expect("writing the empty object");
+        std::fs::write(out_dir.join(DATAPLANE_NAME), []).expect("writing the empty object");
         println!("cargo:warning={SKIP_VAR} is set: the kernel programs are not built and this pwru-rs cannot trace");
         return;
     }
@@ -41,6 +45,7 @@ fn build_ebpf() -> anyhow::Result<()> {
     for dir in [
         "pwru-rs-ebpf/src",
         "pwru-rs-ebpf/Cargo.toml",
+        "pwru-rs-ebpf/fixtures",
         "pwru-rs-common/src",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
@@ -101,7 +106,7 @@ fn build_ebpf() -> anyhow::Result<()> {
     }
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().expect("piped");
-    let mut artifact = None;
+    let (mut artifact, mut dataplane) = (None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line?;
         let msg: serde_json::Value = match serde_json::from_str(&line) {
@@ -110,8 +115,11 @@ fn build_ebpf() -> anyhow::Result<()> {
         };
         match msg["reason"].as_str() {
             Some("compiler-artifact") if msg["target"]["kind"][0] == "bin" => {
-                if let Some(exe) = msg["executable"].as_str() {
-                    artifact = Some(PathBuf::from(exe));
+                let exe = msg["executable"].as_str().map(PathBuf::from);
+                match msg["target"]["name"].as_str() {
+                    Some("pwru-rs") => artifact = exe,
+                    Some("test-dataplane") => dataplane = exe,
+                    _ => {}
                 }
             }
             Some("compiler-message") => {
@@ -131,6 +139,9 @@ fn build_ebpf() -> anyhow::Result<()> {
     );
     let artifact = artifact.ok_or_else(|| anyhow::anyhow!("no eBPF artifact reported"))?;
     std::fs::copy(&artifact, out_dir.join(OBJECT_NAME))?;
+    let dataplane =
+        dataplane.ok_or_else(|| anyhow::anyhow!("no test dataplane artifact reported"))?;
+    std::fs::copy(&dataplane, out_dir.join(DATAPLANE_NAME))?;
     Ok(())
 }
 

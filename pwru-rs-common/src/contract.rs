@@ -70,6 +70,15 @@ pub const FEXIT_PSKB: [&str; 2] = ["pwru_fexit_pskb_1", "pwru_fexit_pskb_2"];
 /// fentry → fexit of those: `pskb` → the skb it held on entry.
 pub const PSKB_PENDING_MAP: &str = "PSKB_PENDING";
 
+/// `--filter-trace-tc` / `--filter-trace-xdp`: fentry and fexit on BPF programs, loaded once per
+/// traced program (the target is fixed at load).
+pub const FENTRY_TC: &str = "pwru_fentry_tc";
+pub const FEXIT_TC: &str = "pwru_fexit_tc";
+pub const FENTRY_XDP: &str = "pwru_fentry_xdp";
+pub const FEXIT_XDP: &str = "pwru_fexit_xdp";
+/// `xdp_buff.data_hard_start` of packets XDP passed, for the skb built on it.
+pub const XDP_PASSED_MAP: &str = "XDP_PASSED";
+
 /// Raw-tracepoint programs by 0-based position of the skb argument.
 pub const RAW_TP_PROGRAMS: [&str; MAX_SKB_ARGS] = [
     "pwru_raw_tp_skb_0",

@@ -45,8 +45,15 @@ pub struct Offsets {
     pub net_inum: u32,
     /// `sk_buff.cb`, the control buffer whose first 20 bytes are BPF's `__sk_buff->cb[5]`.
     pub skb_cb: u32,
+    // struct xdp_buff and struct xdp_rxq_info (`--filter-trace-xdp`)
+    pub xdp_data: u32,
+    pub xdp_data_end: u32,
+    pub xdp_data_hard_start: u32,
+    pub xdp_rxq: u32,
+    pub rxq_dev: u32,
+    pub rxq_queue_index: u32,
 }
-const _: () = assert!(size_of::<Offsets>() == 80);
+const _: () = assert!(size_of::<Offsets>() == 104);
 
 pub const FILTER_NETNS: u32 = 1 << 0;
 pub const FILTER_MARK: u32 = 1 << 1;
@@ -59,6 +66,9 @@ pub const FILTER_TRACK_SKB: u32 = 1 << 4;
 /// `--filter-track-skb-by-stackid`: events on the kernel stack a traced skb ran on are traced
 /// too (a packet freed and re-made along the way, `--filter-non-skb-funcs`), as pwru does.
 pub const FILTER_TRACK_SKB_BY_STACKID: u32 = 1 << 5;
+/// `--filter-trace-xdp` with `--filter-track-skb`: an skb built on a packet that XDP passed
+/// (its `head` is the XDP packet's `data_hard_start`) is tracked.
+pub const FILTER_TRACK_XDP: u32 = 1 << 6;
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
@@ -128,7 +138,7 @@ pub mod record {
     use core::mem::size_of;
 
     /// Bumped whenever a layout below changes incompatibly.
-    pub const VERSION: u16 = 2;
+    pub const VERSION: u16 = 3;
 
     /// `RecordHeader::kind`: one hit of a hook on an skb.
     pub const KIND_SKB: u16 = 1;
@@ -152,6 +162,8 @@ pub mod record {
     pub const SECTION_SKB_DUMP: u16 = 4;
     /// [`DumpHeader`] and the text of `struct skb_shared_info`.
     pub const SECTION_SHINFO_DUMP: u16 = 5;
+    /// [`Xdp`]: the packet is an `xdp_buff` in an XDP program (`--filter-trace-xdp`), not an skb.
+    pub const SECTION_XDP: u16 = 6;
 
     /// Eight bytes, so every payload stays 8-byte aligned within the record.
     #[repr(C)]
@@ -169,6 +181,9 @@ pub mod record {
     pub const HOOK_FUNC_IP: u8 = 1;
     /// The attachment's BPF cookie: an index into the table of hooks userspace attached.
     pub const HOOK_COOKIE: u8 = 2;
+    /// A traced BPF program's address (`bpf_get_func_ip` in fentry/fexit on it), named through
+    /// the table of traced programs. Like a tracepoint, it has no return address to its caller.
+    pub const HOOK_BPF_PROG: u8 = 3;
 
     /// `Meta::flags` bits.
     pub const META_HAS_REASON: u32 = 1 << 0;
@@ -177,6 +192,8 @@ pub mod record {
     pub const META_HAS_STACK: u32 = 1 << 2;
     /// The stack was asked for but not captured: `Meta::stack_id` is the errno.
     pub const META_STACK_FAILED: u32 = 1 << 3;
+    /// The hook is the exit of a BPF program: `Meta::verdict` is its return value.
+    pub const META_HAS_VERDICT: u32 = 1 << 4;
 
     /// `Meta::tracked_by`: why the event was traced (with `--filter-track-skb`).
     /// Tracking off.
@@ -187,6 +204,8 @@ pub mod record {
     pub const TRACKED_BY_SKB: u8 = 2;
     /// It runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`).
     pub const TRACKED_BY_STACKID: u8 = 3;
+    /// The skb was built on a packet an XDP program passed, which was traced.
+    pub const TRACKED_BY_XDP: u8 = 4;
 
     /// Common metadata of an skb at a hook ([`SECTION_META`], always present).
     #[repr(C)]
@@ -214,7 +233,9 @@ pub mod record {
         pub flags: u32,
         /// See `META_HAS_STACK` / `META_STACK_FAILED`.
         pub stack_id: u32,
-        pub _pad: u32,
+        /// A BPF program's return value (`TC_ACT_*`, `XDP_*`), valid when
+        /// `flags & META_HAS_VERDICT`.
+        pub verdict: u32,
         /// `skb->protocol`, host byte order (an ethertype such as 0x0800).
         pub protocol: u16,
         /// `HOOK_FUNC_IP` or `HOOK_COOKIE`.
@@ -261,6 +282,17 @@ pub mod record {
     }
     const _: () = assert!(size_of::<Cb>() == 24);
 
+    /// What an XDP packet has besides [`Meta`] ([`SECTION_XDP`]). `Meta::skb` is then the
+    /// `xdp_buff`'s address, `len` its `data_end - data`, `protocol` the frame's ethertype.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Xdp {
+        /// `xdp_rxq_info.queue_index`.
+        pub rx_queue: u32,
+        pub _pad: u32,
+    }
+    const _: () = assert!(size_of::<Xdp>() == 8);
+
     /// Starts a dump section; `len` bytes of text follow (the section is padded to 8 bytes).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -284,6 +316,22 @@ pub mod record {
         pub tuple_header: SectionHeader,
         pub tuple: Tuple,
     }
+    /// An XDP packet's record: as [`SkbRecord`] with an [`Xdp`] section before the tuple; the
+    /// kernel sends the first [`XDP_RECORD_NO_TUPLE`] bytes when there is no tuple.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct XdpRecord {
+        pub header: RecordHeader,
+        pub meta_header: SectionHeader,
+        pub meta: Meta,
+        pub xdp_header: SectionHeader,
+        pub xdp: Xdp,
+        pub tuple_header: SectionHeader,
+        pub tuple: Tuple,
+    }
+    pub const XDP_RECORD_NO_TUPLE: usize = size_of::<XdpRecord>() - 8 - size_of::<Tuple>();
+    const _: () = assert!(size_of::<XdpRecord>() == 200);
+
     /// Bytes of an [`SkbRecord`] without its tuple section.
     pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();
     const _: () = assert!(size_of::<SkbRecord>() == 184);

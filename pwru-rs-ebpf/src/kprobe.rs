@@ -38,6 +38,7 @@ fn hit_at(
         // At the function's entry the stack pointer points at the return address.
         caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
         reason,
+        verdict: None,
         stack_key: crate::track::stack_key(sp),
         via_stack,
     }

@@ -23,6 +23,7 @@ macro_rules! skb_programs {
     };
 }
 
+mod bpfprog;
 mod filter;
 mod kprobe;
 mod skb;

@@ -10,15 +10,17 @@ use core::mem::MaybeUninit;
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple,
-        HOOK_COOKIE, IP_V4, IP_V6, KIND_SKB, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
-        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
-        SECTION_TUPLE, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID,
-        TRACKED_NONE, VERSION,
+        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, Xdp,
+        XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, META_HAS_DEV,
+        META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, SECTION_CB,
+        SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP,
+        SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
+        TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, OUTPUT_CALLER,
-    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
+    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP,
+    OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
+    TASK_COMM_LEN,
 };
 
 use crate::{
@@ -113,32 +115,46 @@ struct Meta {
 #[inline(always)]
 fn read_meta(skb: u64) -> Meta {
     let dev: u64 = read(skb + off!(skb_dev));
-    let (ifindex, net) = if dev != 0 {
-        (
-            read::<u32>(dev + off!(dev_ifindex)),
-            read::<u64>(dev + off!(dev_net)),
-        )
-    } else {
-        // Before the skb has a device (early transmit path), its socket tells the netns.
-        let sk: u64 = read(skb + off!(skb_sk));
-        (
-            0,
-            if sk != 0 {
-                read::<u64>(sk + off!(sk_net))
-            } else {
-                0
-            },
-        )
-    };
-    let netns = if net != 0 {
-        read::<u32>(net + off!(net_inum))
+    if dev != 0 {
+        return dev_meta(dev);
+    }
+    // Before the skb has a device (early transmit path), its socket tells the netns.
+    let sk: u64 = read(skb + off!(skb_sk));
+    let net = if sk != 0 {
+        read::<u64>(sk + off!(sk_net))
     } else {
         0
     };
     Meta {
+        dev: 0,
+        netns: net_inum(net),
+        ifindex: 0,
+    }
+}
+
+/// The device's ifindex and netns (`dev` may be 0).
+#[inline(always)]
+fn dev_meta(dev: u64) -> Meta {
+    if dev == 0 {
+        return Meta {
+            dev,
+            netns: 0,
+            ifindex: 0,
+        };
+    }
+    Meta {
         dev,
-        netns,
-        ifindex,
+        netns: net_inum(read::<u64>(dev + off!(dev_net))),
+        ifindex: read::<u32>(dev + off!(dev_ifindex)),
+    }
+}
+
+#[inline(always)]
+fn net_inum(net: u64) -> u32 {
+    if net != 0 {
+        read::<u32>(net + off!(net_inum))
+    } else {
+        0
     }
 }
 
@@ -174,6 +190,8 @@ pub struct Hit<H, C> {
     pub caller: C,
     /// The drop reason when the hook carries one.
     pub reason: Option<u32>,
+    /// A BPF program's return value, at its exit (`--filter-trace-tc`).
+    pub verdict: Option<u32>,
     /// Which kernel stack the hook runs on (`track::stack_key`), where the hook kind tells (0
     /// else): `--filter-track-skb-by-stackid` goes by it.
     pub stack_key: u64,
@@ -191,38 +209,16 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         hook,
         caller,
         reason,
+        verdict,
         stack_key,
         via_stack,
     } = hit;
     if skb == 0 {
         return;
     }
-    // Load-time constants: without tracking, no map lookup.
-    let (tracked_by, parent_skb, meta, headers) = if via_stack {
-        (TRACKED_BY_STACKID, 0, None, read_headers(skb))
-    } else if tracking() || tracking_by_stack() {
-        let tracked = if tracking() { track::lookup(skb) } else { None };
-        match tracked {
-            // Traced whatever it has become (NATed, decapsulated, rewritten).
-            Some(t) => (TRACKED_BY_SKB, t.parent, None, read_headers(skb)),
-            None if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() => {
-                (TRACKED_BY_STACKID, 0, None, read_headers(skb))
-            }
-            None => {
-                let Some((meta, headers)) = passes_filters(skb) else {
-                    return;
-                };
-                if tracking() {
-                    track::track(skb, 0);
-                }
-                (TRACKED_BY_FILTER, 0, meta, headers)
-            }
-        }
-    } else {
-        let Some((meta, headers)) = passes_filters(skb) else {
-            return;
-        };
-        (TRACKED_NONE, 0, meta, headers)
+    let Some((tracked_by, parent_skb, meta, headers)) = why_traced(skb, stack_key, via_stack)
+    else {
+        return;
     };
     // pwru's rule: an skb traced for itself marks the stack it runs on.
     if tracking_by_stack() && tracked_by != TRACKED_BY_STACKID {
@@ -240,74 +236,36 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     let r = record.as_mut_ptr();
     let protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
     unsafe {
-        (&raw mut (*r).meta_header).write(SectionHeader {
-            kind: SECTION_META,
-            _reserved: 0,
-            len: size_of::<MetaSection>() as u32,
-        });
-        let m = &raw mut (*r).meta;
-        (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
-        (&raw mut (*m).skb).write(skb);
-        (&raw mut (*m).hook).write(hook());
-        (&raw mut (*m).parent_skb).write(parent_skb);
-        // Load-time constants: nothing of this without the options.
-        let outputs = cfg!(outputs);
-        (&raw mut (*m).caller).write(if outputs & OUTPUT_CALLER != 0 {
-            caller()
-        } else {
-            0
-        });
-        // Tracepoints have no return address: their caller is found in the stack.
-        let (stack_id, stack_flags) = if outputs & OUTPUT_STACK != 0
-            || (outputs & OUTPUT_CALLER != 0 && hook_kind == HOOK_COOKIE)
-        {
-            let id = generated::bpf_get_stackid(
+        write_meta(
+            &raw mut (*r).meta_header,
+            &raw mut (*r).meta,
+            Common {
                 ctx,
-                (&raw const STACKS).cast_mut().cast(),
-                BPF_F_FAST_STACK_CMP,
-            );
-            if id >= 0 {
-                (id as u32, META_HAS_STACK)
-            } else {
-                ((-id) as u32, META_STACK_FAILED)
-            }
-        } else {
-            (0, 0)
-        };
-        (&raw mut (*m).stack_id).write(stack_id);
-        (&raw mut (*m)._pad).write(0);
-        (&raw mut (*m).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
-        (&raw mut (*m).cpu).write(generated::bpf_get_smp_processor_id());
-        (&raw mut (*m).netns).write(meta.netns);
-        (&raw mut (*m).mark).write(read(skb + off!(skb_mark)));
-        (&raw mut (*m).ifindex).write(meta.ifindex);
-        (&raw mut (*m).len).write(read(skb + off!(skb_len)));
-        (&raw mut (*m).protocol).write(protocol);
-        (&raw mut (*m).hook_kind).write(hook_kind);
-        (&raw mut (*m).tracked_by).write(tracked_by);
-        let mut flags = stack_flags;
-        (&raw mut (*m).reason).write(match reason {
-            Some(r) => {
-                flags |= META_HAS_REASON;
-                r
-            }
-            None => 0,
-        });
-        // Fills all 16 bytes, NUL-padded.
-        generated::bpf_get_current_comm((&raw mut (*m).comm).cast(), TASK_COMM_LEN as u32);
-        let ifname = &raw mut (*m).ifname;
-        if meta.dev != 0 {
-            flags |= META_HAS_DEV;
-            (&raw mut (*m).mtu).write(read(meta.dev + off!(dev_mtu)));
-            // Fills all 16 bytes (zeros if the read fails).
-            probe_read_into(meta.dev + off!(dev_name), ifname);
-        } else {
-            (&raw mut (*m).mtu).write(0);
-            write_zeros(ifname);
-        }
-        (&raw mut (*m).flags).write(flags);
+                hook_kind,
+                hook,
+                caller,
+                reason,
+                verdict,
+                tracked_by,
+                parent_skb,
+            },
+            Packet {
+                addr: skb,
+                dev: meta.dev,
+                netns: meta.netns,
+                ifindex: meta.ifindex,
+                mark: read(skb + off!(skb_mark)),
+                len: read(skb + off!(skb_len)),
+                protocol,
+            },
+        );
     }
-    let len = if read_tuple(&headers, protocol, unsafe { &raw mut (*r).tuple }) {
+    let l3 = if headers.head == 0 || headers.network == 0 || headers.network == HEADER_UNSET {
+        0
+    } else {
+        headers.head + headers.network as u64
+    };
+    let len = if read_tuple(l3, protocol, unsafe { &raw mut (*r).tuple }) {
         unsafe {
             (&raw mut (*r).tuple_header).write(SectionHeader {
                 kind: SECTION_TUPLE,
@@ -321,27 +279,188 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     };
     // Load-time constant: without optional sections this is the whole record, sent in one copy.
     if cfg!(outputs) & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO) == 0 {
-        unsafe {
-            (&raw mut (*r).header).write(RecordHeader {
-                kind: KIND_SKB,
-                version: VERSION,
-                len: len as u32,
-            });
-        }
-        // Only the first `len` bytes, all written above, are sent.
-        let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
-        if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
-            count(&LOST);
-        }
+        unsafe { send_whole(r.cast(), len) };
         return;
     }
     send_with_sections(r, len, skb);
 }
 
+/// Sends the first `len` bytes of the record at `r` (all written but its header) in one copy.
+///
+/// # Safety
+/// `r` points at a record whose first `len` bytes after the header are written.
+#[inline(always)]
+unsafe fn send_whole(r: *mut RecordHeader, len: usize) {
+    unsafe {
+        r.write(RecordHeader {
+            kind: KIND_SKB,
+            version: VERSION,
+            len: len as u32,
+        });
+    }
+    let bytes = unsafe { core::slice::from_raw_parts(r.cast::<u8>(), len) };
+    if EVENTS.output::<[u8]>(bytes, wakeup_flag()).is_err() {
+        count(&LOST);
+    }
+}
+
+/// What every event says about the hook and why it was traced.
+struct Common<H, C> {
+    ctx: *mut core::ffi::c_void,
+    hook_kind: u8,
+    hook: H,
+    caller: C,
+    reason: Option<u32>,
+    verdict: Option<u32>,
+    tracked_by: u8,
+    parent_skb: u64,
+}
+
+/// What every event says about the packet (an skb, or an XDP packet).
+struct Packet {
+    addr: u64,
+    /// Its `struct net_device`, or 0.
+    dev: u64,
+    netns: u32,
+    ifindex: u32,
+    mark: u32,
+    len: u32,
+    protocol: u16,
+}
+
+/// Writes the meta section: its header at `header`, the payload at `m`.
+///
+/// # Safety
+/// Both point into a record being built.
+#[inline(always)]
+unsafe fn write_meta(
+    header: *mut SectionHeader,
+    m: *mut MetaSection,
+    c: Common<impl FnOnce() -> u64, impl FnOnce() -> u64>,
+    p: Packet,
+) {
+    unsafe {
+        header.write(SectionHeader {
+            kind: SECTION_META,
+            _reserved: 0,
+            len: size_of::<MetaSection>() as u32,
+        });
+        (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
+        (&raw mut (*m).skb).write(p.addr);
+        (&raw mut (*m).hook).write((c.hook)());
+        (&raw mut (*m).parent_skb).write(c.parent_skb);
+        // Load-time constants: nothing of this without the options.
+        let outputs = cfg!(outputs);
+        (&raw mut (*m).caller).write(if outputs & OUTPUT_CALLER != 0 {
+            (c.caller)()
+        } else {
+            0
+        });
+        // Only kprobes have a return address: elsewhere the caller is found in the stack.
+        let (stack_id, stack_flags) = if outputs & OUTPUT_STACK != 0
+            || (outputs & OUTPUT_CALLER != 0 && c.hook_kind != HOOK_FUNC_IP)
+        {
+            let id = generated::bpf_get_stackid(
+                c.ctx,
+                (&raw const STACKS).cast_mut().cast(),
+                BPF_F_FAST_STACK_CMP,
+            );
+            if id >= 0 {
+                (id as u32, META_HAS_STACK)
+            } else {
+                ((-id) as u32, META_STACK_FAILED)
+            }
+        } else {
+            (0, 0)
+        };
+        (&raw mut (*m).stack_id).write(stack_id);
+        (&raw mut (*m).pid).write((bpf_get_current_pid_tgid() >> 32) as u32);
+        (&raw mut (*m).cpu).write(generated::bpf_get_smp_processor_id());
+        (&raw mut (*m).netns).write(p.netns);
+        (&raw mut (*m).mark).write(p.mark);
+        (&raw mut (*m).ifindex).write(p.ifindex);
+        (&raw mut (*m).len).write(p.len);
+        (&raw mut (*m).protocol).write(p.protocol);
+        (&raw mut (*m).hook_kind).write(c.hook_kind);
+        (&raw mut (*m).tracked_by).write(c.tracked_by);
+        let mut flags = stack_flags;
+        (&raw mut (*m).reason).write(match c.reason {
+            Some(r) => {
+                flags |= META_HAS_REASON;
+                r
+            }
+            None => 0,
+        });
+        (&raw mut (*m).verdict).write(match c.verdict {
+            Some(v) => {
+                flags |= META_HAS_VERDICT;
+                v
+            }
+            None => 0,
+        });
+        // Fills all 16 bytes, NUL-padded.
+        generated::bpf_get_current_comm((&raw mut (*m).comm).cast(), TASK_COMM_LEN as u32);
+        let ifname = &raw mut (*m).ifname;
+        if p.dev != 0 {
+            flags |= META_HAS_DEV;
+            (&raw mut (*m).mtu).write(read(p.dev + off!(dev_mtu)));
+            // Fills all 16 bytes (zeros if the read fails).
+            probe_read_into(p.dev + off!(dev_name), ifname);
+        } else {
+            (&raw mut (*m).mtu).write(0);
+            write_zeros(ifname);
+        }
+        (&raw mut (*m).flags).write(flags);
+    }
+}
+
+/// Whether the skb is traced, and why: `(TRACKED_*, parent skb, meta read by the filters,
+/// headers)`; `None` when it is not.
+#[inline(always)]
+fn why_traced(
+    skb: u64,
+    stack_key: u64,
+    via_stack: bool,
+) -> Option<(u8, u64, Option<Meta>, Headers)> {
+    if via_stack {
+        return Some((TRACKED_BY_STACKID, 0, None, read_headers(skb)));
+    }
+    // Load-time constants: without tracking, no map lookup.
+    if !(tracking() || tracking_by_stack()) {
+        let (meta, headers) = passes_filters(skb, None)?;
+        return Some((TRACKED_NONE, 0, meta, headers));
+    }
+    if tracking() {
+        // Traced whatever it has become (NATed, decapsulated, rewritten).
+        if let Some(t) = track::lookup(skb) {
+            return Some((TRACKED_BY_SKB, t.parent, None, read_headers(skb)));
+        }
+    }
+    if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() {
+        return Some((TRACKED_BY_STACKID, 0, None, read_headers(skb)));
+    }
+    // Built on a packet that a traced XDP program passed (a load-time constant).
+    let headers = if cfg!(filters) & FILTER_TRACK_XDP != 0 {
+        let headers = read_headers(skb);
+        if let Some(xdp) = track::xdp_passed(headers.head) {
+            track::track(skb, xdp);
+            return Some((TRACKED_BY_XDP, xdp, None, headers));
+        }
+        Some(headers)
+    } else {
+        None
+    };
+    let (meta, headers) = passes_filters(skb, headers)?;
+    if tracking() {
+        track::track(skb, 0);
+    }
+    Some((TRACKED_BY_FILTER, 0, meta, headers))
+}
+
 /// The meta filters, then the pcap filter. `None` when the skb does not pass; else what the meta
 /// filters read of its device and netns (if they read it), and its headers.
 #[inline(always)]
-fn passes_filters(skb: u64) -> Option<(Option<Meta>, Headers)> {
+fn passes_filters(skb: u64, headers: Option<Headers>) -> Option<(Option<Meta>, Headers)> {
     // Read only what the configured filters need before deciding: most skbs are not the ones
     // wanted. The filter bits are load-time constants, so the verifier drops unused branches.
     let filters = cfg!(filters);
@@ -352,23 +471,33 @@ fn passes_filters(skb: u64) -> Option<(Option<Meta>, Headers)> {
         }
     }
     let meta = if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 {
-        let meta = read_meta(skb);
-        if filters & FILTER_NETNS != 0 && meta.netns != cfg!(netns) {
-            return None;
-        }
-        if filters & FILTER_IFINDEX != 0 && meta.ifindex != cfg!(ifindex) {
-            return None;
-        }
-        Some(meta)
+        Some(meta_filters(read_meta(skb))?)
     } else {
         None
     };
-    let headers = read_headers(skb);
+    let headers = match headers {
+        Some(h) => h,
+        None => read_headers(skb),
+    };
     // A load-time constant: without an expression the verifier prunes the call, so no cost.
     if filters & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
         return None;
     }
     Some((meta, headers))
+}
+
+/// `--filter-netns` and `--filter-ifname` on what was read of the device: `None` when they
+/// reject it.
+#[inline(always)]
+fn meta_filters(meta: Meta) -> Option<Meta> {
+    let filters = cfg!(filters);
+    if filters & FILTER_NETNS != 0 && meta.netns != cfg!(netns) {
+        return None;
+    }
+    if filters & FILTER_IFINDEX != 0 && meta.ifindex != cfg!(ifindex) {
+        return None;
+    }
+    Some(meta)
 }
 
 /// `skb->cb` as a section (header and payload: 32 bytes).
@@ -671,14 +800,13 @@ fn read_headers(skb: u64) -> Headers {
     }
 }
 
-/// Writes the IP addresses and ports from the packet headers into `t`, when the network header
-/// is set and holds IPv4 or IPv6; false (and `t` left unwritten) when there is no tuple.
+/// Writes the IP addresses and ports from the network header at `l3` (0: none) into `t`, when
+/// it holds IPv4 or IPv6; false (and `t` left unwritten) when there is no tuple.
 #[inline(always)]
-fn read_tuple(h: &Headers, protocol: u16, t: *mut Tuple) -> bool {
-    if h.head == 0 || h.network == 0 || h.network == HEADER_UNSET {
+fn read_tuple(l3: u64, protocol: u16, t: *mut Tuple) -> bool {
+    if l3 == 0 {
         return false;
     }
-    let l3 = h.head + h.network as u64;
     let first: u8 = read(l3);
     // skb->protocol is still 0 on the early transmit path: trust the IP version nibble then.
     let (version, l4_proto, l4) = match (first >> 4, protocol) {
@@ -754,4 +882,140 @@ fn read_bytes<const N: usize>(addr: u64) -> [u8; N] {
     probe_read_into(addr, buf.as_mut_ptr());
     // SAFETY: the helper wrote all N bytes (zeros on failure).
     unsafe { buf.assume_init() }
+}
+
+/// A hit of a traced XDP program (`--filter-trace-xdp`) on its packet, an `xdp_buff`.
+pub struct XdpHit<H> {
+    pub ctx: *mut core::ffi::c_void,
+    pub xdp: u64,
+    /// The program's address (`HOOK_BPF_PROG`).
+    pub hook: H,
+    /// Its return value, at its exit.
+    pub verdict: Option<u32>,
+}
+
+const XDP_PASS: u32 = 2;
+const ETH_HLEN: u64 = 14;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+
+/// An XDP packet: the meta filters on its device (it has no mark: `--filter-mark` does not
+/// apply, as in pwru), the pcap filter on its frame, and with `--filter-track-skb` tracked from
+/// the program's entry to its exit (which may see it rewritten) and on into the skb built on it
+/// when the program passes it.
+#[inline(always)]
+pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
+    let XdpHit {
+        ctx,
+        xdp,
+        hook,
+        verdict,
+    } = hit;
+    if xdp == 0 {
+        return;
+    }
+    let data: u64 = read(xdp + off!(xdp_data));
+    let data_end: u64 = read(xdp + off!(xdp_data_end));
+    let rxq: u64 = read(xdp + off!(xdp_rxq));
+    let dev: u64 = if rxq != 0 {
+        read(rxq + off!(rxq_dev))
+    } else {
+        0
+    };
+    let passes = || {
+        let filters = cfg!(filters);
+        if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 && meta_filters(dev_meta(dev)).is_none() {
+            return false;
+        }
+        filters & FILTER_PCAP == 0 || pwru_filter_l2(data, data_end) != 0
+    };
+    let tracked_by = if !tracking() {
+        if !passes() {
+            return;
+        }
+        TRACKED_NONE
+    } else if track::lookup(xdp).is_some() {
+        TRACKED_BY_SKB
+    } else {
+        if !passes() {
+            return;
+        }
+        if verdict.is_none() {
+            track::track(xdp, 0);
+        }
+        TRACKED_BY_FILTER
+    };
+    if tracking() && verdict.is_some() {
+        track::forget(xdp);
+        if verdict == Some(XDP_PASS) {
+            track::xdp_pass(read(xdp + off!(xdp_data_hard_start)), xdp);
+        }
+    }
+    let meta = dev_meta(dev);
+    let len = data_end.saturating_sub(data);
+    // The ethertype, under one VLAN tag if there is one.
+    let mut ethertype = u16::from_be(read::<u16>(data + 12));
+    let mut l3 = data + ETH_HLEN;
+    if matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD) {
+        ethertype = u16::from_be(read::<u16>(data + 16));
+        l3 += 4;
+    }
+    if len < ETH_HLEN {
+        ethertype = 0;
+    }
+    let mut record = MaybeUninit::<XdpRecord>::uninit();
+    let r = record.as_mut_ptr();
+    unsafe {
+        write_meta(
+            &raw mut (*r).meta_header,
+            &raw mut (*r).meta,
+            Common {
+                ctx,
+                hook_kind: HOOK_BPF_PROG,
+                hook,
+                caller: || 0,
+                reason: None,
+                verdict,
+                tracked_by,
+                parent_skb: 0,
+            },
+            Packet {
+                addr: xdp,
+                dev: meta.dev,
+                netns: meta.netns,
+                ifindex: meta.ifindex,
+                mark: 0,
+                len: len as u32,
+                protocol: ethertype,
+            },
+        );
+        (&raw mut (*r).xdp_header).write(SectionHeader {
+            kind: SECTION_XDP,
+            _reserved: 0,
+            len: size_of::<Xdp>() as u32,
+        });
+        (&raw mut (*r).xdp).write(Xdp {
+            rx_queue: if rxq != 0 {
+                read(rxq + off!(rxq_queue_index))
+            } else {
+                0
+            },
+            _pad: 0,
+        });
+    }
+    // Only a whole IPv4 header (the shortest) is read for the tuple.
+    let in_frame = l3 + 20 <= data_end && matches!(ethertype, ETH_P_IP | ETH_P_IPV6);
+    let len = if in_frame && read_tuple(l3, ethertype, unsafe { &raw mut (*r).tuple }) {
+        unsafe {
+            (&raw mut (*r).tuple_header).write(SectionHeader {
+                kind: SECTION_TUPLE,
+                _reserved: 0,
+                len: size_of::<Tuple>() as u32,
+            });
+        }
+        size_of::<XdpRecord>()
+    } else {
+        XDP_RECORD_NO_TUPLE
+    };
+    unsafe { send_whole(r.cast(), len) };
 }

@@ -25,6 +25,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
         // A tracepoint's caller is found in its stack; it has no stack pointer to key by.
         caller: || 0,
         reason,
+        verdict: None,
         stack_key: 0,
         via_stack: false,
     });

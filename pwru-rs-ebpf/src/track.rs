@@ -86,6 +86,42 @@ pub fn remember_stack(skb: u64, key: u64) {
     }
 }
 
+/// A packet an XDP program passed: its `xdp_buff` and when.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct XdpPassed {
+    xdp: u64,
+    ts_ns: u64,
+}
+
+/// `data_hard_start` of the traced packets XDP passed → [`XdpPassed`]: the skb built on one
+/// has it as `head` (right after, on the same CPU; a buffer recycled later is not the same
+/// packet, hence the time limit). LRU: entries whose skb was never seen age out.
+#[map]
+static XDP_PASSED: LruHashMap<u64, XdpPassed> = LruHashMap::with_max_entries(4096, 0);
+assert_contract_name!(XDP_PASSED, contract::XDP_PASSED_MAP);
+
+/// How long after the XDP verdict an skb on its buffer counts as the same packet.
+const XDP_PASSED_FOR_NS: u64 = 100_000_000;
+
+/// A traced XDP packet at `data_hard_start` was passed to the stack.
+#[inline(always)]
+pub fn xdp_pass(data_hard_start: u64, xdp: u64) {
+    let ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let _ = XDP_PASSED.insert(&data_hard_start, &XdpPassed { xdp, ts_ns }, 0);
+}
+
+/// The XDP packet an skb with this `head` was built on, if it was traced and passed just now;
+/// it is taken out (the skb is tracked from then on).
+#[inline(always)]
+pub fn xdp_passed(head: u64) -> Option<u64> {
+    // SAFETY: copied out at once.
+    let passed = unsafe { XDP_PASSED.get(&head) }.copied()?;
+    let _ = XDP_PASSED.remove(&head);
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    (now.wrapping_sub(passed.ts_ns) < XDP_PASSED_FOR_NS).then_some(passed.xdp)
+}
+
 const EEXIST: i32 = 17;
 
 #[inline(always)]

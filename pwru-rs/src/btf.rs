@@ -515,7 +515,33 @@ impl KernelBtf {
             sk_net: self.field_offset("sock", &["__sk_common", "skc_net", "net"])?,
             net_inum: self.field_offset("net", &["ns", "inum"])?,
             skb_cb: skb("cb")?,
+            ..Offsets::default()
         })
+    }
+
+    /// [`offsets`](Self::offsets) with those of `struct xdp_buff` and `struct xdp_rxq_info`
+    /// filled in, for `--filter-trace-xdp`.
+    pub fn with_xdp_offsets(&self, offsets: Offsets) -> Result<Offsets, BtfError> {
+        let xdp = |field: &str| self.field_offset("xdp_buff", &[field]);
+        Ok(Offsets {
+            xdp_data: xdp("data")?,
+            xdp_data_end: xdp("data_end")?,
+            xdp_data_hard_start: xdp("data_hard_start")?,
+            xdp_rxq: xdp("rxq")?,
+            rxq_dev: self.field_offset("xdp_rxq_info", &["dev"])?,
+            rxq_queue_index: self.field_offset("xdp_rxq_info", &["queue_index"])?,
+            ..offsets
+        })
+    }
+
+    /// The name of function `type_id` in a BPF program's own BTF (`bytes`, not split): the
+    /// program's full name, where the kernel keeps only 15 bytes of it.
+    pub fn program_function_name(bytes: &[u8], type_id: u32) -> Option<String> {
+        let btf = Btf::from_bytes(bytes).ok()?;
+        match btf.resolve_type_by_id(type_id).ok()? {
+            Type::Func(func) => btf.resolve_name(&func).ok(),
+            _ => None,
+        }
     }
 
     /// Whether the kernel knows BPF helper `name` (`enum bpf_func_id` has `BPF_FUNC_<name>`).

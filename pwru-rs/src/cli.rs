@@ -85,6 +85,22 @@ pub struct Cli {
     #[arg(long)]
     pub filter_track_skb_by_stackid: bool,
 
+    /// Also trace the tc BPF programs (sched_cls/sched_act: clsact, tcx, netkit; Cilium's
+    /// cil_from_container, …) loaded when pwru-rs starts, at entry and exit with the verdict
+    /// (TC_ACT_OK, TC_ACT_SHOT, …), as FUNC name(verdict). The filters apply as everywhere.
+    /// Programs loaded later are not traced. Needs BPF trampolines (fentry/fexit) and programs
+    /// with BTF.
+    #[arg(long)]
+    pub filter_trace_tc: bool,
+
+    /// Also trace the XDP programs loaded when pwru-rs starts, at entry and exit with the
+    /// verdict (XDP_PASS, XDP_DROP, …): the packet is an xdp_buff (SKB is its address), the pcap
+    /// filter runs on its frame, --filter-mark does not apply. With --filter-track-skb, the skb
+    /// built on a passed packet is followed (tracked_by "xdp"). Programs loaded later are not
+    /// traced. Needs BPF trampolines and programs with BTF.
+    #[arg(long)]
+    pub filter_trace_xdp: bool,
+
     /// Also probe these functions, which have no skb argument; each is traced for the skb that
     /// ran last on the same kernel stack (implies --filter-track-skb-by-stackid).
     #[arg(long, value_name = "FUNC,...", value_delimiter = ',')]

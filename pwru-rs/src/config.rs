@@ -7,12 +7,13 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
-    OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
+    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB,
+    OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
 use crate::{
+    backend::bpfprog::ProgramKind,
     cli::{BackendChoice, Cli, TimestampChoice},
     filter::{self, PcapFilter},
     netns::Netns,
@@ -70,6 +71,8 @@ pub struct Config {
     pub track_by_stack: bool,
     /// `--filter-non-skb-funcs`.
     pub non_skb_funcs: Vec<String>,
+    /// `--filter-trace-tc`, `--filter-trace-xdp`.
+    pub trace_programs: Vec<ProgramKind>,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     pub pcap: Option<PcapFilter>,
@@ -112,7 +115,17 @@ impl Config {
         };
         if cli.filter_track_skb {
             kernel.filters |= FILTER_TRACK_SKB;
+            if cli.filter_trace_xdp {
+                kernel.filters |= FILTER_TRACK_XDP;
+            }
         }
+        let trace_programs = [
+            (cli.filter_trace_tc, ProgramKind::Tc),
+            (cli.filter_trace_xdp, ProgramKind::Xdp),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect();
         let non_skb_funcs: Vec<String> = cli
             .filter_non_skb_funcs
             .iter()
@@ -138,6 +151,7 @@ impl Config {
         Ok(Self {
             backend: cli.backend,
             track_skb: cli.filter_track_skb,
+            trace_programs,
             kprobe_batch: cli.filter_kprobe_batch as usize,
             kernel_btf: cli
                 .kernel_btf

@@ -19,3 +19,10 @@ pub mod progress;
 pub mod ready;
 pub mod session;
 pub mod version;
+
+/// The test-only dataplane object built with the kernel programs
+/// (`pwru-rs-ebpf/fixtures/dataplane.rs`: a tc and an XDP program that the tests attach with
+/// iproute2, as a CNI would, for `--filter-trace-tc` / `--filter-trace-xdp`). Empty when built
+/// with `PWRU_RS_SKIP_EBPF_BUILD`.
+#[doc(hidden)]
+pub const TEST_DATAPLANE_OBJECT: &str = concat!(env!("OUT_DIR"), "/test-dataplane.bpf.o");

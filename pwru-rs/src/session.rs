@@ -10,7 +10,7 @@ use pwru_rs_common::{contract, Offsets};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
-    backend::{self, AttachRequest, Attached, Hookable},
+    backend::{self, bpfprog::ProgramKind, AttachRequest, Attached, Hookable},
     btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
     config::{Config, OutputConfig},
     events::{
@@ -60,12 +60,21 @@ impl KernelFacts {
             anyhow::ensure!(id.obj == 0, "struct {name} is not in vmlinux BTF");
             Ok(id.id)
         };
+        backend::bpfprog::check_trampolines(&btf, &config.trace_programs)?;
         let facts = Self {
             skb_btf_id: type_id(skb_dump, "sk_buff")?,
             shinfo_btf_id: type_id(shinfo_dump, "skb_shared_info")?,
-            offsets: btf
-                .offsets()
-                .context("kernel BTF lacks a field pwru-rs reads")?,
+            offsets: {
+                let offsets = btf
+                    .offsets()
+                    .context("kernel BTF lacks a field pwru-rs reads")?;
+                if config.trace_programs.contains(&ProgramKind::Xdp) {
+                    btf.with_xdp_offsets(offsets)
+                        .context("--filter-trace-xdp: kernel BTF lacks a field pwru-rs reads")?
+                } else {
+                    offsets
+                }
+            },
             functions: btf.skb_functions(),
             tracepoints: btf.skb_tracepoints(),
             drop_reasons: btf.drop_reasons(),
@@ -124,7 +133,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &config.map_sizes(),
     )?;
     let attach_started = Instant::now();
-    let attached = backend::attach(
+    let mut attached = backend::attach(
         &mut ebpf,
         object.as_bytes(),
         AttachRequest {
@@ -140,6 +149,22 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             non_skb_funcs: &config.non_skb_funcs,
         },
     )?;
+    let programs_started = Instant::now();
+    let programs = backend::bpfprog::attach(
+        &ebpf,
+        object.as_bytes(),
+        &config.trace_programs,
+        &mut attached,
+    )?;
+    if !programs.is_empty() {
+        let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
+        log::info!(
+            "tracing {} BPF programs: {} (attached in {:.1} ms)",
+            programs.len(),
+            names.join(", "),
+            programs_started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     log::info!(
         "attached {} {} in {:.1} ms (backend: {})",
         attached.len(),

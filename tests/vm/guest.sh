@@ -178,6 +178,40 @@ else
     echo "vethxdp: no function copies veth's XDP skbs on this kernel: skipped"
 fi
 
+# --- --filter-trace-tc / --filter-trace-xdp: a dataplane's programs, attached by iproute2 -------
+# The test dataplane on vb: tc ingress drops TCP to port 9 and passes the rest, XDP passes all.
+DP=/usr/lib/pwru-vm/test-dataplane.o
+ip netns exec b tc qdisc add dev vb clsact
+ip netns exec b tc filter add dev vb ingress bpf da obj $DP sec classifier || fail "tc: cannot attach the test dataplane"
+ip -n b link set dev vb xdp obj $DP sec xdp || fail "ip: cannot attach the test dataplane's XDP program"
+ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'
+run_tracer bpfprog "${BACKEND[@]}" --filter-trace-tc --filter-trace-xdp 'tcp port 9 or tcp port 7600'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/9' 2>/dev/null
+ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
+stop_tracer
+expect_stderr bpfprog "tracing 2 BPF programs: pwru_test_tc, pwru_test_xdp"
+expect_line bpfprog '"func":"pwru_test_tc",' '"dport":9,'
+expect_line bpfprog '"func":"pwru_test_tc(TC_ACT_SHOT)"' '"dport":9,'
+expect_line bpfprog '"verdict":"TC_ACT_SHOT","verdict_code":2' '"dport":9,'
+expect_line bpfprog '"func":"pwru_test_tc(TC_ACT_OK)"' '"dport":7600'
+expect_line bpfprog '"func":"pwru_test_xdp(XDP_PASS)"' '"xdp":{"rx_queue":0}'
+if grep -F '"func":"pwru_test_tc(TC_ACT_OK)"' /tmp/bpfprog.json | grep -qF '"dport":9,'; then
+    fail "bpfprog: the dataplane passed TCP to port 9"
+fi
+# The dropped SYN is freed with tc's drop reason; the passed one goes on into the stack.
+expect_line bpfprog '"reason":"SKB_DROP_REASON_TC_INGRESS"' '"dport":9,'
+expect_after bpfprog '"func":"pwru_test_tc(TC_ACT_OK)"' '"func":"ip_rcv_core"' '"dport":7600'
+# With --filter-track-skb, the skb built on a packet XDP passed is followed (here it was not
+# traced before: only functions after XDP are hooked).
+ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'
+run_tracer xdptrack --backend=${BACKEND[0]#--backend=} --filter-trace-xdp --filter-track-skb --filter-func '^(ip_rcv_core|tcp_v4_rcv)$' 'tcp dst port 7600'
+ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
+stop_tracer
+expect_line xdptrack '"func":"pwru_test_xdp(XDP_PASS)"' '"dport":7600'
+expect_line xdptrack '"func":"ip_rcv_core"' '"tracked_by":"xdp"'
+ip -n b link set dev vb xdp off
+ip netns exec b tc qdisc del dev vb clsact
+
 # --- --filter-track-skb-by-stackid across a bridge; --filter-non-skb-funcs ---------------------
 # c -- [bridge in netns br] -- d. The SYN to d:7500 matches; d's RST is a new skb made on the
 # stack the SYN ran on: only stack tracking shows it.

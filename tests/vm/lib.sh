@@ -124,6 +124,18 @@ expect_line() {
     fi
 }
 
+# expect_after NAME FIRST THEN FILTER: after the first event with FIRST and FILTER, one with THEN
+# and FILTER.
+expect_after() {
+    local at
+    at=$(grep -nF -- "$2" /tmp/$1.json | grep -F -- "$4" | head -1 | cut -d: -f1)
+    if [ -n "$at" ] && tail -n +"$at" /tmp/$1.json | grep -F -- "$3" | grep -qF -- "$4"; then
+        pass "$1: $3 after $2 ($4)"
+    else
+        fail "$1: no $3 after $2 ($4); functions seen: $(funcs $1 | sort -u | tr '\n' ' ')"
+    fi
+}
+
 expect_no_line() {
     local hit=$(grep -F -- "$2" /tmp/$1.json | head -1)
     [ -z "$hit" ] && pass "$1: nothing with $2" || fail "$1: unexpected event: $hit"

@@ -111,6 +111,32 @@ pub fn build_release() -> anyhow::Result<PathBuf> {
         .context("cargo reported no pwru-rs executable")
 }
 
+/// The test-only dataplane object (tc and XDP programs) that pwru-rs's build script builds next
+/// to the kernel programs, in its OUT_DIR (see pwru-rs/build.rs).
+pub fn test_dataplane_object() -> anyhow::Result<PathBuf> {
+    let json = run_stdout(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "pwru-rs",
+        "--message-format=json-render-diagnostics",
+    ]))?;
+    for line in json.lines() {
+        let msg: serde_json::Value = serde_json::from_str(line).context("cargo's JSON output")?;
+        // A path package's id: `path+file:///…/pwru-rs#0.1.0`.
+        let ours = msg["package_id"]
+            .as_str()
+            .and_then(|id| id.split('#').next())
+            .is_some_and(|path| path.ends_with("/pwru-rs"));
+        if msg["reason"] == "build-script-executed" && ours {
+            if let Some(out_dir) = msg["out_dir"].as_str() {
+                return Ok(Path::new(out_dir).join("test-dataplane.bpf.o"));
+            }
+        }
+    }
+    bail!("cargo reported no build script output for pwru-rs")
+}
+
 /// The executables in cargo's `--message-format=json` output whose artifact message satisfies
 /// `keep`.
 pub fn executables(

@@ -62,6 +62,11 @@ pub struct GuestRun {
 /// compiler, so xtask writes the two-instruction object itself.
 const XDP_PASS_OBJECT: &str = "/usr/lib/pwru-vm/xdp_pass.o";
 
+/// Where scripts find the test dataplane (`pwru-rs-ebpf/fixtures/dataplane.rs`): a tc program
+/// (section `classifier`) that drops TCP to port 9, an XDP program (section `xdp`) that passes
+/// all, both with BTF, for `tc filter … bpf obj` and `ip link set … xdp obj`.
+const TEST_DATAPLANE_OBJECT: &str = "/usr/lib/pwru-vm/test-dataplane.o";
+
 /// A relocatable eBPF ELF object with one program, `xdp_pass` in section `xdp`: `r0 = XDP_PASS;
 /// exit`.
 fn xdp_pass_object() -> anyhow::Result<Vec<u8>> {
@@ -105,6 +110,10 @@ pub fn run_script(
     let mut payload = Archive::default();
     image::add_tree(&mut payload, payload_dir, "/payload")?;
     payload.file(XDP_PASS_OBJECT, 0o644, xdp_pass_object()?);
+    let dataplane = cmd::test_dataplane_object()?;
+    let dataplane =
+        std::fs::read(&dataplane).with_context(|| format!("reading {}", dataplane.display()))?;
+    payload.file(TEST_DATAPLANE_OBJECT, 0o644, dataplane);
     let run = boot(kernel_pkg, pwru_rs, payload, script, timeout, Echo::Quiet)?;
     Ok(GuestRun {
         status: run.status,

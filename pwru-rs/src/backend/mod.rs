@@ -1,6 +1,7 @@
 //! Attaching the kernel programs: one module per backend, and the choice between them
 //! ([`attach`]: the one asked for, or with `auto` the best this kernel has).
 
+pub mod bpfprog;
 pub mod kprobe;
 pub mod kprobe_multi;
 pub mod support;

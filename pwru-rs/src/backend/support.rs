@@ -41,16 +41,35 @@ fn load(
     prog_type: bpf_prog_type,
     expected_attach_type: Option<bpf_attach_type>,
 ) -> Result<OwnedFd, String> {
+    load_with_target(prog_type, expected_attach_type, 0).map_err(|e| e.to_string())
+}
+
+fn load_with_target(
+    prog_type: bpf_prog_type,
+    expected_attach_type: Option<bpf_attach_type>,
+    attach_btf_id: u32,
+) -> std::io::Result<OwnedFd> {
     let insns = return_zero();
     sys::prog_load(&ProgLoad {
         name: "pwru_rs_probe",
         prog_type,
         expected_attach_type,
-        attach_btf_id: 0,
+        attach_btf_id,
         attach_prog_fd: None,
         insns: &insns,
     })
-    .map_err(|e| e.error.to_string())
+    .map_err(|e| e.error)
+}
+
+/// Whether this kernel runs BPF trampolines (fentry/fexit), tried on vmlinux function
+/// `btf_id`: loaded and attached for an instant.
+pub fn trampolines(btf_id: u32) -> std::io::Result<()> {
+    let prog = load_with_target(
+        bpf_prog_type::BPF_PROG_TYPE_TRACING,
+        Some(bpf_attach_type::BPF_TRACE_FENTRY),
+        btf_id,
+    )?;
+    sys::tracing_attach(prog.as_fd()).map(drop)
 }
 
 fn kprobe() -> Result<(), String> {

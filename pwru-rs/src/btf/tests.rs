@@ -81,6 +81,7 @@ fn fixture_offsets() {
             sk_net: 16,
             net_inum: 24,
             skb_cb: 32,
+            ..Offsets::default()
         }
     );
 }
@@ -729,6 +730,15 @@ fn running_kernel() {
     assert_ne!(o.skb_len, o.skb_mark);
     assert_ne!(o.skb_head, o.skb_data);
     assert!(o.skb_data < 512 && o.skb_mark < 512, "{o:?}");
+    let x = btf.with_xdp_offsets(o).expect("xdp offsets");
+    assert_eq!(x.skb_len, o.skb_len);
+    // data comes first in xdp_buff; the others follow it.
+    assert_eq!(x.xdp_data, 0);
+    assert!(
+        x.xdp_data_end > 0 && x.xdp_data_hard_start > 0 && x.xdp_rxq > 0,
+        "{x:?}"
+    );
+    assert!(x.rxq_dev == 0 && x.rxq_queue_index > 0, "{x:?}");
 
     // A struct outside the start-up set, through the lazy name index, and a pointer chain.
     let dev = btf.field("sk_buff", &["dev"]).expect("sk_buff.dev");

@@ -5,8 +5,8 @@
 
 use super::Dump;
 use pwru_rs_common::record::{
-    Cb, DumpHeader, Meta, RecordHeader, SectionHeader, Tuple, KIND_SKB, SECTION_CB, SECTION_META,
-    SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, VERSION,
+    Cb, DumpHeader, Meta, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB, SECTION_CB,
+    SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -17,6 +17,8 @@ pub struct Record<'a> {
     pub cb: Option<&'a Cb>,
     pub skb_dump: Option<Dump<'a>>,
     pub shinfo_dump: Option<Dump<'a>>,
+    /// Present when the packet is an XDP program's (`--filter-trace-xdp`).
+    pub xdp: Option<&'a Xdp>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -123,13 +125,14 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         cb: None,
         skb_dump: None,
         shinfo_dump: None,
+        xdp: None,
     })
 }
 
 /// Any well-formed record: sections in any order, unknown kinds skipped.
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
-    let (mut meta, mut tuple, mut cb) = (None, None, None);
+    let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
     let (mut skb_dump, mut shinfo_dump) = (None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
@@ -142,6 +145,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             SECTION_META => set_once(&mut meta, section, bytes, payload)?,
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
             SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
+            SECTION_XDP => set_once(&mut xdp, section, bytes, payload)?,
             SECTION_SKB_DUMP => dump_once(&mut skb_dump, section, &bytes[payload..end])?,
             SECTION_SHINFO_DUMP => dump_once(&mut shinfo_dump, section, &bytes[payload..end])?,
             _ => {}
@@ -155,6 +159,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         cb,
         skb_dump,
         shinfo_dump,
+        xdp,
     })
 }
 
@@ -490,5 +495,51 @@ mod tests {
         let len = bytes.len() as u32;
         bytes[4..8].copy_from_slice(&len.to_le_bytes());
         assert_eq!(decoded(&bytes), Ok((meta(), Some(tuple()))));
+    }
+
+    #[test]
+    fn xdp_records_decode_as_the_kernel_lays_them_out() {
+        use pwru_rs_common::record::{XdpRecord, XDP_RECORD_NO_TUPLE};
+        let xdp = Xdp {
+            rx_queue: 3,
+            _pad: 0,
+        };
+        let header = |kind, len: usize| SectionHeader {
+            kind,
+            _reserved: 0,
+            len: len as u32,
+        };
+        let record = XdpRecord {
+            header: RecordHeader {
+                kind: KIND_SKB,
+                version: VERSION,
+                len: size_of::<XdpRecord>() as u32,
+            },
+            meta_header: header(SECTION_META, size_of::<Meta>()),
+            meta: meta(),
+            xdp_header: header(SECTION_XDP, size_of::<Xdp>()),
+            xdp,
+            tuple_header: header(SECTION_TUPLE, size_of::<Tuple>()),
+            tuple: tuple(),
+        };
+        // SAFETY: plain integers without padding (sizes asserted in the common crate).
+        let mut bytes: Vec<u8> = unsafe {
+            std::slice::from_raw_parts(
+                (&record as *const XdpRecord).cast::<u8>(),
+                size_of::<XdpRecord>(),
+            )
+        }
+        .to_vec();
+        let mut buf = AlignedRecord::default();
+        let r = decode(buf.copy_of(&bytes)).unwrap();
+        assert_eq!(
+            (r.meta, r.tuple, r.xdp),
+            (&meta(), Some(&tuple()), Some(&xdp))
+        );
+        // Without its tuple: the first XDP_RECORD_NO_TUPLE bytes.
+        bytes.truncate(XDP_RECORD_NO_TUPLE);
+        bytes[4..8].copy_from_slice(&(XDP_RECORD_NO_TUPLE as u32).to_le_bytes());
+        let r = decode(buf.copy_of(&bytes)).unwrap();
+        assert_eq!((r.tuple, r.xdp), (None, Some(&xdp)));
     }
 }

@@ -7,14 +7,15 @@ use std::{
 };
 
 use pwru_rs_common::record::{
-    HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
-    META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID,
+    HOOK_BPF_PROG, HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
+    META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB,
+    TRACKED_BY_STACKID, TRACKED_BY_XDP,
 };
 
 use super::{
     decode::Record,
     stacks::{self, Stacks},
-    Event, Hook, Reason, Stack, Stamp, TrackedBy, Tuple,
+    Event, Hook, Reason, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
 };
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
@@ -52,7 +53,7 @@ impl HookTable {
     pub fn name(&self, kind: u8, hook: u64) -> Option<&str> {
         match kind {
             HOOK_COOKIE => self.by_cookie.get(hook as usize).map(String::as_str),
-            HOOK_FUNC_IP => {
+            HOOK_FUNC_IP | HOOK_BPF_PROG => {
                 let at = self
                     .by_address
                     .partition_point(|(addr, _)| *addr <= hook)
@@ -62,6 +63,12 @@ impl HookTable {
             }
             _ => None,
         }
+    }
+
+    /// Adds hooks named by address (traced BPF programs) to the table.
+    pub fn add_addresses(&mut self, functions: impl IntoIterator<Item = (u64, String)>) {
+        self.by_address.extend(functions);
+        self.by_address.sort_unstable();
     }
 
     /// Whether a hook of this name is attached.
@@ -168,6 +175,13 @@ impl Enricher {
             code: m.reason,
             name: self.drop_reasons.name(m.reason),
         });
+        let xdp = record.xdp.map(|x| XdpPacket {
+            rx_queue: x.rx_queue,
+        });
+        let verdict = (m.flags & META_HAS_VERDICT != 0).then(|| match xdp {
+            Some(_) => Verdict::xdp(m.verdict as i32),
+            None => Verdict::tc(m.verdict as i32),
+        });
         let ifname = if m.flags & META_HAS_DEV != 0 {
             until_nul(&m.ifname)
         } else {
@@ -180,6 +194,8 @@ impl Enricher {
             comm: until_nul(&m.comm),
             hook,
             reason,
+            verdict,
+            xdp,
             ts_ns: m.ts_ns,
             time,
             netns: m.netns,
@@ -215,6 +231,7 @@ impl Enricher {
                 TRACKED_BY_FILTER => Some(TrackedBy::Filter),
                 TRACKED_BY_SKB => Some(TrackedBy::Skb),
                 TRACKED_BY_STACKID => Some(TrackedBy::Stackid),
+                TRACKED_BY_XDP => Some(TrackedBy::Xdp),
                 _ => None,
             },
             parent_skb: (m.parent_skb != 0).then_some(m.parent_skb),
@@ -318,6 +335,7 @@ mod tests {
             cb: None,
             skb_dump: None,
             shinfo_dump: None,
+            xdp: None,
         }
     }
 
@@ -332,6 +350,15 @@ mod tests {
         assert_eq!(hooks.name(HOOK_COOKIE, 0), None, "no cookie table");
         let hooks = HookTable::by_cookie(vec!["x".into()]);
         assert_eq!(hooks.name(HOOK_COOKIE, 0), Some("x"));
+        // Traced BPF programs join a table of either kind, named by address.
+        let mut hooks = hooks;
+        hooks.add_addresses([(0x5000, "cil_from_container".into())]);
+        assert_eq!(
+            hooks.name(HOOK_BPF_PROG, 0x5000),
+            Some("cil_from_container")
+        );
+        assert_eq!(hooks.name(HOOK_COOKIE, 0), Some("x"));
+        assert!(hooks.contains("cil_from_container"));
         assert_eq!(hooks.name(HOOK_FUNC_IP, 0), None);
         assert_eq!(hooks.name(0, 0), None, "unknown hook kind");
     }

@@ -21,6 +21,11 @@ pub struct Event<'a> {
     pub hook: Hook<'a>,
     /// The drop reason, for hooks that report one.
     pub reason: Option<Reason<'a>>,
+    /// A traced BPF program's return value, at its exit (`--filter-trace-tc`/`-xdp`).
+    pub verdict: Option<Verdict>,
+    /// What an XDP program's packet has besides the rest (`--filter-trace-xdp`); `skb` is then
+    /// the `xdp_buff`'s address.
+    pub xdp: Option<XdpPacket>,
     /// Kernel monotonic time of the hit (`bpf_ktime_get_ns`).
     pub ts_ns: u64,
     /// The time as `--timestamp` asks for it.
@@ -65,6 +70,8 @@ pub enum TrackedBy {
     Skb,
     /// It runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`).
     Stackid,
+    /// It was built on a packet that a traced XDP program passed (`--filter-trace-xdp`).
+    Xdp,
 }
 
 impl TrackedBy {
@@ -73,6 +80,7 @@ impl TrackedBy {
             TrackedBy::Filter => "filter",
             TrackedBy::Skb => "skb",
             TrackedBy::Stackid => "stackid",
+            TrackedBy::Xdp => "xdp",
         }
     }
 }
@@ -104,6 +112,59 @@ pub struct Reason<'a> {
     pub code: u32,
     /// Its enumerator name, when the kernel's BTF has one.
     pub name: Option<&'a str>,
+}
+
+/// A BPF program's return value, named for its program type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub code: i32,
+    /// `TC_ACT_*` or `XDP_*`; `None` for a value outside the type's enum.
+    pub name: Option<&'static str>,
+}
+
+impl Verdict {
+    /// A tc program's return value (`TC_ACT_*`, linux/pkt_cls.h).
+    pub fn tc(code: i32) -> Self {
+        const NAMES: [&str; 10] = [
+            "TC_ACT_UNSPEC",
+            "TC_ACT_OK",
+            "TC_ACT_RECLASSIFY",
+            "TC_ACT_SHOT",
+            "TC_ACT_PIPE",
+            "TC_ACT_STOLEN",
+            "TC_ACT_QUEUED",
+            "TC_ACT_REPEAT",
+            "TC_ACT_REDIRECT",
+            "TC_ACT_TRAP",
+        ];
+        // TC_ACT_UNSPEC is -1.
+        let name = usize::try_from(code.wrapping_add(1))
+            .ok()
+            .and_then(|i| NAMES.get(i).copied());
+        Self { code, name }
+    }
+
+    /// An XDP program's return value (`enum xdp_action`).
+    pub fn xdp(code: i32) -> Self {
+        const NAMES: [&str; 5] = [
+            "XDP_ABORTED",
+            "XDP_DROP",
+            "XDP_PASS",
+            "XDP_TX",
+            "XDP_REDIRECT",
+        ];
+        let name = usize::try_from(code)
+            .ok()
+            .and_then(|i| NAMES.get(i).copied());
+        Self { code, name }
+    }
+}
+
+/// An XDP program's packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpPacket {
+    /// The receive queue (`xdp_rxq_info.queue_index`).
+    pub rx_queue: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

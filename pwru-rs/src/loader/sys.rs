@@ -4,7 +4,7 @@
 
 use std::{
     ffi::CString,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
 use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_prog_type};
@@ -156,39 +156,149 @@ pub fn tracing_attach(prog: BorrowedFd<'_>) -> std::io::Result<OwnedFd> {
 pub fn module_btf_fd(module: &str) -> std::io::Result<Option<OwnedFd>> {
     use aya_obj::generated::bpf_btf_info;
     let mut id = 0u32;
-    loop {
-        let mut attr = zeroed_attr();
-        attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
-        match bpf(bpf_cmd::BPF_BTF_GET_NEXT_ID, &mut attr) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        // SAFETY: the kernel filled in next_id.
-        id = unsafe { attr.__bindgen_anon_6.next_id };
-        let mut attr = zeroed_attr();
-        attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = id;
-        let fd = match bpf_fd(bpf_cmd::BPF_BTF_GET_FD_BY_ID, &mut attr) {
-            Ok(fd) => fd,
-            // Freed meanwhile.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(e),
+    while let Some(next) = next_id(bpf_cmd::BPF_BTF_GET_NEXT_ID, id)? {
+        id = next;
+        // Freed meanwhile: skipped.
+        let Some(fd) = fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id)? else {
+            continue;
         };
         let mut name = [0u8; 64];
         // SAFETY: bpf_btf_info is plain integers; all-zero is valid.
         let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
         info.name = name.as_mut_ptr() as u64;
         info.name_len = name.len() as u32;
-        let mut attr = zeroed_attr();
-        attr.info.bpf_fd = fd.as_raw_fd() as u32;
-        attr.info.info_len = size_of::<bpf_btf_info>() as u32;
-        attr.info.info = &mut info as *mut bpf_btf_info as u64;
-        bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        obj_info(fd.as_fd(), &mut info)?;
         let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
         if info.kernel_btf != 0 && &name[..len] == module.as_bytes() {
             return Ok(Some(fd));
         }
     }
+    Ok(None)
+}
+
+/// The next id after `id` of a BPF object kind (`BPF_PROG_GET_NEXT_ID`, `BPF_BTF_GET_NEXT_ID`);
+/// `None` after the last.
+fn next_id(cmd: bpf_cmd, id: u32) -> std::io::Result<Option<u32>> {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.start_id = id;
+    match bpf(cmd, &mut attr) {
+        // SAFETY: the kernel filled in next_id.
+        Ok(_) => Ok(Some(unsafe { attr.__bindgen_anon_6.next_id })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// An fd of the object with this id (`BPF_PROG_GET_FD_BY_ID`, `BPF_BTF_GET_FD_BY_ID`); `None`
+/// when it is gone.
+fn fd_by_id(cmd: bpf_cmd, id: u32) -> std::io::Result<Option<OwnedFd>> {
+    let mut attr = zeroed_attr();
+    match cmd {
+        bpf_cmd::BPF_BTF_GET_FD_BY_ID => attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = id,
+        _ => attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id,
+    }
+    match bpf_fd(cmd, &mut attr) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `BPF_OBJ_GET_INFO_BY_FD` into `info` (a `bpf_*_info`, its pointers set by the caller).
+fn obj_info<T>(fd: BorrowedFd<'_>, info: &mut T) -> std::io::Result<()> {
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = fd.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<T>() as u32;
+    attr.info.info = info as *mut T as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr).map(drop)
+}
+
+/// A loaded BPF program, as `--filter-trace-tc` / `-xdp` need to know it.
+#[derive(Debug)]
+pub struct LoadedProgram {
+    pub id: u32,
+    pub fd: OwnedFd,
+    pub prog_type: u32,
+    /// The kernel's copy of its name (15 bytes at most).
+    pub name: String,
+    /// Its BTF object's id (0: none).
+    pub btf_id: u32,
+    /// The BTF type id of its entry function (the first `func_info`), when it has BTF.
+    pub entry_type_id: Option<u32>,
+    /// Where its JITed entry function is (what `bpf_get_func_ip` in fentry on it returns).
+    pub address: Option<u64>,
+}
+
+/// Every loaded BPF program of one of `types` (`BPF_PROG_TYPE_*`), in id order. Programs freed
+/// while this runs are skipped.
+pub fn loaded_programs(types: &[bpf_prog_type]) -> std::io::Result<Vec<LoadedProgram>> {
+    use aya_obj::generated::{bpf_func_info, bpf_prog_info};
+    let mut found = Vec::new();
+    let mut id = 0;
+    while let Some(next) = next_id(bpf_cmd::BPF_PROG_GET_NEXT_ID, id)? {
+        id = next;
+        let Some(fd) = fd_by_id(bpf_cmd::BPF_PROG_GET_FD_BY_ID, id)? else {
+            continue;
+        };
+        // SAFETY: bpf_prog_info is plain integers; all-zero is valid.
+        let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+        obj_info(fd.as_fd(), &mut info)?;
+        if !types.iter().any(|&t| t as u32 == info.type_) {
+            continue;
+        }
+        // Again with room for the first function record and the first JITed symbol.
+        let (nr_func_info, rec_size) = (info.nr_func_info, info.func_info_rec_size);
+        let mut func_info = vec![0u8; (nr_func_info * rec_size) as usize];
+        let mut ksyms = vec![0u64; info.nr_jited_ksyms as usize];
+        // SAFETY: as above.
+        let mut more: bpf_prog_info = unsafe { std::mem::zeroed() };
+        more.nr_func_info = nr_func_info;
+        more.func_info_rec_size = rec_size;
+        more.func_info = func_info.as_mut_ptr() as u64;
+        more.nr_jited_ksyms = ksyms.len() as u32;
+        more.jited_ksyms = ksyms.as_mut_ptr() as u64;
+        obj_info(fd.as_fd(), &mut more)?;
+        let entry_type_id = (nr_func_info > 0 && rec_size as usize >= size_of::<bpf_func_info>())
+            .then(|| {
+                // SAFETY: the buffer holds at least one record of at least this size; unaligned
+                // read of plain integers.
+                unsafe { func_info.as_ptr().cast::<bpf_func_info>().read_unaligned() }.type_id
+            });
+        let name_len = info.name.iter().position(|&c| c == 0).unwrap_or(16);
+        let name = info.name[..name_len]
+            .iter()
+            .map(|&c| c as u8 as char)
+            .collect();
+        found.push(LoadedProgram {
+            id,
+            fd,
+            prog_type: info.type_,
+            name,
+            btf_id: info.btf_id,
+            entry_type_id,
+            address: ksyms.first().copied().filter(|&a| a != 0),
+        });
+    }
+    Ok(found)
+}
+
+/// The raw BTF of the BTF object with this id (a program's), `None` when it is gone.
+pub fn btf_data(id: u32) -> std::io::Result<Option<Vec<u8>>> {
+    use aya_obj::generated::bpf_btf_info;
+    let Some(fd) = fd_by_id(bpf_cmd::BPF_BTF_GET_FD_BY_ID, id)? else {
+        return Ok(None);
+    };
+    // SAFETY: plain integers; all-zero is valid.
+    let mut info: bpf_btf_info = unsafe { std::mem::zeroed() };
+    obj_info(fd.as_fd(), &mut info)?;
+    let mut data = vec![0u8; info.btf_size as usize];
+    // SAFETY: as above.
+    let mut with_data: bpf_btf_info = unsafe { std::mem::zeroed() };
+    with_data.btf = data.as_mut_ptr() as u64;
+    with_data.btf_size = data.len() as u32;
+    obj_info(fd.as_fd(), &mut with_data)?;
+    data.truncate(with_data.btf_size as usize);
+    Ok(Some(data))
 }
 
 /// `BPF_PROG_TEST_RUN` without input; returns the program's return value.

@@ -20,7 +20,8 @@ pub struct JsonEvent {
     pub cpu: u32,
     /// `comm:pid` of the task on the CPU.
     pub process: String,
-    /// Function or tracepoint, with `(SKB_DROP_REASON_...)` for drops.
+    /// Function, tracepoint or traced BPF program, with `(SKB_DROP_REASON_...)` for drops and
+    /// `(TC_ACT_...)`/`(XDP_...)` at a BPF program's exit.
     pub func: String,
     /// `--timestamp`: `null` for none, ns for current/relative, RFC 3339 string for absolute.
     pub time: Option<JsonTime>,
@@ -61,6 +62,21 @@ pub struct JsonEvent {
     pub stack_error: Option<String>,
     /// `--output-caller`: the calling function; `null` when not asked for or unknown.
     pub caller_func: Option<String>,
+    /// At a traced BPF program's exit (`--filter-trace-tc`/`-xdp`) its return value's name
+    /// (`TC_ACT_SHOT`, `XDP_PASS`, …; `null` for a value without one); else `null`.
+    pub verdict: Option<String>,
+    /// That return value as a number; else `null`.
+    pub verdict_code: Option<i32>,
+    /// `--filter-trace-xdp`: the packet is an XDP program's (`skb` is its `xdp_buff`); else
+    /// `null`.
+    pub xdp: Option<JsonXdp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonXdp {
+    /// The receive queue.
+    pub rx_queue: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +243,30 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"caller_func\":");
     match e.caller {
         Some(caller) => quoted_bytes(out, caller.as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    match e.verdict {
+        Some(verdict) => {
+            out.extend_from_slice(b",\"verdict\":");
+            match verdict.name {
+                Some(name) => quoted_bytes(out, name.as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"verdict_code\":");
+            if verdict.code < 0 {
+                out.push(b'-');
+            }
+            write_u64(out, verdict.code.unsigned_abs() as u64);
+        }
+        None => out.extend_from_slice(b",\"verdict\":null,\"verdict_code\":null"),
+    }
+    out.extend_from_slice(b",\"xdp\":");
+    match e.xdp {
+        Some(xdp) => {
+            out.extend_from_slice(b"{\"rx_queue\":");
+            write_u64(out, xdp.rx_queue as u64);
+            out.push(b'}');
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");

@@ -100,6 +100,15 @@ fn write_func(e: &Event<'_>, out: &mut Vec<u8>) {
         write_reason(reason, out);
         out.push(b')');
     }
+    // A BPF program's exit: `cil_from_container(TC_ACT_SHOT)`, as a drop shows its reason.
+    if let Some(verdict) = &e.verdict {
+        out.push(b'(');
+        match verdict.name {
+            Some(name) => out.extend_from_slice(name.as_bytes()),
+            None => out.extend_from_slice(verdict.code.to_string().as_bytes()),
+        }
+        out.push(b')');
+    }
 }
 
 /// The drop reason's enumerator name, or its number if this kernel's BTF has no name for it.

@@ -21,13 +21,17 @@ const fn field(key: &'static str, json_type: &'static str, meaning: &'static str
 
 /// Every key of an event line, in the writer's order.
 pub const FIELDS: &[SchemaField] = &[
-    field("skb", "string", "address of the `struct sk_buff`, `0x…` hex"),
+    field(
+        "skb",
+        "string",
+        "address of the `struct sk_buff` (of the `struct xdp_buff` for an XDP program's packet), `0x…` hex",
+    ),
     field("cpu", "number", "CPU the hook ran on"),
     field("process", "string", "`comm:pid`"),
     field(
         "func",
         "string",
-        "kernel function or tracepoint, with `(SKB_DROP_REASON_…)` for drops",
+        "kernel function, tracepoint or traced BPF program, with `(SKB_DROP_REASON_…)` for drops and the verdict at a BPF program's exit, e.g. `cil_from_container(TC_ACT_SHOT)`",
     ),
     field(
         "time",
@@ -90,7 +94,7 @@ pub const FIELDS: &[SchemaField] = &[
     field(
         "tracked_by",
         "string / null",
-        "`--filter-track-skb`: `\"filter\"` when the skb passed the filters at this hook, `\"skb\"` when its address was tracked (it passed them earlier, or is a clone or copy of one that did), `\"stackid\"` when it runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`, `--filter-non-skb-funcs`); `null` without tracking",
+        "`--filter-track-skb`: `\"filter\"` when the skb passed the filters at this hook, `\"skb\"` when its address was tracked (it passed them earlier, or is a clone or copy of one that did), `\"stackid\"` when it runs on the kernel stack a traced skb ran on (`--filter-track-skb-by-stackid`, `--filter-non-skb-funcs`), `\"xdp\"` when it was built on a packet a traced XDP program passed (`--filter-trace-xdp`); `null` without tracking",
     ),
     field(
         "parent_skb",
@@ -111,6 +115,21 @@ pub const FIELDS: &[SchemaField] = &[
         "caller_func",
         "string / null",
         "`--output-caller`: the function that called the traced one (kprobes: from the return address; tracepoints: the function the tracepoint is in, from the stack); `null` when not asked for or unknown",
+    ),
+    field(
+        "verdict",
+        "string / null",
+        "`--filter-trace-tc`/`--filter-trace-xdp`: at a BPF program's exit, its return value's name (`TC_ACT_OK`, `TC_ACT_SHOT`, `TC_ACT_REDIRECT`, …; `XDP_PASS`, `XDP_DROP`, `XDP_TX`, `XDP_REDIRECT`, `XDP_ABORTED`); `null` at its entry, elsewhere, or for a value without a name",
+    ),
+    field(
+        "verdict_code",
+        "number / null",
+        "that return value as a number (set at every BPF program exit)",
+    ),
+    field(
+        "xdp",
+        "object / null",
+        "`--filter-trace-xdp`: `{\"rx_queue\": N}` for an XDP program's packet (then `skb` is the `xdp_buff`, `len` its frame length, `proto` its ethertype, `mark` 0); `null` for an skb",
     ),
 ];
 

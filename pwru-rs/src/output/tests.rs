@@ -1,7 +1,8 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::events::{Frame, Stack, Stamp, TrackedBy, Tuple};
+use crate::events::{Frame, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket};
+use json::JsonXdp;
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -32,6 +33,8 @@ fn udp_event() -> Event<'static> {
         comm: b"dig",
         hook: Hook::Known("net_dev_queue"),
         reason: None,
+        verdict: None,
+        xdp: None,
         ts_ns: 5_000_000_123,
         time: Stamp::None,
         netns: 4_026_531_840,
@@ -305,6 +308,9 @@ fn json_round_trip_has_every_field() {
             stack: None,
             stack_error: None,
             caller_func: None,
+            verdict: None,
+            verdict_code: None,
+            xdp: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -435,6 +441,8 @@ fn zeros_are_kept_in_json() {
         comm: b"swapper/0",
         hook: Hook::Unknown(0),
         reason: None,
+        verdict: None,
+        xdp: None,
         ts_ns: 0,
         time: Stamp::None,
         netns: 0,
@@ -605,4 +613,52 @@ fn netns_name_column_and_key() {
         "JSON keeps it whole"
     );
     assert_eq!(json(&udp_event()).netns_name, None);
+}
+
+#[test]
+fn bpf_program_exit_shows_its_verdict() {
+    let mut e = udp_event();
+    e.hook = Hook::Known("cil_from_container");
+    e.verdict = Some(Verdict::tc(2));
+    let line = text(&printer(false, TimestampChoice::None), &e);
+    assert!(line.contains(" cil_from_container(TC_ACT_SHOT)"), "{line}");
+    let j = json(&e);
+    assert_eq!(j.func, "cil_from_container(TC_ACT_SHOT)");
+    assert_eq!(
+        (j.verdict.as_deref(), j.verdict_code, j.xdp),
+        (Some("TC_ACT_SHOT"), Some(2), None)
+    );
+    // TC_ACT_UNSPEC is -1; a value outside the enum keeps its number.
+    e.verdict = Some(Verdict::tc(-1));
+    assert_eq!(json(&e).verdict.as_deref(), Some("TC_ACT_UNSPEC"));
+    assert_eq!(json(&e).verdict_code, Some(-1));
+    e.verdict = Some(Verdict::tc(77));
+    let j = json(&e);
+    assert_eq!(
+        (j.func.as_str(), j.verdict, j.verdict_code),
+        ("cil_from_container(77)", None, Some(77))
+    );
+}
+
+#[test]
+fn xdp_packet_has_its_rx_queue_and_verdict() {
+    let mut e = udp_event();
+    e.hook = Hook::Known("xdp_prog");
+    e.xdp = Some(XdpPacket { rx_queue: 3 });
+    e.verdict = Some(Verdict::xdp(2));
+    let j = json(&e);
+    assert_eq!(j.func, "xdp_prog(XDP_PASS)");
+    assert_eq!(j.xdp, Some(JsonXdp { rx_queue: 3 }));
+    for (code, name) in [
+        (0, Some("XDP_ABORTED")),
+        (1, Some("XDP_DROP")),
+        (3, Some("XDP_TX")),
+        (4, Some("XDP_REDIRECT")),
+        (5, None),
+        (-1, None),
+    ] {
+        assert_eq!(Verdict::xdp(code).name, name, "{code}");
+    }
+    assert_eq!(Verdict::tc(7).name, Some("TC_ACT_REDIRECT"));
+    assert_eq!(Verdict::tc(0).name, Some("TC_ACT_OK"));
 }
