@@ -159,10 +159,10 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     if !programs.is_empty() {
         let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
         log::info!(
-            "tracing {} BPF programs: {} (attached in {:.1} ms)",
+            "tracing {} BPF programs (attached in {:.1} ms): {}",
             programs.len(),
-            names.join(", "),
-            programs_started.elapsed().as_secs_f64() * 1e3
+            programs_started.elapsed().as_secs_f64() * 1e3,
+            names.join(", ")
         );
     }
     log::info!(

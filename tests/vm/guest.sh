@@ -189,7 +189,7 @@ run_tracer bpfprog "${BACKEND[@]}" --filter-trace-tc --filter-trace-xdp 'tcp por
 ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/9' 2>/dev/null
 ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
 stop_tracer
-expect_stderr bpfprog "tracing 2 BPF programs: pwru_test_tc, pwru_test_xdp"
+expect_stderr bpfprog "): pwru_test_tc, pwru_test_xdp"
 expect_line bpfprog '"func":"pwru_test_tc",' '"dport":9,'
 expect_line bpfprog '"func":"pwru_test_tc(TC_ACT_SHOT)"' '"dport":9,'
 expect_line bpfprog '"verdict":"TC_ACT_SHOT","verdict_code":2' '"dport":9,'

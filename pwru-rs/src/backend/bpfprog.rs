@@ -143,61 +143,62 @@ pub fn attach(
         let programs = sys::loaded_programs(kind.types())
             .map_err(|error| BpfProgError::List { flag, error })?;
         let before = traced.len();
-        for program in programs {
-            let (Some(entry), Some(address)) = (program.entry_type_id, program.address) else {
-                log::info!(
-                    "{flag}: program {} ({}) has no BTF or is not JITed: not traced",
-                    program.id,
-                    program.name
-                );
-                continue;
-            };
-            let name = full_name(&program, entry);
-            let [fentry, fexit] = kind.programs();
-            let load = |pwru_program: &'static str, attach_type| {
-                sys::prog_load(&ProgLoad {
-                    name: pwru_program,
-                    prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
-                    expected_attach_type: Some(attach_type),
-                    attach_btf_id: entry,
-                    attach_prog_fd: Some(program.fd.as_fd()),
-                    insns: &instructions[pwru_program],
+        let targets: Vec<Target> = programs
+            .into_iter()
+            .filter_map(|program| {
+                let (Some(entry), Some(address)) = (program.entry_type_id, program.address) else {
+                    log::info!(
+                        "{flag}: program {} ({}) has no BTF or is not JITed: not traced",
+                        program.id,
+                        program.name
+                    );
+                    return None;
+                };
+                let name = full_name(&program, entry);
+                Some(Target {
+                    program,
+                    entry,
+                    address,
+                    name,
                 })
-            };
+            })
+            .collect();
+        let [fentry, fexit] = kind.programs();
+        // The exit first: an entry seen without its exit would stay tracked.
+        let pair = [
+            (fexit, bpf_attach_type::BPF_TRACE_FEXIT),
+            (fentry, bpf_attach_type::BPF_TRACE_FENTRY),
+        ];
+        let mut loaded = load_all(&targets, &pair, &instructions).into_iter();
+        for target in targets {
+            let (id, name) = (target.program.id, &target.name);
             let mut links: Vec<OwnedFd> = Vec::new();
-            // The exit first: an entry seen without its exit would stay tracked.
-            for (pwru_program, attach_type) in [
-                (fexit, bpf_attach_type::BPF_TRACE_FEXIT),
-                (fentry, bpf_attach_type::BPF_TRACE_FENTRY),
-            ] {
-                let prog = match load(pwru_program, attach_type) {
+            for _ in pair {
+                let prog = match loaded.next().expect("one load per program and hook") {
                     Ok(prog) => prog,
                     Err(error) if error.verifier_rejected() => {
                         return Err(BpfProgError::Verifier { flag, error })
                     }
                     Err(e) => {
-                        log::warn!("{flag}: {name} (id {}) not traced: {e}", program.id);
-                        break;
+                        log::warn!("{flag}: {name} (id {id}) not traced: {e}");
+                        continue;
                     }
                 };
                 match sys::tracing_attach(prog.as_fd()) {
                     // The program's fd kept too: its run statistics (bpf_stats) show in
                     // pwru-rs's fdinfo, as its other programs' do.
                     Ok(link) => links.extend([link, prog]),
-                    Err(e) => {
-                        log::warn!("{flag}: {name} (id {}) not traced: {e}", program.id);
-                        break;
-                    }
+                    Err(e) => log::warn!("{flag}: {name} (id {id}) not traced: {e}"),
                 }
             }
-            if links.len() == 4 {
-                log::info!("{flag}: tracing {name} (id {})", program.id);
+            if links.len() == 2 * pair.len() {
+                log::info!("{flag}: tracing {name} (id {id})");
                 attached.links.extend(links);
                 traced.push(TracedProgram {
                     kind,
-                    id: program.id,
-                    name,
-                    address,
+                    id,
+                    name: target.name,
+                    address: target.address,
                 });
             }
         }
@@ -212,6 +213,62 @@ pub fn attach(
         .hooks
         .add_addresses(traced.iter().map(|p| (p.address, p.name.clone())));
     Ok(traced)
+}
+
+/// A program to trace.
+struct Target {
+    program: LoadedProgram,
+    /// Its entry function's BTF id.
+    entry: u32,
+    address: u64,
+    name: String,
+}
+
+/// Loads `pair`'s programs for every target, on as many threads as there are CPUs: each load
+/// verifies the whole event path again (the kernel fixes a tracing program's target at load),
+/// which is most of the start-up time with many programs. Results in target order, then
+/// `pair` order.
+fn load_all(
+    targets: &[Target],
+    pair: &[(&'static str, bpf_attach_type); 2],
+    instructions: &std::collections::BTreeMap<&'static str, Vec<aya_obj::generated::bpf_insn>>,
+) -> Vec<Result<OwnedFd, sys::ProgLoadError>> {
+    let jobs: Vec<(&Target, &'static str, bpf_attach_type)> = targets
+        .iter()
+        .flat_map(|t| pair.iter().map(move |&(p, a)| (t, p, a)))
+        .collect();
+    let load = |&(target, pwru_program, attach_type): &(&Target, &'static str, bpf_attach_type)| {
+        sys::prog_load(&ProgLoad {
+            name: pwru_program,
+            prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
+            expected_attach_type: Some(attach_type),
+            attach_btf_id: target.entry,
+            attach_prog_fd: Some(target.program.fd.as_fd()),
+            insns: &instructions[pwru_program],
+        })
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    if workers <= 1 {
+        return jobs.iter().map(load).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<OwnedFd, sys::ProgLoadError>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                *results[i].lock().unwrap() = Some(load(job));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap().expect("every job ran"))
+        .collect()
 }
 
 /// The program's entry function name from its BTF, else the kernel's short copy.
