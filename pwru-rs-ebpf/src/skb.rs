@@ -433,7 +433,13 @@ fn why_traced(
     if tracking() {
         // Traced whatever it has become (NATed, decapsulated, rewritten).
         if let Some(t) = track::lookup(skb) {
-            return Some((TRACKED_BY_SKB, t.parent, None, read_headers(skb)));
+            let headers = read_headers(skb);
+            // An XDP packet passed on this (already tracked) skb's buffer is this packet: its
+            // note must not make a later skb on the recycled buffer look like it.
+            if cfg!(filters) & FILTER_TRACK_XDP != 0 {
+                track::xdp_seen(headers.head);
+            }
+            return Some((TRACKED_BY_SKB, t.parent, None, headers));
         }
     }
     if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() {

@@ -122,6 +122,13 @@ pub fn xdp_passed(head: u64) -> Option<u64> {
     (now.wrapping_sub(passed.ts_ns) < XDP_PASSED_FOR_NS).then_some(passed.xdp)
 }
 
+/// An skb on buffer `head` was seen tracked already: any note of an XDP packet passed there is
+/// about it, and goes.
+#[inline(always)]
+pub fn xdp_seen(head: u64) {
+    let _ = XDP_PASSED.remove(&head);
+}
+
 const EEXIST: i32 = 17;
 
 #[inline(always)]
