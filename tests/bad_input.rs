@@ -142,3 +142,30 @@ fn stack_tracking_without_kprobes() {
         }
     }
 }
+
+#[test]
+fn unwritable_pcap_file() {
+    let err = fails(&["--output-pcap-snaplen", "100"]);
+    assert!(
+        err.contains("--output-pcap"),
+        "the snap length needs the file: {err}"
+    );
+    let err = fails(&[
+        "--output-pcap",
+        "/tmp/x.pcapng",
+        "--output-pcap-snaplen",
+        "0",
+    ]);
+    assert!(err.contains("--output-pcap-snaplen"), "{err}");
+    require_root();
+    let err = fails(&[
+        "--backend",
+        "tracepoint",
+        "--output-pcap",
+        "/nonexistent-dir/trace.pcapng",
+    ]);
+    assert!(
+        one_error_line(&err).contains("--output-pcap /nonexistent-dir/trace.pcapng"),
+        "{err}"
+    );
+}

@@ -12,6 +12,8 @@ pub const LOST_MAP: &str = "LOST";
 /// Per-CPU dump buffers: `DUMP_LEVELS * DUMPS_PER_LEVEL` entries of `Config::dump_buf` bytes
 /// (userspace sets the value size before load).
 pub const DUMPS_MAP: &str = "DUMPS";
+/// Per-CPU buffers the packet bytes are copied into (`--output-pcap`), one per nesting level.
+pub const PACKETS_MAP: &str = "PACKETS";
 /// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
 pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 /// Hash map of tracked skbs: address → [`crate::TrackedSkb`] (`--filter-track-skb`); userspace

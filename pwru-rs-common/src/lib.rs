@@ -93,6 +93,12 @@ pub const OUTPUT_SHINFO: u32 = 1 << 3;
 pub const OUTPUT_STACK: u32 = 1 << 4;
 /// The calling function: the return address on kprobes; on tracepoints, found in the stack.
 pub const OUTPUT_CALLER: u32 = 1 << 5;
+/// The packet's first `Config::snaplen` bytes (`--output-pcap`).
+pub const OUTPUT_PACKET: u32 = 1 << 6;
+
+/// `--output-pcap-snaplen` unless said otherwise, and its bounds.
+pub const DEFAULT_SNAPLEN: u32 = 256;
+pub const MAX_SNAPLEN: u32 = 16384;
 
 /// Frames kept of each stack (`--output-stack`): the stack map's value size is this × 8.
 pub const STACK_DEPTH: u32 = 64;
@@ -127,8 +133,10 @@ pub struct Config {
     pub shinfo_btf_id: u32,
     /// Bytes of each dump buffer (`--set-percpu-buf`): the dump maps' value size.
     pub dump_buf: u32,
+    /// Packet bytes copied per event with `OUTPUT_PACKET`: the packet maps' value size.
+    pub snaplen: u32,
 }
-const _: () = assert!(size_of::<Config>() == 40);
+const _: () = assert!(size_of::<Config>() == 44);
 
 /// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
 /// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;
@@ -164,6 +172,14 @@ pub mod record {
     pub const SECTION_SHINFO_DUMP: u16 = 5;
     /// [`Xdp`]: the packet is an `xdp_buff` in an XDP program (`--filter-trace-xdp`), not an skb.
     pub const SECTION_XDP: u16 = 6;
+    /// [`PacketHeader`] and the packet's first bytes (`--output-pcap`).
+    pub const SECTION_PACKET: u16 = 7;
+
+    /// `PacketHeader::link`: pcap link types (LINKTYPE_*).
+    /// From the MAC header: an Ethernet frame.
+    pub const LINK_ETHERNET: u32 = 1;
+    /// From the network header: IPv4 or IPv6 without a link header.
+    pub const LINK_RAW: u32 = 101;
 
     /// Eight bytes, so every payload stays 8-byte aligned within the record.
     #[repr(C)]
@@ -292,6 +308,20 @@ pub mod record {
         pub _pad: u32,
     }
     const _: () = assert!(size_of::<Xdp>() == 8);
+
+    /// Starts a packet section; `len` bytes of the packet follow (the section is padded to 8).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PacketHeader {
+        /// Bytes that follow: at most the snap length, and what the skb's linear data holds.
+        pub len: u32,
+        /// Bytes the packet has from where the copy starts (paged data included).
+        pub orig_len: u32,
+        /// `LINK_ETHERNET` or `LINK_RAW`: where the copy starts.
+        pub link: u32,
+        pub _pad: u32,
+    }
+    const _: () = assert!(size_of::<PacketHeader>() == 16);
 
     /// Starts a dump section; `len` bytes of text follow (the section is padded to 8 bytes).
     #[repr(C)]

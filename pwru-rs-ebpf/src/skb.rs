@@ -10,17 +10,18 @@ use core::mem::MaybeUninit;
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Cb, DumpHeader, Meta as MetaSection, RecordHeader, SectionHeader, SkbRecord, Tuple, Xdp,
-        XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, META_HAS_DEV,
-        META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, SECTION_CB,
-        SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP,
-        SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
-        TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
+        Cb, DumpHeader, Meta as MetaSection, PacketHeader, RecordHeader, SectionHeader, SkbRecord,
+        Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, LINK_ETHERNET,
+        LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
+        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP,
+        SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER,
+        TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE, VERSION,
+        XDP_RECORD_NO_TUPLE,
     },
-    Config, Offsets, DEFAULT_DUMP_BUF, DUMPS_PER_LEVEL, DUMP_LEVELS, FILTER_IFINDEX, FILTER_MARK,
-    FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP,
-    OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
-    TASK_COMM_LEN,
+    Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
+    FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
+    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
+    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -58,6 +59,13 @@ assert_contract_name!(STACKS, contract::STACKS_MAP);
 
 /// Compare stacks by hash only: cheaper, and a collision is told apart at no cost to us.
 const BPF_F_FAST_STACK_CMP: u64 = 1 << 9;
+
+/// Per-CPU packet buffers, one per nesting level; userspace sets the value size
+/// (`--output-pcap-snaplen`) before load.
+#[map]
+static PACKETS: PerCpuArray<[u8; DEFAULT_SNAPLEN as usize]> =
+    PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(PACKETS, contract::PACKETS_MAP);
 
 /// This CPU's dump nesting level (see `DUMP_LEVELS`).
 #[map]
@@ -278,11 +286,11 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         SKB_RECORD_NO_TUPLE
     };
     // Load-time constant: without optional sections this is the whole record, sent in one copy.
-    if cfg!(outputs) & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO) == 0 {
+    if cfg!(outputs) & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET) == 0 {
         unsafe { send_whole(r.cast(), len) };
         return;
     }
-    send_with_sections(r, len, skb);
+    send_with_sections(r, len, skb, &headers);
 }
 
 /// Sends the first `len` bytes of the record at `r` (all written but its header) in one copy.
@@ -532,7 +540,7 @@ impl Dump {
 /// `--output-skb-shared-info`). Their length is only known here, so the record is reserved at
 /// that length as a dynptr and written piece by piece.
 #[inline(always)]
-fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
+fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &Headers) {
     let outputs = cfg!(outputs);
     let mut cb = MaybeUninit::<CbSection>::uninit();
     let cb_len = if outputs & OUTPUT_SKB_CB != 0 {
@@ -553,10 +561,14 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
     } else {
         0
     };
-    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO) != 0 {
+    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET) != 0 {
         enter_dump_level()
     } else {
         None
+    };
+    let packet = match level {
+        Some(level) if outputs & OUTPUT_PACKET != 0 => packet_bytes(level, skb, headers),
+        _ => None,
     };
     let skb_dump = match level {
         Some(level) if outputs & OUTPUT_SKB != 0 => dump(level, 0, skb, cfg!(skb_btf_id)),
@@ -571,7 +583,8 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
         }
         _ => None,
     };
-    let dumps_len = skb_dump.as_ref().map_or(0, Dump::section_len)
+    let dumps_len = packet.as_ref().map_or(0, Captured::section_len)
+        + skb_dump.as_ref().map_or(0, Dump::section_len)
         + shinfo_dump.as_ref().map_or(0, Dump::section_len);
     let total = base_len as u32 + cb_len + dumps_len;
     unsafe {
@@ -593,6 +606,26 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
         write_at(d, &mut at, r.cast(), base_len as u32);
         if cb_len != 0 {
             write_at(d, &mut at, cb.as_mut_ptr().cast(), cb_len);
+        }
+        if let Some(p) = &packet {
+            let mut head = [
+                SectionHeader {
+                    kind: SECTION_PACKET,
+                    _reserved: 0,
+                    len: size_of::<PacketHeader>() as u32 + p.header.len,
+                },
+                // PacketHeader is two SectionHeaders long: written as one 24-byte piece.
+                unsafe {
+                    core::mem::transmute::<[u32; 2], SectionHeader>([
+                        p.header.len,
+                        p.header.orig_len,
+                    ])
+                },
+                unsafe { core::mem::transmute::<[u32; 2], SectionHeader>([p.header.link, 0]) },
+            ];
+            write_at(d, &mut at, head.as_mut_ptr().cast(), 24);
+            write_at(d, &mut at, p.bytes.cast_mut(), p.header.len);
+            at = (at + 7) & !7;
         }
         for (kind, dump) in [
             (SECTION_SKB_DUMP, &skb_dump),
@@ -631,6 +664,67 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64) {
 fn write_at(d: *mut aya_ebpf::bindings::bpf_dynptr, at: &mut u32, src: *mut u8, len: u32) {
     unsafe { generated::bpf_dynptr_write(d, *at, src.cast(), len, 0) };
     *at += len;
+}
+
+/// Packet bytes copied into a per-CPU buffer (`--output-pcap`).
+struct Captured {
+    bytes: *const u8,
+    header: PacketHeader,
+}
+
+impl Captured {
+    /// Bytes of its section: header, packet header, bytes padded to 8.
+    #[inline(always)]
+    fn section_len(&self) -> u32 {
+        8 + ((size_of::<PacketHeader>() as u32 + self.header.len + 7) & !7)
+    }
+}
+
+/// The skb's first `snaplen` bytes from its MAC header (an Ethernet frame) when it has one, else
+/// from its network header, into packet buffer `level`. Only the linear data can be read; the
+/// original length counts the paged part too.
+#[inline(always)]
+fn packet_bytes(level: u32, skb: u64, h: &Headers) -> Option<Captured> {
+    if h.head == 0 {
+        return None;
+    }
+    let mac_len: u16 = read(skb + off!(skb_mac_len));
+    let (start, link) = if mac_len != 0 && h.mac != HEADER_UNSET {
+        (h.head + h.mac as u64, LINK_ETHERNET)
+    } else if h.network != 0 && h.network != HEADER_UNSET {
+        (h.head + h.network as u64, LINK_RAW)
+    } else {
+        return None;
+    };
+    let end = h.head + h.tail as u64;
+    if end <= start {
+        return None;
+    }
+    let data: u64 = read(skb + off!(skb_data));
+    let len: u32 = read(skb + off!(skb_len));
+    // skb->len counts from skb->data, which may be past the start (an Ethernet header pulled).
+    let orig_len = (len as u64 + data.saturating_sub(start)) as u32;
+    let buf = PACKETS.get_ptr_mut(level)?;
+    let snaplen = cfg!(snaplen);
+    let linear = (end - start).min(orig_len as u64) as u32;
+    // Against the constant last: older verifiers (6.1) learn nothing from comparing two
+    // unknown values, and the copy's length must be bounded by the buffer.
+    let caplen = if linear > snaplen { snaplen } else { linear };
+    if unsafe {
+        generated::bpf_probe_read_kernel(buf.cast(), caplen, start as *const core::ffi::c_void)
+    } != 0
+    {
+        return None;
+    }
+    Some(Captured {
+        bytes: buf.cast(),
+        header: PacketHeader {
+            len: caplen,
+            orig_len,
+            link,
+            _pad: 0,
+        },
+    })
 }
 
 /// Claims this CPU's next dump level; `None` when every level is in use (the dumps are then

@@ -165,6 +165,19 @@ pub struct Cli {
           value_parser = parse_percpu_buf)]
     pub set_percpu_buf: u32,
 
+    /// Also write every traced skb event as a pcapng packet: the packet's bytes as the kernel
+    /// held them at that hook (from its MAC header, else its network header as raw IP), the
+    /// event's time, a comment with the function, skb, netns, device, mark and drop reason, and
+    /// one interface per netns, device and link type. Text/JSON output goes on as usual.
+    #[arg(long, value_name = "FILE")]
+    pub output_pcap: Option<PathBuf>,
+
+    /// --output-pcap: bytes of each packet copied in the kernel (the rest is counted, not kept).
+    #[arg(long, value_name = "BYTES", default_value_t = pwru_rs_common::DEFAULT_SNAPLEN,
+          requires = "output_pcap",
+          value_parser = clap::value_parser!(u32).range(1..=pwru_rs_common::MAX_SNAPLEN as i64))]
+    pub output_pcap_snaplen: u32,
+
     /// Timestamp per event.
     #[arg(long, value_enum, default_value_t = TimestampChoice::None)]
     pub timestamp: TimestampChoice,

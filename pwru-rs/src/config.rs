@@ -7,8 +7,8 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_SHINFO, OUTPUT_SKB,
-    OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
+    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
+    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -43,6 +43,8 @@ pub struct OutputConfig {
     pub netns_names_max_length: usize,
     /// `None`: stdout.
     pub file: Option<PathBuf>,
+    /// `--output-pcap`.
+    pub pcap: Option<PathBuf>,
     /// When `file` rotates.
     pub rotation: Rotation,
     /// Stop after this many events (0: no limit, as pwru).
@@ -102,11 +104,18 @@ impl Config {
             (cli.output_skb_shared_info, OUTPUT_SHINFO),
             (cli.output_stack, OUTPUT_STACK),
             (cli.output_caller, OUTPUT_CALLER),
+            (cli.output_pcap.is_some(), OUTPUT_PACKET),
         ] {
             if on {
                 kernel.outputs |= bit;
             }
         }
+        // Without the option the packet buffers shrink to nothing too.
+        kernel.snaplen = if cli.output_pcap.is_some() {
+            cli.output_pcap_snaplen
+        } else {
+            8
+        };
         // Without dumps the buffers shrink to nothing (the programs never touch them).
         kernel.dump_buf = if kernel.outputs & (OUTPUT_SKB | OUTPUT_SHINFO) != 0 {
             cli.set_percpu_buf
@@ -180,6 +189,7 @@ impl Config {
                 netns_names: cli.output_netns_names,
                 netns_names_max_length: cli.netns_names_max_length.into(),
                 file: cli.output_file.clone(),
+                pcap: cli.output_pcap.clone(),
                 rotation: Rotation {
                     max_size: cli.output_file_max_size * MEGABYTE,
                     max_backups: cli.output_file_max_backups,
@@ -205,6 +215,10 @@ impl Config {
                 MapValueSize {
                     map: contract::DUMPS_MAP,
                     bytes: self.kernel.dump_buf,
+                },
+                MapValueSize {
+                    map: contract::PACKETS_MAP,
+                    bytes: self.kernel.snaplen,
                 },
                 MapValueSize {
                     map: contract::STACKS_MAP,

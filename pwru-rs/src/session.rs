@@ -21,7 +21,7 @@ use crate::{
     loader,
     netns_names::{self, NetnsNames},
     object,
-    output::{OutputSink, Printer, WallClock},
+    output::{pcap::PcapWriter, OutputSink, Printer, WallClock},
     ready::{ReadyFile, ReadyInfo},
 };
 
@@ -125,6 +125,14 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
     // Open the output before touching the kernel, so a bad path attaches nothing.
     let writer = open_output(&config.output)?;
+    let clock = WallClock::now();
+    let pcap = match &config.output.pcap {
+        Some(path) => Some(
+            PcapWriter::create(path, clock, config.kernel.snaplen)
+                .with_context(|| format!("--output-pcap {}", path.display()))?,
+        ),
+        None => None,
+    };
 
     let mut ebpf = loader::load(
         object.as_bytes(),
@@ -215,9 +223,8 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         }
         None => None,
     };
-    let clock = WallClock::now();
     let printer = Printer::new(config.output.printer_config(), clock);
-    let mut sink = OutputSink::new(printer, writer, config.output.limit);
+    let mut sink = OutputSink::new(printer, writer, config.output.limit).with_pcap(pcap);
     let enricher = Enricher::new(
         attached.hooks.clone(),
         kernel.drop_reasons,

@@ -107,6 +107,20 @@ expect_line outopts '"skb_dump":"(struct sk_buff){' '"flags":"SYN"'
 expect_line outopts '"flags":"RST|ACK"' '"sport":7400'
 expect_line outopts '"cb":[' '"dport":7400'
 
+# --- --output-pcap: the packet-copying programs load here too (the host tests read files back) --
+run_tracer pcapng "${BACKEND[@]}" --filter-netns /run/netns/b --output-pcap /tmp/pcapng.pcapng icmp
+ping_a_to_b
+stop_tracer
+# A section header block, then one Enhanced Packet Block (type 6) per event at least.
+magic=$(head -c 4 /tmp/pcapng.pcapng | od -An -tx1 | tr -d ' ')
+size=$(stat -c %s /tmp/pcapng.pcapng 2>/dev/null || echo 0)
+events=$(wc -l < /tmp/pcapng.json)
+if [ "$magic" = 0a0d0d0a ] && [ "$events" -gt 0 ] && [ "$size" -gt $((events * 84)) ]; then
+    pass "pcapng: $size bytes for $events events"
+else
+    fail "pcapng: magic $magic, $size bytes for $events events: $(tail -3 /tmp/pcapng.err)"
+fi
+
 # --- --output-netns-names: the ip-netns name of the namespace -------------------------------------
 run_tracer nsname "${BACKEND[@]}" --filter-netns /run/netns/b --output-netns-names icmp
 ping_a_to_b

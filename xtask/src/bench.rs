@@ -201,7 +201,7 @@ impl Bench {
     fn per_hit_cost(&mut self) -> anyhow::Result<()> {
         let ns = Netns::new(&pwru_rs_harness::unique("pwbench-hit"))?;
         let count = if self.quick { "3000" } else { "20000" };
-        let cases: [(&str, Vec<String>); 10] = [
+        let cases: [(&str, Vec<String>); 11] = [
             ("no filter", vec![]),
             (
                 "pcap miss `host 10.99.99.99`",
@@ -227,6 +227,10 @@ impl Bench {
             (
                 "pcap match `icmp`, `--output-skb` (bpf_snprintf_btf)",
                 vec!["icmp".into(), "--output-skb".into()],
+            ),
+            (
+                "pcap match `icmp`, `--output-pcap` (256 bytes copied)",
+                vec!["icmp".into(), "--output-pcap".into(), "/dev/null".into()],
             ),
             (
                 "pcap miss `host 10.99.99.99`, `--filter-track-skb`",

@@ -31,6 +31,8 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("cpio", "to inspect the guests' initramfs images"),
     ("xz-utils", "to decompress the kernel's .ko.xz modules"),
     ("bpftool", "BPF program statistics for benchmarks"),
+    ("tshark", "reads --output-pcap files back in the tests"),
+    ("tcpdump", "the same, with libpcap's reader"),
 ];
 
 /// Installed without their recommended packages (QEMU's would pull in a GUI and firmware).
@@ -40,6 +42,8 @@ const WITHOUT_RECOMMENDS: &[&str] = &[
     "cpio",
     "xz-utils",
     "bpftool",
+    "tshark",
+    "tcpdump",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

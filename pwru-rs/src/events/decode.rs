@@ -3,10 +3,11 @@
 //! read in place (the kernel aligns ring-buffer records to 8 bytes); [`AlignedRecord`] copies a
 //! record that is not.
 
-use super::Dump;
+use super::{Dump, PacketBytes};
 use pwru_rs_common::record::{
-    Cb, DumpHeader, Meta, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB, SECTION_CB,
-    SECTION_META, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP, VERSION,
+    Cb, DumpHeader, Meta, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB,
+    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE,
+    SECTION_XDP, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -19,6 +20,8 @@ pub struct Record<'a> {
     pub shinfo_dump: Option<Dump<'a>>,
     /// Present when the packet is an XDP program's (`--filter-trace-xdp`).
     pub xdp: Option<&'a Xdp>,
+    /// `--output-pcap`: the packet's first bytes.
+    pub packet: Option<PacketBytes<'a>>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -126,6 +129,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         skb_dump: None,
         shinfo_dump: None,
         xdp: None,
+        packet: None,
     })
 }
 
@@ -133,7 +137,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
     let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
-    let (mut skb_dump, mut shinfo_dump) = (None, None);
+    let (mut skb_dump, mut shinfo_dump, mut packet) = (None, None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
         let payload = at + size_of::<SectionHeader>();
@@ -146,6 +150,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
             SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
             SECTION_XDP => set_once(&mut xdp, section, bytes, payload)?,
+            SECTION_PACKET => packet_once(&mut packet, section, &bytes[payload..end])?,
             SECTION_SKB_DUMP => dump_once(&mut skb_dump, section, &bytes[payload..end])?,
             SECTION_SHINFO_DUMP => dump_once(&mut shinfo_dump, section, &bytes[payload..end])?,
             _ => {}
@@ -160,7 +165,35 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         skb_dump,
         shinfo_dump,
         xdp,
+        packet,
     })
+}
+
+/// A packet section's payload: a [`PacketHeader`] whose `len` is the rest of the payload.
+fn packet_once<'a>(
+    slot: &mut Option<PacketBytes<'a>>,
+    section: SectionHeader,
+    payload: &'a [u8],
+) -> Result<(), DecodeError> {
+    let bad = || DecodeError::SectionSize {
+        kind: section.kind,
+        len: section.len,
+        expected: size_of::<PacketHeader>(),
+    };
+    let header: &PacketHeader = view(payload, 0).ok_or_else(bad)?;
+    let bytes = &payload[size_of::<PacketHeader>()..];
+    if header.len as usize != bytes.len() || header.orig_len < header.len {
+        return Err(bad());
+    }
+    if slot.is_some() {
+        return Err(DecodeError::Duplicate(section.kind));
+    }
+    *slot = Some(PacketBytes {
+        link: header.link,
+        orig_len: header.orig_len,
+        bytes,
+    });
+    Ok(())
 }
 
 /// A dump section's payload: a [`DumpHeader`] whose `len` is the rest of the payload.
@@ -541,5 +574,58 @@ mod tests {
         bytes[4..8].copy_from_slice(&(XDP_RECORD_NO_TUPLE as u32).to_le_bytes());
         let r = decode(buf.copy_of(&bytes)).unwrap();
         assert_eq!((r.tuple, r.xdp), (None, Some(&xdp)));
+    }
+
+    #[test]
+    fn packet_section_decodes_and_is_checked() {
+        let with_packet = |len: u32, orig_len: u32, bytes: &[u8]| {
+            let mut record = encode(&meta(), Some(&tuple()));
+            let header = SectionHeader {
+                kind: SECTION_PACKET,
+                _reserved: 0,
+                len: (size_of::<PacketHeader>() + bytes.len()) as u32,
+            };
+            let packet = PacketHeader {
+                len,
+                orig_len,
+                link: 1,
+                _pad: 0,
+            };
+            // SAFETY: plain integers.
+            record.extend_from_slice(&unsafe {
+                std::mem::transmute::<SectionHeader, [u8; 8]>(header)
+            });
+            record.extend_from_slice(&unsafe {
+                std::mem::transmute::<PacketHeader, [u8; 16]>(packet)
+            });
+            record.extend_from_slice(bytes);
+            record.resize(record.len().next_multiple_of(8), 0);
+            let total = (record.len() - (8 - bytes.len() % 8) % 8) as u32;
+            record[4..8].copy_from_slice(&total.to_le_bytes());
+            record
+        };
+        let mut buf = AlignedRecord::default();
+        let bytes = with_packet(5, 98, &[1, 2, 3, 4, 5]);
+        let r = decode(buf.copy_of(&bytes)).unwrap();
+        assert_eq!(
+            r.packet,
+            Some(PacketBytes {
+                link: 1,
+                orig_len: 98,
+                bytes: &[1, 2, 3, 4, 5]
+            })
+        );
+        assert_eq!(r.tuple, Some(&tuple()));
+        // A length that disagrees with the bytes, or more bytes than the packet has: refused.
+        let bytes = with_packet(4, 98, &[1, 2, 3, 4, 5]);
+        assert!(matches!(
+            decode(buf.copy_of(&bytes)),
+            Err(DecodeError::SectionSize { .. })
+        ));
+        let bytes = with_packet(5, 3, &[1, 2, 3, 4, 5]);
+        assert!(matches!(
+            decode(buf.copy_of(&bytes)),
+            Err(DecodeError::SectionSize { .. })
+        ));
     }
 }

@@ -237,6 +237,7 @@ impl Enricher {
             parent_skb: (m.parent_skb != 0).then_some(m.parent_skb),
             stack: None,
             caller: None,
+            packet: record.packet,
         };
         if let Some(stacks) = &self.stacks {
             let stack = match stack_id {
@@ -336,6 +337,7 @@ mod tests {
             skb_dump: None,
             shinfo_dump: None,
             xdp: None,
+            packet: None,
         }
     }
 

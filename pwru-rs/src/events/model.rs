@@ -59,6 +59,19 @@ pub struct Event<'a> {
     pub stack: Option<Stack<'a>>,
     /// The calling function, with `--output-caller` (when it could be found).
     pub caller: Option<&'a str>,
+    /// The packet's first bytes, with `--output-pcap`.
+    pub packet: Option<PacketBytes<'a>>,
+}
+
+/// A packet's first bytes as the kernel held them at the hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketBytes<'a> {
+    /// pcap link type: `LINK_ETHERNET` (from the MAC header) or `LINK_RAW` (from the network
+    /// header).
+    pub link: u32,
+    /// Bytes the packet has from there (more than `bytes.len()` when cut).
+    pub orig_len: u32,
+    pub bytes: &'a [u8],
 }
 
 /// Why an event was traced with `--filter-track-skb` (JSON `tracked_by`, pwru's names).

@@ -5,6 +5,7 @@
 
 mod clock;
 mod json;
+pub mod pcap;
 pub mod rotate;
 pub mod schema;
 mod sink;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::Printer;
+use super::{pcap::PcapWriter, Printer};
 use crate::events::{Event, Sink};
 
 pub struct OutputSink {
@@ -10,6 +10,8 @@ pub struct OutputSink {
     writer: Box<dyn Write>,
     buf: Vec<u8>,
     remaining: Option<u64>,
+    /// `--output-pcap`, beside the text or JSON output.
+    pcap: Option<PcapWriter>,
 }
 
 /// Write out once this much is buffered, even within a batch.
@@ -26,13 +28,23 @@ impl OutputSink {
             buf,
             // pwru's convention: 0 means no limit.
             remaining: limit.filter(|&n| n > 0),
+            pcap: None,
         }
+    }
+
+    /// With `--output-pcap`: each event's packet goes there too.
+    pub fn with_pcap(mut self, pcap: Option<PcapWriter>) -> Self {
+        self.pcap = pcap;
+        self
     }
 }
 
 impl Sink for OutputSink {
     fn consume(&mut self, event: &Event<'_>) -> std::io::Result<bool> {
         self.printer.write_event(event, &mut self.buf);
+        if let Some(pcap) = &mut self.pcap {
+            pcap.write(event)?;
+        }
         if self.buf.len() >= FLUSH_AT {
             self.writer.write_all(&self.buf)?;
             self.buf.clear();
@@ -49,6 +61,9 @@ impl Sink for OutputSink {
     fn flush(&mut self) -> std::io::Result<()> {
         self.writer.write_all(&self.buf)?;
         self.buf.clear();
+        if let Some(pcap) = &mut self.pcap {
+            pcap.flush()?;
+        }
         self.writer.flush()
     }
 }

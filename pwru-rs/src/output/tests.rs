@@ -60,6 +60,7 @@ fn udp_event() -> Event<'static> {
         parent_skb: None,
         stack: None,
         caller: None,
+        packet: None,
     }
 }
 
@@ -461,6 +462,7 @@ fn zeros_are_kept_in_json() {
         parent_skb: None,
         stack: None,
         caller: None,
+        packet: None,
     };
     let mut out = Vec::new();
     printer(true, TimestampChoice::None).write_event(&e, &mut out);
