@@ -706,10 +706,15 @@ fn packet_bytes(level: u32, skb: u64, h: &Headers) -> Option<Captured> {
     let orig_len = (len as u64 + data.saturating_sub(start)) as u32;
     let buf = PACKETS.get_ptr_mut(level)?;
     let snaplen = cfg!(snaplen);
-    let linear = (end - start).min(orig_len as u64) as u32;
+    let mut caplen = orig_len;
+    if end - start < caplen as u64 {
+        caplen = (end - start) as u32;
+    }
     // Against the constant last: older verifiers (6.1) learn nothing from comparing two
     // unknown values, and the copy's length must be bounded by the buffer.
-    let caplen = if linear > snaplen { snaplen } else { linear };
+    if caplen > snaplen {
+        caplen = snaplen;
+    }
     if unsafe {
         generated::bpf_probe_read_kernel(buf.cast(), caplen, start as *const core::ffi::c_void)
     } != 0
