@@ -178,6 +178,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=pwru_rs_common::MAX_SNAPLEN as i64))]
     pub output_pcap_snaplen: u32,
 
+    /// At exit (also after Ctrl-C), a summary after the trace: hooks by hits, drops by reason
+    /// and by function, distinct paths and the most common ones, and the time between
+    /// consecutive hooks of one skb (p50/p99). Tables; with --output-json one final line
+    /// {"summary":{…}}.
+    #[arg(long)]
+    pub summary: bool,
+
     /// Timestamp per event.
     #[arg(long, value_enum, default_value_t = TimestampChoice::None)]
     pub timestamp: TimestampChoice,

@@ -45,6 +45,8 @@ pub struct OutputConfig {
     pub file: Option<PathBuf>,
     /// `--output-pcap`.
     pub pcap: Option<PathBuf>,
+    /// `--summary`.
+    pub summary: bool,
     /// When `file` rotates.
     pub rotation: Rotation,
     /// Stop after this many events (0: no limit, as pwru).
@@ -190,6 +192,7 @@ impl Config {
                 netns_names_max_length: cli.netns_names_max_length.into(),
                 file: cli.output_file.clone(),
                 pcap: cli.output_pcap.clone(),
+                summary: cli.summary,
                 rotation: Rotation {
                     max_size: cli.output_file_max_size * MEGABYTE,
                     max_backups: cli.output_file_max_backups,

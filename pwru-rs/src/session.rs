@@ -224,7 +224,9 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         None => None,
     };
     let printer = Printer::new(config.output.printer_config(), clock);
-    let mut sink = OutputSink::new(printer, writer, config.output.limit).with_pcap(pcap);
+    let mut sink = OutputSink::new(printer, writer, config.output.limit)
+        .with_pcap(pcap)
+        .with_summary(config.output.summary, config.output.json);
     let enricher = Enricher::new(
         attached.hooks.clone(),
         kernel.drop_reasons,
@@ -242,6 +244,12 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let mut pipeline = Pipeline::new(enricher, &mut sink);
     let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;
     let counts = pipeline.counts;
+    match sink.finish() {
+        Ok(()) => {}
+        // Its reader is gone: nothing more can be said there.
+        Err(_) if stop == StopReason::OutputClosed => {}
+        Err(e) => return Err(anyhow::Error::new(e).context("writing the output")),
+    }
 
     let hooks = attached.len();
     let took = attached.detach(config.kprobe_batch, true);

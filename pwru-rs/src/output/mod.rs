@@ -9,6 +9,7 @@ pub mod pcap;
 pub mod rotate;
 pub mod schema;
 mod sink;
+pub mod summary;
 mod text;
 
 #[cfg(test)]

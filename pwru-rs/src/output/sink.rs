@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{pcap::PcapWriter, Printer};
+use super::{pcap::PcapWriter, summary::Summary, Printer};
 use crate::events::{Event, Sink};
 
 pub struct OutputSink {
@@ -12,6 +12,8 @@ pub struct OutputSink {
     remaining: Option<u64>,
     /// `--output-pcap`, beside the text or JSON output.
     pcap: Option<PcapWriter>,
+    /// `--summary`, and whether it is written as JSON.
+    summary: Option<(Summary, bool)>,
 }
 
 /// Write out once this much is buffered, even within a batch.
@@ -29,7 +31,24 @@ impl OutputSink {
             // pwru's convention: 0 means no limit.
             remaining: limit.filter(|&n| n > 0),
             pcap: None,
+            summary: None,
         }
+    }
+
+    /// With `--summary`: events are counted for [`finish`](Self::finish).
+    pub fn with_summary(mut self, on: bool, json: bool) -> Self {
+        self.summary = on.then(|| (Summary::default(), json));
+        self
+    }
+
+    /// Writes the summary (with `--summary`) after the trace, and flushes.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        self.flush()?;
+        if let Some((summary, json)) = self.summary.take() {
+            super::summary::write(&summary.finish(), json, &mut self.writer)?;
+            self.writer.flush()?;
+        }
+        Ok(())
     }
 
     /// With `--output-pcap`: each event's packet goes there too.
@@ -44,6 +63,9 @@ impl Sink for OutputSink {
         self.printer.write_event(event, &mut self.buf);
         if let Some(pcap) = &mut self.pcap {
             pcap.write(event)?;
+        }
+        if let Some((summary, _)) = &mut self.summary {
+            summary.record(event);
         }
         if self.buf.len() >= FLUSH_AT {
             self.writer.write_all(&self.buf)?;
