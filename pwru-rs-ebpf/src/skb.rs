@@ -529,12 +529,24 @@ struct Dump {
 }
 
 impl Dump {
-    /// Bytes of its section: header, dump header, text padded to 8.
+    const NONE: Dump = Dump {
+        text: core::ptr::null(),
+        len: 0,
+        full_len: 0,
+    };
+
+    /// Bytes of its section: header, dump header, text padded to 8; 0 for none.
     #[inline(always)]
     fn section_len(&self) -> u32 {
+        if self.text.is_null() {
+            return 0;
+        }
         8 + ((8 + self.len + 7) & !7)
     }
 }
+
+/// `level` of none claimed.
+const NO_LEVEL: u32 = u32::MAX;
 
 /// The record with its optional sections (`--output-skb-cb`, `--output-skb`,
 /// `--output-skb-shared-info`). Their length is only known here, so the record is reserved at
@@ -561,31 +573,38 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
     } else {
         0
     };
+    // Every value below is defined on every path (no `Option`s of structs): LLVM may spill an
+    // undefined one, which the verifier refuses as a read of an uninitialised register.
     let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET) != 0 {
-        enter_dump_level()
+        enter_dump_level().unwrap_or(NO_LEVEL)
     } else {
-        None
+        NO_LEVEL
     };
     let packet = match level {
-        Some(level) if outputs & OUTPUT_PACKET != 0 => packet_bytes(level, skb, headers),
-        _ => None,
+        NO_LEVEL => Captured::NONE,
+        level if outputs & OUTPUT_PACKET != 0 => {
+            packet_bytes(level, skb, headers).unwrap_or(Captured::NONE)
+        }
+        _ => Captured::NONE,
     };
     let skb_dump = match level {
-        Some(level) if outputs & OUTPUT_SKB != 0 => dump(level, 0, skb, cfg!(skb_btf_id)),
-        _ => None,
+        NO_LEVEL => Dump::NONE,
+        level if outputs & OUTPUT_SKB != 0 => {
+            dump(level, 0, skb, cfg!(skb_btf_id)).unwrap_or(Dump::NONE)
+        }
+        _ => Dump::NONE,
     };
     let shinfo_dump = match level {
-        Some(level) if outputs & OUTPUT_SHINFO != 0 => {
+        NO_LEVEL => Dump::NONE,
+        level if outputs & OUTPUT_SHINFO != 0 => {
             // skb_shinfo(skb) = skb->head + skb->end (an offset on 64-bit kernels).
             let head: u64 = read(skb + off!(skb_head));
             let end: u32 = read(skb + off!(skb_end));
-            dump(level, 1, head + end as u64, cfg!(shinfo_btf_id))
+            dump(level, 1, head + end as u64, cfg!(shinfo_btf_id)).unwrap_or(Dump::NONE)
         }
-        _ => None,
+        _ => Dump::NONE,
     };
-    let dumps_len = packet.as_ref().map_or(0, Captured::section_len)
-        + skb_dump.as_ref().map_or(0, Dump::section_len)
-        + shinfo_dump.as_ref().map_or(0, Dump::section_len);
+    let dumps_len = packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len();
     let total = base_len as u32 + cb_len + dumps_len;
     unsafe {
         (&raw mut (*r).header).write(RecordHeader {
@@ -607,7 +626,8 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         if cb_len != 0 {
             write_at(d, &mut at, cb.as_mut_ptr().cast(), cb_len);
         }
-        if let Some(p) = &packet {
+        if !packet.bytes.is_null() {
+            let p = &packet;
             let mut head = [
                 SectionHeader {
                     kind: SECTION_PACKET,
@@ -631,7 +651,7 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
             (SECTION_SKB_DUMP, &skb_dump),
             (SECTION_SHINFO_DUMP, &shinfo_dump),
         ] {
-            if let Some(dump) = dump {
+            if !dump.text.is_null() {
                 let mut head = [
                     SectionHeader {
                         kind,
@@ -655,7 +675,7 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         }
         unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
-    if level.is_some() {
+    if level != NO_LEVEL {
         leave_dump_level();
     }
 }
@@ -673,9 +693,22 @@ struct Captured {
 }
 
 impl Captured {
-    /// Bytes of its section: header, packet header, bytes padded to 8.
+    const NONE: Captured = Captured {
+        bytes: core::ptr::null(),
+        header: PacketHeader {
+            len: 0,
+            orig_len: 0,
+            link: 0,
+            _pad: 0,
+        },
+    };
+
+    /// Bytes of its section: header, packet header, bytes padded to 8; 0 for none.
     #[inline(always)]
     fn section_len(&self) -> u32 {
+        if self.bytes.is_null() {
+            return 0;
+        }
         8 + ((size_of::<PacketHeader>() as u32 + self.header.len + 7) & !7)
     }
 }
