@@ -178,6 +178,24 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=pwru_rs_common::MAX_SNAPLEN as i64))]
     pub output_pcap_snaplen: u32,
 
+    /// One story per packet: events held per skb (with --filter-track-skb, per lineage: an
+    /// skb and its clones and copies) and written as one block when its life ends, or after
+    /// --output-group-timeout-ms without events, with the time from each hook to the next and
+    /// the drop at the end. JSON: one object per packet ({"packet","end","events","hops","drop"}).
+    #[arg(long)]
+    pub output_group_by_skb: bool,
+
+    /// --output-group-by-skb: packets held at once; when one more comes, the one quiet longest
+    /// is written early (and counted at exit).
+    #[arg(long, value_name = "N", default_value_t = 16384, requires = "output_group_by_skb",
+          value_parser = clap::value_parser!(u32).range(1..=1 << 22))]
+    pub output_group_max_packets: u32,
+
+    /// --output-group-by-skb: a packet without events for this long is written (not freed yet).
+    #[arg(long, value_name = "MS", default_value_t = 1000, requires = "output_group_by_skb",
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub output_group_timeout_ms: u64,
+
     /// At exit (also after Ctrl-C), a summary after the trace: hooks by hits, drops by reason
     /// and by function, distinct paths and the most common ones, and the time between
     /// consecutive hooks of one skb (p50/p99). Tables; with --output-json one final line

@@ -47,6 +47,8 @@ pub struct OutputConfig {
     pub pcap: Option<PathBuf>,
     /// `--summary`.
     pub summary: bool,
+    /// `--output-group-by-skb`: (max packets held, quiet timeout in ns).
+    pub group: Option<(usize, u64)>,
     /// When `file` rotates.
     pub rotation: Rotation,
     /// Stop after this many events (0: no limit, as pwru).
@@ -193,6 +195,10 @@ impl Config {
                 file: cli.output_file.clone(),
                 pcap: cli.output_pcap.clone(),
                 summary: cli.summary,
+                group: cli.output_group_by_skb.then_some((
+                    cli.output_group_max_packets as usize,
+                    cli.output_group_timeout_ms * 1_000_000,
+                )),
                 rotation: Rotation {
                     max_size: cli.output_file_max_size * MEGABYTE,
                     max_backups: cli.output_file_max_backups,

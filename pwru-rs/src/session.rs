@@ -21,7 +21,7 @@ use crate::{
     loader,
     netns_names::{self, NetnsNames},
     object,
-    output::{pcap::PcapWriter, OutputSink, Printer, WallClock},
+    output::{group::Grouper, pcap::PcapWriter, OutputSink, Printer, WallClock},
     ready::{ReadyFile, ReadyInfo},
 };
 
@@ -226,7 +226,13 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let printer = Printer::new(config.output.printer_config(), clock);
     let mut sink = OutputSink::new(printer, writer, config.output.limit)
         .with_pcap(pcap)
-        .with_summary(config.output.summary, config.output.json);
+        .with_summary(config.output.summary, config.output.json)
+        .with_grouper(
+            config
+                .output
+                .group
+                .map(|(max, timeout)| Grouper::new(config.output.json, max, timeout)),
+        );
     let enricher = Enricher::new(
         attached.hooks.clone(),
         kernel.drop_reasons,

@@ -4,6 +4,7 @@
 //! machinery per event, so one core keeps up with millions of events per second.
 
 mod clock;
+pub mod group;
 mod json;
 pub mod pcap;
 pub mod rotate;
@@ -111,6 +112,19 @@ fn write_func(e: &Event<'_>, out: &mut Vec<u8>) {
         }
         out.push(b')');
     }
+}
+
+/// Where an skb's life ends (a tracepoint's or a function's name): its path is complete there.
+pub(crate) fn is_life_end(hook: &str) -> bool {
+    matches!(
+        hook,
+        "kfree_skbmem"
+            | "kfree_skb"
+            | "consume_skb"
+            | "kfree_skb_reason"
+            | "sk_skb_reason_drop"
+            | "__kfree_skb"
+    )
 }
 
 /// The drop reason's enumerator name, or its number if this kernel's BTF has no name for it.

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{pcap::PcapWriter, summary::Summary, Printer};
+use super::{group::Grouper, pcap::PcapWriter, summary::Summary, Printer};
 use crate::events::{Event, Sink};
 
 pub struct OutputSink {
@@ -14,6 +14,8 @@ pub struct OutputSink {
     pcap: Option<PcapWriter>,
     /// `--summary`, and whether it is written as JSON.
     summary: Option<(Summary, bool)>,
+    /// `--output-group-by-skb`.
+    grouper: Option<Grouper>,
 }
 
 /// Write out once this much is buffered, even within a batch.
@@ -32,7 +34,14 @@ impl OutputSink {
             remaining: limit.filter(|&n| n > 0),
             pcap: None,
             summary: None,
+            grouper: None,
         }
+    }
+
+    /// With `--output-group-by-skb`: events are written per packet, as blocks.
+    pub fn with_grouper(mut self, grouper: Option<Grouper>) -> Self {
+        self.grouper = grouper;
+        self
     }
 
     /// With `--summary`: events are counted for [`finish`](Self::finish).
@@ -43,6 +52,15 @@ impl OutputSink {
 
     /// Writes the summary (with `--summary`) after the trace, and flushes.
     pub fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(grouper) = &mut self.grouper {
+            grouper.finish(&mut self.buf);
+            if grouper.flushed_early > 0 {
+                log::warn!(
+                    "--output-group-by-skb: {} packets written before their end (more held at once than --output-group-max-packets)",
+                    grouper.flushed_early
+                );
+            }
+        }
         self.flush()?;
         if let Some((summary, json)) = self.summary.take() {
             super::summary::write(&summary.finish(), json, &mut self.writer)?;
@@ -60,7 +78,10 @@ impl OutputSink {
 
 impl Sink for OutputSink {
     fn consume(&mut self, event: &Event<'_>) -> std::io::Result<bool> {
-        self.printer.write_event(event, &mut self.buf);
+        match &mut self.grouper {
+            Some(grouper) => grouper.add(&self.printer, event, &mut self.buf),
+            None => self.printer.write_event(event, &mut self.buf),
+        }
         if let Some(pcap) = &mut self.pcap {
             pcap.write(event)?;
         }
@@ -81,6 +102,9 @@ impl Sink for OutputSink {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(grouper) = &mut self.grouper {
+            grouper.expire(monotonic_ns(), &mut self.buf);
+        }
         self.writer.write_all(&self.buf)?;
         self.buf.clear();
         if let Some(pcap) = &mut self.pcap {
@@ -88,4 +112,15 @@ impl Sink for OutputSink {
         }
         self.writer.flush()
     }
+}
+
+/// CLOCK_MONOTONIC in ns: the clock of the events' kernel times (`bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

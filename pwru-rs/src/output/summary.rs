@@ -15,7 +15,7 @@ use std::{
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::{Deserialize, Serialize};
 
-use super::write_reason;
+use super::{is_life_end, write_reason};
 use crate::events::{Event, Hook};
 
 /// skbs whose path is followed at once.
@@ -26,16 +26,6 @@ pub const MAX_PATH_HOPS: usize = 64;
 pub const MAX_SAMPLES: usize = 10_000;
 /// Rows shown per table.
 const TOP: usize = 20;
-
-/// Where an skb's life ends: its path is complete there.
-const LIFE_ENDS: [&str; 6] = [
-    "kfree_skbmem",
-    "kfree_skb",
-    "consume_skb",
-    "kfree_skb_reason",
-    "sk_skb_reason_drop",
-    "__kfree_skb",
-];
 
 #[derive(Default)]
 pub struct Summary {
@@ -134,7 +124,7 @@ impl Summary {
             *self.drops_by_func.entry(id).or_default() += 1;
         }
         self.follow(e.skb, id, e.ts_ns);
-        if LIFE_ENDS.contains(&name) {
+        if is_life_end(name) {
             self.close(e.skb);
         }
     }
