@@ -12,15 +12,10 @@ const BACKEND: &str = "tracepoint";
 fn a_dropped_datagram_and_a_ping_each_are_one_packet() {
     require_root();
     let net = veth_pair();
-    let netns = net.b.path();
-    let tracer = Tracer::start(
+    let tracer = Tracer::start_in_b(
         BACKEND,
-        &[
-            "--filter-netns",
-            &netns,
-            "--output-group-by-skb",
-            "udp port 7999 or icmp",
-        ],
+        &net,
+        &["--output-group-by-skb", "udp port 7999 or icmp"],
     );
     net.a
         .sh(&format!("echo x > /dev/udp/{}/7999", net.addr_b))

@@ -13,12 +13,10 @@ fn each_traced_event_is_a_packet_with_its_hook_in_the_comment() {
     let pcap = std::env::temp_dir().join(format!("pwru-rs-test-{}.pcapng", std::process::id()));
     let pcap_arg = pcap.to_string_lossy().into_owned();
     let net = veth_pair();
-    let netns = net.b.path();
-    let tracer = Tracer::start(
+    let tracer = Tracer::start_in_b(
         BACKEND,
+        &net,
         &[
-            "--filter-netns",
-            &netns,
             "--output-pcap",
             &pcap_arg,
             "--output-pcap-snaplen",
@@ -104,12 +102,10 @@ fn tcpdump_reads_a_trace_of_one_link_type() {
     let pcap = std::env::temp_dir().join(format!("pwru-rs-test-rx-{}.pcapng", std::process::id()));
     let pcap_arg = pcap.to_string_lossy().into_owned();
     let net = veth_pair();
-    let netns = net.b.path();
-    let tracer = Tracer::start(
+    let tracer = Tracer::start_in_b(
         BACKEND,
+        &net,
         &[
-            "--filter-netns",
-            &netns,
             "--filter-func",
             "netif_receive_skb",
             "--output-pcap",

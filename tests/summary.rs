@@ -11,17 +11,10 @@ const BACKEND: &str = "tracepoint";
 fn json_summary_counts_what_was_printed() {
     require_root();
     let net = veth_pair();
-    let netns = net.b.path();
-    let tracer = Tracer::start(
+    let tracer = Tracer::start_in_b(
         BACKEND,
-        &[
-            "--filter-netns",
-            &netns,
-            "--summary",
-            "--output-limit-lines",
-            "12",
-            "icmp",
-        ],
+        &net,
+        &["--summary", "--output-limit-lines", "12", "icmp"],
     );
     // More events than the limit (the trace's own reads would choke on the summary line).
     for _ in 0..4 {

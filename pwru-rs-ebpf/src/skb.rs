@@ -273,14 +273,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     } else {
         headers.head + headers.network as u64
     };
-    let len = if read_tuple(l3, protocol, unsafe { &raw mut (*r).tuple }) {
-        unsafe {
-            (&raw mut (*r).tuple_header).write(SectionHeader {
-                kind: SECTION_TUPLE,
-                _reserved: 0,
-                len: size_of::<Tuple>() as u32,
-            });
-        }
+    let len = if tuple_section(l3, protocol, unsafe { &raw mut (*r).tuple_header }) {
         size_of::<SkbRecord>()
     } else {
         SKB_RECORD_NO_TUPLE
@@ -938,6 +931,24 @@ fn read_headers(skb: u64) -> Headers {
     }
 }
 
+/// The tuple section whose header is at `header` (its payload follows it): written, with its
+/// header, when the network header at `l3` holds IPv4 or IPv6; false when there is no tuple.
+#[inline(always)]
+fn tuple_section(l3: u64, protocol: u16, header: *mut SectionHeader) -> bool {
+    let tuple = unsafe { header.add(1).cast::<Tuple>() };
+    if !read_tuple(l3, protocol, tuple) {
+        return false;
+    }
+    unsafe {
+        header.write(SectionHeader {
+            kind: SECTION_TUPLE,
+            _reserved: 0,
+            len: size_of::<Tuple>() as u32,
+        });
+    }
+    true
+}
+
 /// Writes the IP addresses and ports from the network header at `l3` (0: none) into `t`, when
 /// it holds IPv4 or IPv6; false (and `t` left unwritten) when there is no tuple.
 #[inline(always)]
@@ -1007,6 +1018,13 @@ fn read_tuple(l3: u64, protocol: u16, t: *mut Tuple) -> bool {
     }
     true
 }
+
+// `tuple_section` finds the tuple right after its header, in both record layouts.
+const _: () = assert!(
+    core::mem::offset_of!(SkbRecord, tuple) == core::mem::offset_of!(SkbRecord, tuple_header) + 8
+        && core::mem::offset_of!(XdpRecord, tuple)
+            == core::mem::offset_of!(XdpRecord, tuple_header) + 8
+);
 
 // `read_tuple` reads an IPv6 header straight into a `Tuple`: its addresses must sit where the
 // header has them.
@@ -1143,14 +1161,7 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     }
     // Only a whole IPv4 header (the shortest) is read for the tuple.
     let in_frame = l3 + 20 <= data_end && matches!(ethertype, ETH_P_IP | ETH_P_IPV6);
-    let len = if in_frame && read_tuple(l3, ethertype, unsafe { &raw mut (*r).tuple }) {
-        unsafe {
-            (&raw mut (*r).tuple_header).write(SectionHeader {
-                kind: SECTION_TUPLE,
-                _reserved: 0,
-                len: size_of::<Tuple>() as u32,
-            });
-        }
+    let len = if in_frame && tuple_section(l3, ethertype, unsafe { &raw mut (*r).tuple_header }) {
         size_of::<XdpRecord>()
     } else {
         XDP_RECORD_NO_TUPLE

@@ -95,6 +95,15 @@ impl Tracer {
         Self::spawn(backend, args, true)
     }
 
+    /// [`Tracer::start`] tracing only `net`'s namespace b (`--filter-netns`), where its pings
+    /// and datagrams arrive.
+    pub fn start_in_b(backend: &str, net: &VethPair, args: &[&str]) -> Self {
+        let netns = net.b.path();
+        let mut all = vec!["--filter-netns", netns.as_str()];
+        all.extend_from_slice(args);
+        Self::start(backend, &all)
+    }
+
     /// The same with text output (no `--output-json`); read it with [`Tracer::wait_exit`].
     pub fn start_text(backend: &str, args: &[&str]) -> Self {
         Self::spawn(backend, args, false)

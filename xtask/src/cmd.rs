@@ -96,13 +96,7 @@ pub fn privileged(program: impl AsRef<std::ffi::OsStr>) -> Command {
 /// Builds the release pwru-rs and returns its path as cargo reports it, so `CARGO_TARGET_DIR`
 /// and `build.target-dir` are honoured: every xtask command that runs pwru-rs gets it from here.
 pub fn build_release() -> anyhow::Result<PathBuf> {
-    let json = run_stdout(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "pwru-rs",
-        "--message-format=json-render-diagnostics",
-    ]))?;
+    let json = release_build_messages()?;
     let bins = executables(&json, |msg| {
         msg["target"]["name"] == "pwru-rs" && msg["target"]["kind"][0] == "bin"
     })?;
@@ -111,16 +105,21 @@ pub fn build_release() -> anyhow::Result<PathBuf> {
         .context("cargo reported no pwru-rs executable")
 }
 
-/// The test-only dataplane object (tc and XDP programs) that pwru-rs's build script builds next
-/// to the kernel programs, in its OUT_DIR (see pwru-rs/build.rs).
-pub fn test_dataplane_object() -> anyhow::Result<PathBuf> {
-    let json = run_stdout(cargo().args([
+/// `cargo build --release -p pwru-rs`, and cargo's JSON messages about it.
+fn release_build_messages() -> anyhow::Result<String> {
+    run_stdout(cargo().args([
         "build",
         "--release",
         "--package",
         "pwru-rs",
         "--message-format=json-render-diagnostics",
-    ]))?;
+    ]))
+}
+
+/// The test-only dataplane object (tc and XDP programs) that pwru-rs's build script builds next
+/// to the kernel programs, in its OUT_DIR (see pwru-rs/build.rs).
+pub fn test_dataplane_object() -> anyhow::Result<PathBuf> {
+    let json = release_build_messages()?;
     for line in json.lines() {
         let msg: serde_json::Value = serde_json::from_str(line).context("cargo's JSON output")?;
         // A path package's id: `path+file:///…/pwru-rs#0.1.0`.

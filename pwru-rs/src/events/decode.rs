@@ -169,31 +169,51 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     })
 }
 
+/// A section whose payload is a header `H` then bytes: `(len, full)` from the header must be the
+/// bytes' length and at least that (the whole object's length, of which these bytes are the
+/// first). `make` builds the slot's value from the header and the bytes.
+fn header_then_bytes_once<'a, H: Copy, T>(
+    slot: &mut Option<T>,
+    section: SectionHeader,
+    payload: &'a [u8],
+    lengths: impl Fn(&H) -> (u32, u32),
+    make: impl FnOnce(&H, &'a [u8]) -> T,
+) -> Result<(), DecodeError> {
+    let bad = || DecodeError::SectionSize {
+        kind: section.kind,
+        len: section.len,
+        expected: size_of::<H>(),
+    };
+    let header: &H = view(payload, 0).ok_or_else(bad)?;
+    let bytes = &payload[size_of::<H>()..];
+    let (len, full) = lengths(header);
+    if len as usize != bytes.len() || full < len {
+        return Err(bad());
+    }
+    if slot.is_some() {
+        return Err(DecodeError::Duplicate(section.kind));
+    }
+    *slot = Some(make(header, bytes));
+    Ok(())
+}
+
 /// A packet section's payload: a [`PacketHeader`] whose `len` is the rest of the payload.
 fn packet_once<'a>(
     slot: &mut Option<PacketBytes<'a>>,
     section: SectionHeader,
     payload: &'a [u8],
 ) -> Result<(), DecodeError> {
-    let bad = || DecodeError::SectionSize {
-        kind: section.kind,
-        len: section.len,
-        expected: size_of::<PacketHeader>(),
-    };
-    let header: &PacketHeader = view(payload, 0).ok_or_else(bad)?;
-    let bytes = &payload[size_of::<PacketHeader>()..];
-    if header.len as usize != bytes.len() || header.orig_len < header.len {
-        return Err(bad());
-    }
-    if slot.is_some() {
-        return Err(DecodeError::Duplicate(section.kind));
-    }
-    *slot = Some(PacketBytes {
-        link: header.link,
-        orig_len: header.orig_len,
-        bytes,
-    });
-    Ok(())
+    header_then_bytes_once(
+        slot,
+        section,
+        payload,
+        |h: &PacketHeader| (h.len, h.orig_len),
+        |h, bytes| PacketBytes {
+            link: h.link,
+            orig_len: h.orig_len,
+            bytes,
+        },
+    )
 }
 
 /// A dump section's payload: a [`DumpHeader`] whose `len` is the rest of the payload.
@@ -202,24 +222,16 @@ fn dump_once<'a>(
     section: SectionHeader,
     payload: &'a [u8],
 ) -> Result<(), DecodeError> {
-    let bad = || DecodeError::SectionSize {
-        kind: section.kind,
-        len: section.len,
-        expected: size_of::<DumpHeader>(),
-    };
-    let header: &DumpHeader = view(payload, 0).ok_or_else(bad)?;
-    let text = &payload[size_of::<DumpHeader>()..];
-    if header.len as usize != text.len() || header.full_len < header.len {
-        return Err(bad());
-    }
-    if slot.is_some() {
-        return Err(DecodeError::Duplicate(section.kind));
-    }
-    *slot = Some(Dump {
-        text,
-        full_len: header.full_len,
-    });
-    Ok(())
+    header_then_bytes_once(
+        slot,
+        section,
+        payload,
+        |h: &DumpHeader| (h.len, h.full_len),
+        |h, text| Dump {
+            text,
+            full_len: h.full_len,
+        },
+    )
 }
 
 fn set_once<'a, T: Copy>(

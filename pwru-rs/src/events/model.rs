@@ -74,6 +74,43 @@ pub struct PacketBytes<'a> {
     pub bytes: &'a [u8],
 }
 
+#[cfg(test)]
+impl Event<'static> {
+    /// For tests: `hook` on `skb` at kernel time `ts_ns`, a ping's on `lo` in netns 1, with
+    /// nothing optional.
+    pub(crate) fn sample(skb: u64, hook: &'static str, ts_ns: u64) -> Self {
+        Event {
+            skb,
+            cpu: 0,
+            pid: 1,
+            comm: b"ping",
+            hook: Hook::Known(hook),
+            reason: None,
+            verdict: None,
+            xdp: None,
+            ts_ns,
+            time: Stamp::None,
+            netns: 1,
+            netns_name: None,
+            mark: 0,
+            ifindex: 1,
+            ifname: b"lo",
+            mtu: 1500,
+            len: 84,
+            protocol: 0x0800,
+            tuple: None,
+            cb: None,
+            skb_dump: None,
+            shinfo_dump: None,
+            tracked_by: None,
+            parent_skb: None,
+            stack: None,
+            caller: None,
+            packet: None,
+        }
+    }
+}
+
 /// Why an event was traced with `--filter-track-skb` (JSON `tracked_by`, pwru's names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackedBy {

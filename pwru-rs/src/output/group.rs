@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{is_life_end, write_hex, write_reason, Printer};
+use super::{duration, is_life_end, write_hex, write_reason, Printer};
 use crate::events::{Event, Hook};
 
 pub struct Grouper {
@@ -219,12 +219,7 @@ impl Grouper {
 
 /// `+1.2µs`: the time since the previous hook.
 fn delta(ns: u64) -> String {
-    match ns {
-        0..1_000 => format!("+{ns}ns"),
-        1_000..1_000_000 => format!("+{:.1}µs", ns as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("+{:.1}ms", ns as f64 / 1e6),
-        _ => format!("+{:.1}s", ns as f64 / 1e9),
-    }
+    format!("+{}", duration(ns))
 }
 
 fn write_text(g: &Group, why: Close, out: &mut Vec<u8>) {
@@ -236,7 +231,7 @@ fn write_text(g: &Group, why: Close, out: &mut Vec<u8>) {
         format!(
             ": {} events in {}{}\n",
             g.events.len(),
-            delta(last - first).trim_start_matches('+'),
+            duration(last - first),
             match why {
                 Close::End => "",
                 Close::Quiet => " (not freed yet)",
@@ -303,7 +298,7 @@ mod tests {
     use super::*;
     use crate::{
         cli::TimestampChoice,
-        events::{Reason, Stamp},
+        events::Reason,
         output::{JsonEvent, PrinterConfig, WallClock},
     };
 
@@ -323,35 +318,7 @@ mod tests {
     }
 
     fn event(skb: u64, hook: &'static str, ts_ns: u64) -> Event<'static> {
-        Event {
-            skb,
-            cpu: 0,
-            pid: 1,
-            comm: b"ping",
-            hook: Hook::Known(hook),
-            reason: None,
-            verdict: None,
-            xdp: None,
-            ts_ns,
-            time: Stamp::None,
-            netns: 1,
-            netns_name: None,
-            mark: 0,
-            ifindex: 1,
-            ifname: b"lo",
-            mtu: 1500,
-            len: 84,
-            protocol: 0x0800,
-            tuple: None,
-            cb: None,
-            skb_dump: None,
-            shinfo_dump: None,
-            tracked_by: None,
-            parent_skb: None,
-            stack: None,
-            caller: None,
-            packet: None,
-        }
+        Event::sample(skb, hook, ts_ns)
     }
 
     #[test]

@@ -114,6 +114,16 @@ fn write_func(e: &Event<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// A duration for people: `850ns`, `1.2µs`, `3.4ms`, `2.0s`.
+pub(crate) fn duration(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{:.1}µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.1}s", ns as f64 / 1e9),
+    }
+}
+
 /// Where an skb's life ends (a tracepoint's or a function's name): its path is complete there.
 pub(crate) fn is_life_end(hook: &str) -> bool {
     matches!(

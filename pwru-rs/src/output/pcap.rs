@@ -158,40 +158,21 @@ mod tests {
     use pcap_parser::pcapng::{parse_pcapng, Block};
 
     use super::*;
-    use crate::events::{Hook, PacketBytes, Reason, Stamp};
+    use crate::events::{PacketBytes, Reason};
 
     fn event<'a>(ifname: &'a [u8], ifindex: u32, packet: Option<PacketBytes<'a>>) -> Event<'a> {
         Event {
             skb: 0xffff_8880_0a1b_2c00,
-            cpu: 0,
-            pid: 1,
-            comm: b"ping",
-            hook: Hook::Known("kfree_skb"),
             reason: Some(Reason {
                 code: 3,
                 name: Some("SKB_DROP_REASON_NO_SOCKET"),
             }),
-            verdict: None,
-            xdp: None,
-            ts_ns: 1_000_000_007,
-            time: Stamp::None,
             netns: 4_026_531_840,
-            netns_name: None,
             mark: 0x42,
             ifindex,
             ifname,
-            mtu: 1500,
-            len: 98,
-            protocol: 0x0800,
-            tuple: None,
-            cb: None,
-            skb_dump: None,
-            shinfo_dump: None,
-            tracked_by: None,
-            parent_skb: None,
-            stack: None,
-            caller: None,
             packet,
+            ..Event::sample(0, "kfree_skb", 1_000_000_007)
         }
     }
 

@@ -15,7 +15,7 @@ use std::{
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::{Deserialize, Serialize};
 
-use super::{is_life_end, write_reason};
+use super::{duration, is_life_end, write_reason};
 use crate::events::{Event, Hook};
 
 /// skbs whose path is followed at once.
@@ -279,16 +279,6 @@ fn percentile(samples: &[u64], p: usize) -> u64 {
     samples[rank - 1]
 }
 
-/// A duration for people: `850ns`, `1.2µs`, `3.4ms`, `2.0s`.
-fn duration(ns: u64) -> String {
-    match ns {
-        0..1_000 => format!("{ns}ns"),
-        1_000..1_000_000 => format!("{:.1}µs", ns as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
-        _ => format!("{:.1}s", ns as f64 / 1e9),
-    }
-}
-
 /// Writes `s` as JSON (`{"summary":…}`, one line) or as tables.
 pub fn write(s: &JsonSummary, json: bool, out: &mut dyn Write) -> std::io::Result<()> {
     if json {
@@ -375,7 +365,7 @@ pub fn write(s: &JsonSummary, json: bool, out: &mut dyn Write) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{Reason, Stamp};
+    use crate::events::Reason;
 
     fn event(
         skb: u64,
@@ -383,38 +373,12 @@ mod tests {
         ts_ns: u64,
         reason: Option<&'static str>,
     ) -> Event<'static> {
-        Event {
-            skb,
-            cpu: 0,
-            pid: 1,
-            comm: b"ping",
-            hook: Hook::Known(hook),
-            reason: reason.map(|name| Reason {
-                code: 2,
-                name: Some(name),
-            }),
-            verdict: None,
-            xdp: None,
-            ts_ns,
-            time: Stamp::None,
-            netns: 1,
-            netns_name: None,
-            mark: 0,
-            ifindex: 1,
-            ifname: b"lo",
-            mtu: 1500,
-            len: 84,
-            protocol: 0x0800,
-            tuple: None,
-            cb: None,
-            skb_dump: None,
-            shinfo_dump: None,
-            tracked_by: None,
-            parent_skb: None,
-            stack: None,
-            caller: None,
-            packet: None,
-        }
+        let mut e = Event::sample(skb, hook, ts_ns);
+        e.reason = reason.map(|name| Reason {
+            code: 2,
+            name: Some(name),
+        });
+        e
     }
 
     #[test]

@@ -437,32 +437,16 @@ fn stacks_and_callers_in_text_and_json() {
 fn zeros_are_kept_in_json() {
     let e = Event {
         skb: 0,
-        cpu: 0,
         pid: 0,
         comm: b"swapper/0",
         hook: Hook::Unknown(0),
-        reason: None,
-        verdict: None,
-        xdp: None,
-        ts_ns: 0,
-        time: Stamp::None,
         netns: 0,
-        netns_name: None,
-        mark: 0,
         ifindex: 0,
         ifname: b"",
         mtu: 0,
         len: 0,
         protocol: 0,
-        tuple: None,
-        cb: None,
-        skb_dump: None,
-        shinfo_dump: None,
-        tracked_by: None,
-        parent_skb: None,
-        stack: None,
-        caller: None,
-        packet: None,
+        ..Event::sample(0, "", 0)
     };
     let mut out = Vec::new();
     printer(true, TimestampChoice::None).write_event(&e, &mut out);
