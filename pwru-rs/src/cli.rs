@@ -196,6 +196,16 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub output_group_timeout_ms: u64,
 
+    /// Read a saved --output-json trace instead of the kernel (no root, no BTF) and write it out
+    /// as the output flags say (text, JSON, --output-group-by-skb, --summary, --timestamp);
+    /// --filter-func, --filter-netns, --filter-mark and --filter-ifname (by name) apply.
+    #[arg(long, value_name = "TRACE.jsonl")]
+    pub input_file: Option<PathBuf>,
+
+    /// --input-file: skip malformed lines (counted at the end) instead of stopping at the first.
+    #[arg(long, requires = "input_file")]
+    pub input_skip_bad: bool,
+
     /// At exit (also after Ctrl-C), a summary after the trace: hooks by hits, drops by reason
     /// and by function, distinct paths and the most common ones, and the time between
     /// consecutive hooks of one skb (p50/p99). Tables; with --output-json one final line

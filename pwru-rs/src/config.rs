@@ -56,6 +56,37 @@ pub struct OutputConfig {
 }
 
 impl OutputConfig {
+    /// The output flags as they are (the same whether events come from the kernel or a file).
+    pub fn from_cli(cli: &Cli) -> Self {
+        OutputConfig {
+            json: cli.output_json,
+            timestamp: cli.timestamp,
+            meta: cli.output_meta,
+            tuple: cli.output_tuple,
+            tcp_flags: cli.output_tcp_flags,
+            skb_cb: cli.output_skb_cb,
+            stack: cli.output_stack,
+            caller: cli.output_caller,
+            netns_names: cli.output_netns_names,
+            netns_names_max_length: cli.netns_names_max_length.into(),
+            file: cli.output_file.clone(),
+            pcap: cli.output_pcap.clone(),
+            summary: cli.summary,
+            group: cli.output_group_by_skb.then_some((
+                cli.output_group_max_packets as usize,
+                cli.output_group_timeout_ms * 1_000_000,
+            )),
+            rotation: Rotation {
+                max_size: cli.output_file_max_size * MEGABYTE,
+                max_backups: cli.output_file_max_backups,
+                max_age: (cli.output_file_max_age > 0)
+                    .then(|| Duration::from_secs(u64::from(cli.output_file_max_age) * 86_400)),
+                compress: cli.output_file_compress,
+            },
+            limit: cli.output_limit_lines,
+        }
+    }
+
     pub fn printer_config(&self) -> PrinterConfig {
         PrinterConfig {
             json: self.json,
@@ -181,33 +212,7 @@ impl Config {
             } else {
                 1
             },
-            output: OutputConfig {
-                json: cli.output_json,
-                timestamp: cli.timestamp,
-                meta: cli.output_meta,
-                tuple: cli.output_tuple,
-                tcp_flags: cli.output_tcp_flags,
-                skb_cb: cli.output_skb_cb,
-                stack: cli.output_stack,
-                caller: cli.output_caller,
-                netns_names: cli.output_netns_names,
-                netns_names_max_length: cli.netns_names_max_length.into(),
-                file: cli.output_file.clone(),
-                pcap: cli.output_pcap.clone(),
-                summary: cli.summary,
-                group: cli.output_group_by_skb.then_some((
-                    cli.output_group_max_packets as usize,
-                    cli.output_group_timeout_ms * 1_000_000,
-                )),
-                rotation: Rotation {
-                    max_size: cli.output_file_max_size * MEGABYTE,
-                    max_backups: cli.output_file_max_backups,
-                    max_age: (cli.output_file_max_age > 0)
-                        .then(|| Duration::from_secs(u64::from(cli.output_file_max_age) * 86_400)),
-                    compress: cli.output_file_compress,
-                },
-                limit: cli.output_limit_lines,
-            },
+            output: OutputConfig::from_cli(cli),
             ready_file: cli.ready_file.clone(),
         })
     }
@@ -272,7 +277,7 @@ impl Config {
 }
 
 /// `--filter-func`: the whole name must match.
-fn func_regex(re: &str) -> anyhow::Result<Regex> {
+pub(crate) fn func_regex(re: &str) -> anyhow::Result<Regex> {
     Regex::new(&format!("^(?:{re})$")).map_err(|e| {
         // regex's message draws a caret diagram over several lines; keep its last line.
         let message = e.to_string();

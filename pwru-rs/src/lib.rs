@@ -17,6 +17,7 @@ pub mod object;
 pub mod output;
 pub mod progress;
 pub mod ready;
+pub mod replay;
 pub mod session;
 pub mod version;
 

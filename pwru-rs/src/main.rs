@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use pwru_rs::{cli::Cli, config::Config, session, version};
+use pwru_rs::{cli::Cli, config::Config, replay, session, version};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,7 +29,12 @@ fn main() -> ExitCode {
         print!("{}", version::report());
         return ExitCode::SUCCESS;
     }
-    match Config::from_cli(&cli).and_then(|config| session::run(&config)) {
+    let result = if cli.input_file.is_some() {
+        replay::run(&cli).map(drop)
+    } else {
+        Config::from_cli(&cli).and_then(|config| session::run(&config).map(drop))
+    };
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, with the whole chain of causes.

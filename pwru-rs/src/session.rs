@@ -223,16 +223,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         }
         None => None,
     };
-    let printer = Printer::new(config.output.printer_config(), clock);
-    let mut sink = OutputSink::new(printer, writer, config.output.limit)
-        .with_pcap(pcap)
-        .with_summary(config.output.summary, config.output.json)
-        .with_grouper(
-            config
-                .output
-                .group
-                .map(|(max, timeout)| Grouper::new(config.output.json, max, timeout)),
-        );
+    let mut sink = output_sink(&config.output, writer, clock).with_pcap(pcap);
     let enricher = Enricher::new(
         attached.hooks.clone(),
         kernel.drop_reasons,
@@ -325,7 +316,23 @@ fn read_events<S: events::Sink>(
     Ok((stop, ready))
 }
 
-fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
+/// Where events go, formatted as the output flags say (pcapng aside).
+pub(crate) fn output_sink(
+    output: &OutputConfig,
+    writer: Box<dyn Write>,
+    clock: WallClock,
+) -> OutputSink {
+    let printer = Printer::new(output.printer_config(), clock);
+    OutputSink::new(printer, writer, output.limit)
+        .with_summary(output.summary, output.json)
+        .with_grouper(
+            output
+                .group
+                .map(|(max, timeout)| Grouper::new(output.json, max, timeout)),
+        )
+}
+
+pub(crate) fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &output.file {
         // A device, FIFO or socket (`--output-file /dev/null`, a pipe) is written as it is:
         // rotating it would rename it away and put a regular file in its place.

@@ -1,0 +1,456 @@
+//! `--input-file TRACE.jsonl`: a saved `--output-json` trace read back instead of the kernel
+//! (no root, no BTF) and written out again through the same output path: text or JSON,
+//! `--output-group-by-skb`, `--summary`, `--timestamp`, `--output-limit-lines`. The filters
+//! that make sense offline apply: `--filter-func`, `--filter-netns`, `--filter-mark`,
+//! `--filter-ifname` (by name). Lines that are not events (a `--summary` line) are skipped; a
+//! malformed line is an error with its number, or with `--input-skip-bad` skipped and counted.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    net::IpAddr,
+};
+
+use anyhow::Context;
+use regex::Regex;
+
+use crate::{
+    cli::{Cli, TimestampChoice},
+    config::OutputConfig,
+    events::{
+        Dump, Event, Frame, Hook, Reason, Sink, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
+    },
+    netns::Netns,
+    output::{JsonEvent, JsonTime, WallClock},
+    session,
+};
+
+/// The offline filters.
+struct Filters {
+    func: Option<Regex>,
+    netns: Option<u32>,
+    mark: Option<(u32, u32)>,
+    ifname: Option<String>,
+}
+
+impl Filters {
+    fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
+        Ok(Self {
+            func: cli
+                .filter_func
+                .as_deref()
+                .map(crate::config::func_regex)
+                .transpose()?,
+            netns: cli
+                .filter_netns
+                .as_ref()
+                .map(|spec| Netns::resolve(spec).map(|ns| ns.inode))
+                .transpose()
+                .context("--filter-netns")?,
+            mark: cli.filter_mark.map(|m| (m.mark, m.mask)),
+            ifname: cli.filter_ifname.clone(),
+        })
+    }
+
+    fn pass(&self, e: &Event<'_>) -> bool {
+        let name = match e.hook {
+            Hook::Known(name) => name,
+            Hook::Unknown(_) => "",
+        };
+        self.func.as_ref().is_none_or(|re| re.is_match(name))
+            && self.netns.is_none_or(|n| n == e.netns)
+            && self.mark.is_none_or(|(mark, mask)| e.mark & mask == mark)
+            && self
+                .ifname
+                .as_ref()
+                .is_none_or(|n| n.as_bytes() == e.ifname)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("--input-file: a pcap expression needs the packets' bytes, which JSON traces do not carry: filter with --filter-func, --filter-netns, --filter-mark or --filter-ifname")]
+    PcapExpression,
+    #[error("--input-file: {0} needs the kernel")]
+    NeedsKernel(&'static str),
+    #[error("--input-file: --timestamp absolute needs a trace written with --timestamp absolute or current (line {0} has no time)")]
+    NoTime(usize),
+    #[error("{path}:{line}: {why}")]
+    BadLine {
+        path: String,
+        line: usize,
+        why: String,
+    },
+}
+
+/// Reads the trace and writes it out as the flags say. Returns the events written.
+pub fn run(cli: &Cli) -> anyhow::Result<u64> {
+    let path = cli.input_file.as_ref().expect("--input-file given");
+    if !cli.pcap_expression().trim().is_empty() {
+        return Err(ReplayError::PcapExpression.into());
+    }
+    for (on, flag) in [
+        (cli.output_pcap.is_some(), "--output-pcap"),
+        (cli.filter_trace_tc, "--filter-trace-tc"),
+        (cli.filter_trace_xdp, "--filter-trace-xdp"),
+        (cli.filter_track_skb, "--filter-track-skb"),
+        (cli.output_skb, "--output-skb"),
+        (cli.output_stack, "--output-stack"),
+    ] {
+        if on {
+            return Err(ReplayError::NeedsKernel(flag).into());
+        }
+    }
+    let filters = Filters::from_cli(cli)?;
+    let input = std::fs::File::open(path)
+        .with_context(|| format!("--input-file: cannot open {}", path.display()))?;
+    let output = OutputConfig::from_cli(cli);
+    let writer = session::open_output(&output)?;
+    let clock = WallClock::now();
+    let mut sink = session::output_sink(&output, writer, clock);
+    let mut last_seen: HashMap<u64, u64> = HashMap::new();
+    let (mut written, mut skipped) = (0u64, 0u64);
+    let shown = path.display().to_string();
+    for (n, line) in BufReader::new(input).lines().enumerate() {
+        let line_no = n + 1;
+        let line = line.with_context(|| format!("--input-file: reading {shown}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| ReplayError::BadLine {
+            path: shown.clone(),
+            line: line_no,
+            why,
+        };
+        let json: JsonEvent = match serde_json::from_str(&line) {
+            Ok(j) => j,
+            // `--summary`'s last line and `--output-group-by-skb`'s packets are not events.
+            Err(_) if is_not_an_event(&line) => continue,
+            Err(e) if cli.input_skip_bad => {
+                log::debug!("{}", bad(e.to_string()));
+                skipped += 1;
+                continue;
+            }
+            Err(e) => return Err(bad(format!("not a pwru-rs JSON event: {e}")).into()),
+        };
+        let parsed = match Parsed::of(&json) {
+            Ok(p) => p,
+            Err(why) if cli.input_skip_bad => {
+                log::debug!("{}", bad(why));
+                skipped += 1;
+                continue;
+            }
+            Err(why) => return Err(bad(why).into()),
+        };
+        let frames: Vec<Frame> = json
+            .stack
+            .iter()
+            .flatten()
+            .map(|f| Frame::new(f.clone(), f.find('+').unwrap_or(f.len())))
+            .collect();
+        let mut event = parsed.event(&json, &frames);
+        if !filters.pass(&event) {
+            continue;
+        }
+        event.time = match cli.timestamp {
+            TimestampChoice::None => Stamp::None,
+            TimestampChoice::Current => Stamp::Nanos(parsed.ts_ns.unwrap_or(0)),
+            TimestampChoice::Relative => {
+                let ts = parsed.ts_ns.unwrap_or(0);
+                let previous = last_seen.insert(event.skb, ts);
+                Stamp::Nanos(previous.map_or(0, |p| ts.saturating_sub(p)))
+            }
+            TimestampChoice::Absolute => match parsed.wall_ns {
+                Some(ns) => Stamp::Wall(ns),
+                None => return Err(ReplayError::NoTime(line_no).into()),
+            },
+        };
+        written += 1;
+        if !sink.consume(&event).context("writing the output")? {
+            break;
+        }
+    }
+    sink.finish().context("writing the output")?;
+    if skipped > 0 {
+        log::warn!("--input-skip-bad: {skipped} malformed lines skipped");
+    }
+    log::info!("replayed {written} events from {shown}");
+    Ok(written)
+}
+
+/// A line that is valid JSON but another kind of object pwru-rs writes.
+fn is_not_an_event(line: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(line)
+        .is_ok_and(|v| v.get("summary").is_some() || v.get("packet").is_some())
+}
+
+/// What a line's strings say, parsed.
+struct Parsed {
+    skb: u64,
+    parent_skb: Option<u64>,
+    tuple: Option<Tuple>,
+    tracked_by: Option<TrackedBy>,
+    /// Kernel ns, when the trace has them (`--timestamp current`).
+    ts_ns: Option<u64>,
+    /// Wall-clock ns, when it has them (`--timestamp absolute`).
+    wall_ns: Option<u64>,
+}
+
+impl Parsed {
+    fn of(j: &JsonEvent) -> Result<Self, String> {
+        let hex = |s: &str, key: &str| {
+            s.strip_prefix("0x")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("{key} {s:?} is not 0x-prefixed hex"))
+        };
+        let tuple = match &j.tuple {
+            Some(t) => {
+                let ip = |s: &str| {
+                    s.parse::<IpAddr>()
+                        .map_err(|_| format!("tuple address {s:?} is not an IP address"))
+                };
+                Some(Tuple {
+                    saddr: ip(&t.saddr)?,
+                    daddr: ip(&t.daddr)?,
+                    sport: t.sport,
+                    dport: t.dport,
+                    proto: t.proto,
+                    tcp_flags: t.flags.as_deref().map(tcp_flags_byte).transpose()?,
+                })
+            }
+            None => None,
+        };
+        let tracked_by = match j.tracked_by.as_deref() {
+            None => None,
+            Some("filter") => Some(TrackedBy::Filter),
+            Some("skb") => Some(TrackedBy::Skb),
+            Some("stackid") => Some(TrackedBy::Stackid),
+            Some("xdp") => Some(TrackedBy::Xdp),
+            Some(other) => return Err(format!("tracked_by {other:?} is unknown")),
+        };
+        let (ts_ns, wall_ns) = match &j.time {
+            None => (None, None),
+            Some(JsonTime::Nanos(ns)) => (Some(*ns), None),
+            Some(JsonTime::Wall(s)) => (
+                None,
+                Some(parse_rfc3339(s).ok_or_else(|| format!("time {s:?} is not RFC 3339"))?),
+            ),
+        };
+        Ok(Self {
+            skb: hex(&j.skb, "skb")?,
+            parent_skb: j
+                .parent_skb
+                .as_deref()
+                .map(|p| hex(p, "parent_skb"))
+                .transpose()?,
+            tuple,
+            tracked_by,
+            ts_ns,
+            wall_ns,
+        })
+    }
+
+    fn event<'a>(&self, j: &'a JsonEvent, frames: &'a [Frame]) -> Event<'a> {
+        // `func` carries `(reason)` or `(verdict)` after the hook's name.
+        let name = j
+            .func
+            .split_once('(')
+            .map_or(j.func.as_str(), |(name, _)| name);
+        Event {
+            skb: self.skb,
+            cpu: j.cpu,
+            pid: j.pid,
+            comm: j.comm.as_bytes(),
+            hook: Hook::Known(name),
+            reason: j.reason_code.map(|code| Reason {
+                code,
+                name: j.reason.as_deref(),
+            }),
+            verdict: j.verdict_code.map(|code| match j.xdp {
+                Some(_) => Verdict::xdp(code),
+                None => Verdict::tc(code),
+            }),
+            xdp: j.xdp.as_ref().map(|x| XdpPacket {
+                rx_queue: x.rx_queue,
+            }),
+            ts_ns: self.ts_ns.unwrap_or(0),
+            time: Stamp::None,
+            netns: j.netns,
+            netns_name: j.netns_name.as_deref(),
+            mark: j.mark,
+            ifindex: j.ifindex,
+            ifname: j.ifname.as_bytes(),
+            mtu: j.mtu,
+            len: j.len,
+            protocol: j.proto,
+            tuple: self.tuple,
+            cb: j.cb,
+            skb_dump: j.skb_dump.as_deref().map(|d| Dump {
+                text: d.as_bytes(),
+                full_len: d.len() as u32,
+            }),
+            shinfo_dump: j.skb_shared_info.as_deref().map(|d| Dump {
+                text: d.as_bytes(),
+                full_len: d.len() as u32,
+            }),
+            tracked_by: self.tracked_by,
+            parent_skb: self.parent_skb,
+            stack: match (&j.stack, &j.stack_error) {
+                (Some(_), _) => Some(Stack::Frames(frames)),
+                (None, Some(_)) => Some(Stack::Failed("not captured (replayed trace)")),
+                (None, None) => None,
+            },
+            caller: j.caller_func.as_deref(),
+            packet: None,
+        }
+    }
+}
+
+/// pwru's `SYN|ACK` form back to the flags byte.
+fn tcp_flags_byte(names: &str) -> Result<u8, String> {
+    const NAMES: [&str; 8] = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"];
+    if names.is_empty() {
+        return Ok(0);
+    }
+    names.split('|').try_fold(0u8, |flags, name| {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|bit| flags | (1 << bit))
+            .ok_or_else(|| format!("TCP flag {name:?} is unknown"))
+    })
+}
+
+/// `2026-11-23T18:20:01.123456789+01:00` (as `--timestamp absolute` writes it) → Unix-epoch ns.
+fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        std::str::from_utf8(b.get(range)?).ok()?.parse().ok()
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut at = 19;
+    let mut nanos = 0i64;
+    if b.get(at) == Some(&b'.') {
+        let end = at
+            + 1
+            + b[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+        let digits = std::str::from_utf8(&b[at + 1..end]).ok()?;
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        nanos = digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32);
+        at = end;
+    }
+    let offset_s = match b.get(at)? {
+        b'Z' => 0,
+        sign @ (b'+' | b'-') => {
+            let (h, m) = (num(at + 1..at + 3)?, num(at + 4..at + 6)?);
+            let s = (h * 60 + m) * 60;
+            if *sign == b'-' {
+                -s
+            } else {
+                s
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    u64::try_from(secs * 1_000_000_000 + nanos).ok()
+}
+
+/// (year, month, day) → days since 1970-01-01 (Howard Hinnant's algorithm, the inverse of the
+/// one the writer uses).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{Printer, PrinterConfig};
+
+    #[test]
+    fn rfc3339_reads_back_what_the_writer_wrote() {
+        for (ns, offset) in [
+            (1_796_249_400_123_456_789u64, 0i64),
+            (1_796_249_400_000_000_001, 3600),
+            (951_782_400_500_000_000, -5 * 3600 - 1800), // 2000-02-29
+        ] {
+            let clock = WallClock::fixed(0, offset);
+            let mut text = Vec::new();
+            clock.write_rfc3339(&mut text, ns);
+            let text = String::from_utf8(text).unwrap();
+            assert_eq!(parse_rfc3339(&text), Some(ns), "{text}");
+        }
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn tcp_flags_read_back() {
+        assert_eq!(tcp_flags_byte("SYN|ACK"), Ok(0x12));
+        assert_eq!(tcp_flags_byte(""), Ok(0));
+        assert!(tcp_flags_byte("SYN|NOPE").is_err());
+    }
+
+    /// An event written as JSON, read back and written again: the same bytes.
+    #[test]
+    fn json_round_trips_through_the_event() {
+        let config = |json| PrinterConfig {
+            json,
+            timestamp: TimestampChoice::Current,
+            output_meta: true,
+            output_tuple: true,
+            output_skb_cb: true,
+            netns_names_width: None,
+            output_caller: true,
+        };
+        let printer = Printer::new(config(true), WallClock::fixed(0, 0));
+        let mut e = Event::sample(0xffff_8880_1234_5600, "kfree_skb_reason", 123_456_789);
+        e.time = Stamp::Nanos(123_456_789);
+        e.reason = Some(Reason {
+            code: 3,
+            name: Some("SKB_DROP_REASON_NO_SOCKET"),
+        });
+        e.tuple = Some(Tuple {
+            saddr: "fd00::1".parse().unwrap(),
+            daddr: "fd00::2".parse().unwrap(),
+            sport: 443,
+            dport: 5353,
+            proto: 6,
+            tcp_flags: Some(0x12),
+        });
+        e.cb = Some([1, 2, 3, 4, 5]);
+        e.tracked_by = Some(TrackedBy::Skb);
+        e.parent_skb = Some(0xffff_8880_1234_5000);
+        e.caller = Some("ip_local_deliver_finish");
+        e.netns_name = Some("b");
+        let mut first = Vec::new();
+        printer.write_event(&e, &mut first);
+        let line = std::str::from_utf8(&first).unwrap().trim_end();
+        let json: JsonEvent = serde_json::from_str(line).unwrap();
+        let parsed = Parsed::of(&json).unwrap();
+        let mut back = parsed.event(&json, &[]);
+        back.time = Stamp::Nanos(parsed.ts_ns.unwrap());
+        let mut second = Vec::new();
+        printer.write_event(&back, &mut second);
+        assert_eq!(
+            String::from_utf8(second).unwrap(),
+            String::from_utf8(first).unwrap()
+        );
+    }
+}

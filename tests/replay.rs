@@ -1,0 +1,139 @@
+//! `--input-file`: a saved JSON trace read back (no root, no BTF) and written again through the
+//! same output path, with the offline filters.
+
+use std::{process::Command, time::Duration};
+
+use integration_tests::{pwru_bin, require_root, run_within, veth_pair, Tracer};
+
+const BACKEND: &str = "tracepoint";
+
+/// A live trace of a ping into b, as the JSON lines pwru-rs wrote.
+fn live_trace() -> String {
+    let net = veth_pair();
+    let tracer = Tracer::start_in_b(BACKEND, &net, &["--timestamp", "current", "icmp"]);
+    net.ping_a_to_b().unwrap();
+    tracer.wait_for(
+        |t| {
+            !t.with_tuple(Some(&net.addr_b), Some(&net.addr_a))
+                .is_empty()
+        },
+        integration_tests::EVENT_TIMEOUT,
+    );
+    let trace = tracer.stop();
+    assert!(!trace.events.is_empty());
+    trace
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect()
+}
+
+/// pwru-rs replaying `input` with `args`, as an unprivileged user: (status, stdout, stderr).
+fn replay(input: &str, args: &[&str]) -> (bool, String, String) {
+    let dir = std::env::temp_dir().join(format!("pwru-rs-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("trace-{n}.jsonl"));
+    std::fs::write(&path, input).unwrap();
+    // Readable by nobody: the replay needs no privileges.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run_within(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(pwru_bin())
+            .arg("--input-file")
+            .arg(&path)
+            .args(args),
+        Duration::from_secs(20),
+    );
+    let _ = std::fs::remove_file(&path);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_trace_replays_as_it_was_written() {
+    require_root();
+    let live = live_trace();
+    // JSON again: the same lines, byte for byte.
+    let (ok, json, err) = replay(&live, &["--output-json", "--timestamp", "current"]);
+    assert!(ok, "{err}");
+    assert_eq!(json, live);
+    // Text: the header, then one line per event with its skb and function.
+    let (ok, text, err) = replay(&live, &["--timestamp", "current"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    let events: Vec<serde_json::Value> = live
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events.len() + 1, "{text}");
+    assert!(lines[0].starts_with("SKB"), "{text}");
+    for (line, e) in lines[1..].iter().zip(&events) {
+        let skb = e["skb"].as_str().unwrap();
+        let func = e["func"].as_str().unwrap();
+        assert!(
+            line.starts_with(skb) && line.ends_with(func),
+            "{line} for {e}"
+        );
+        assert!(line.contains(&e["time"].to_string()), "{line} for {e}");
+    }
+}
+
+#[test]
+fn offline_filters_select_what_they_would_live() {
+    require_root();
+    let live = live_trace();
+    let (ok, json, err) = replay(
+        &live,
+        &["--output-json", "--filter-func", "netif_receive_skb"],
+    );
+    assert!(ok, "{err}");
+    let expected = live
+        .lines()
+        .filter(|l| l.contains("\"func\":\"netif_receive_skb\""))
+        .count();
+    assert!(expected > 0);
+    assert_eq!(json.lines().count(), expected, "{json}");
+    // --filter-mark 0x1: nothing here is marked.
+    let (ok, json, _) = replay(&live, &["--output-json", "--filter-mark", "0x1"]);
+    assert!(ok && json.is_empty(), "{json}");
+    // A pcap expression needs bytes the trace does not have: one error line.
+    let (ok, _, err) = replay(&live, &["icmp"]);
+    assert!(
+        !ok && err.lines().count() == 1 && err.contains("pcap expression"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_line_is_named_or_skipped_and_counted() {
+    require_root();
+    let live = live_trace();
+    let mut broken = live.clone();
+    broken.insert_str(live.find('\n').unwrap() + 1, "{\"skb\": not json\n");
+    let (ok, _, err) = replay(&broken, &["--output-json"]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.lines().count() == 1 && err.contains(":2: not a pwru-rs JSON event"),
+        "{err}"
+    );
+    let (ok, json, err) = replay(
+        &broken,
+        &[
+            "--output-json",
+            "--timestamp",
+            "current",
+            "--input-skip-bad",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json, live);
+    assert!(err.contains("1 malformed lines skipped"), "{err}");
+}
