@@ -14,6 +14,8 @@ pub const LOST_MAP: &str = "LOST";
 pub const DUMPS_MAP: &str = "DUMPS";
 /// Per-CPU buffers the packet bytes are copied into (`--output-pcap`), one per nesting level.
 pub const PACKETS_MAP: &str = "PACKETS";
+/// Per-CPU buffers the `--output-skb-metadata` words are gathered in, one per nesting level.
+pub const SKB_METADATA_MAP: &str = "SKB_METADATA";
 /// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
 pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 /// Hash map of tracked skbs: address → [`crate::TrackedSkb`] (`--filter-track-skb`); userspace
@@ -114,8 +116,23 @@ pub const FILTER_L3_STUB: Stub = Stub {
     section: ".text.filter_l3",
     symbol: "pwru_filter_l3",
 };
+/// `--filter-skb-expr`: `u64 f(u64 skb)`, non-zero when the expression holds.
+pub const SKB_EXPR_STUB: Stub = Stub {
+    section: ".text.skb_expr",
+    symbol: "pwru_filter_skb_expr",
+};
+/// `--output-skb-metadata`: `u64 f(u64 skb, u64 word)`, word `word` of the values.
+pub const SKB_METADATA_STUB: Stub = Stub {
+    section: ".text.skb_metadata",
+    symbol: "pwru_skb_metadata",
+};
 /// Every stub of the object.
-pub const STUBS: [Stub; 2] = [FILTER_L2_STUB, FILTER_L3_STUB];
+pub const STUBS: [Stub; 4] = [
+    FILTER_L2_STUB,
+    FILTER_L3_STUB,
+    SKB_EXPR_STUB,
+    SKB_METADATA_STUB,
+];
 
 /// Runs the injected filters on [`FILTER_TEST_MAP`] under BPF_PROG_TEST_RUN (tests).
 pub const FILTER_TEST_PROGRAM: &str = "pwru_filter_test";

@@ -69,6 +69,8 @@ pub const FILTER_TRACK_SKB_BY_STACKID: u32 = 1 << 5;
 /// `--filter-trace-xdp` with `--filter-track-skb`: an skb built on a packet that XDP passed
 /// (its `head` is the XDP packet's `data_hard_start`) is tracked.
 pub const FILTER_TRACK_XDP: u32 = 1 << 6;
+/// A `--filter-skb-expr` was injected into its stub (`contract::SKB_EXPR_STUB`).
+pub const FILTER_SKB_EXPR: u32 = 1 << 7;
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
@@ -95,6 +97,14 @@ pub const OUTPUT_STACK: u32 = 1 << 4;
 pub const OUTPUT_CALLER: u32 = 1 << 5;
 /// The packet's first `Config::snaplen` bytes (`--output-pcap`).
 pub const OUTPUT_PACKET: u32 = 1 << 6;
+/// `--output-skb-metadata`: `Config::skb_metadata_words` words from the injected stub
+/// (`contract::SKB_METADATA_STUB`), as a [`record::SECTION_SKB_METADATA`].
+pub const OUTPUT_SKB_METADATA: u32 = 1 << 7;
+
+/// pwru's limit on `--output-skb-metadata` expressions, and the words they may take together
+/// (a value is one word, or two for arrays of 9 to 16 bytes).
+pub const MAX_SKB_METADATA: usize = 4;
+pub const MAX_SKB_METADATA_WORDS: u32 = 2 * MAX_SKB_METADATA as u32;
 
 /// `--output-pcap-snaplen` unless said otherwise, and its bounds.
 pub const DEFAULT_SNAPLEN: u32 = 256;
@@ -135,8 +145,10 @@ pub struct Config {
     pub dump_buf: u32,
     /// Packet bytes copied per event with `OUTPUT_PACKET`: the packet maps' value size.
     pub snaplen: u32,
+    /// 8-byte words of `--output-skb-metadata` values per event (≤ `MAX_SKB_METADATA_WORDS`).
+    pub skb_metadata_words: u32,
 }
-const _: () = assert!(size_of::<Config>() == 44);
+const _: () = assert!(size_of::<Config>() == 48);
 
 /// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
 /// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;
@@ -174,6 +186,8 @@ pub mod record {
     pub const SECTION_XDP: u16 = 6;
     /// [`PacketHeader`] and the packet's first bytes (`--output-pcap`).
     pub const SECTION_PACKET: u16 = 7;
+    /// `--output-skb-metadata` values: `Config::skb_metadata_words` little-endian u64 words.
+    pub const SECTION_SKB_METADATA: u16 = 8;
 
     /// `PacketHeader::link`: pcap link types (LINKTYPE_*).
     /// From the MAC header: an Ethernet frame.

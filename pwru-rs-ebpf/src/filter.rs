@@ -1,8 +1,8 @@
-//! pcap filter stubs. Userspace replaces each stub's body with the eBPF translation of the
-//! user's expression (see pwru-rs/src/filter/inject.rs) before load; each lives alone in its own
-//! section so that it can be swapped whole.
+//! Filter and expression stubs. Userspace replaces each stub's body with the eBPF translation
+//! of the user's expression (pwru-rs/src/filter, pwru-rs/src/expr) before load; each lives alone
+//! in its own section so that it can be swapped whole.
 //!
-//! Contract: `start..end` is the packet in kernel memory (scalars, not BPF packet pointers);
+//! Contract of the pcap stubs: `start..end` is the packet in kernel memory (scalars, not BPF packet pointers);
 //! return non-zero to keep the packet.
 
 use aya_ebpf::{
@@ -29,6 +29,24 @@ pub extern "C" fn pwru_filter_l3(start: u64, end: u64) -> u64 {
     placeholder(start, end)
 }
 assert_contract_name!(pwru_filter_l3, contract::FILTER_L3_STUB.symbol);
+
+/// `--filter-skb-expr` on the skb (see pwru-rs/src/expr): non-zero when it holds.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.skb_expr")]
+#[inline(never)]
+pub extern "C" fn pwru_filter_skb_expr(skb: u64) -> u64 {
+    placeholder(skb, 0)
+}
+assert_contract_name!(pwru_filter_skb_expr, contract::SKB_EXPR_STUB.symbol);
+
+/// `--output-skb-metadata`: word `word` of the values read from the skb.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.skb_metadata")]
+#[inline(never)]
+pub extern "C" fn pwru_skb_metadata(skb: u64, word: u64) -> u64 {
+    placeholder(skb, word)
+}
+assert_contract_name!(pwru_skb_metadata, contract::SKB_METADATA_STUB.symbol);
 
 /// Never runs unreplaced (the programs call the stubs only when a filter was injected). Its value
 /// must be unknowable to the compiler, or it folds the call and the caller's check away; a helper's

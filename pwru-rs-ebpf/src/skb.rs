@@ -14,18 +14,19 @@ use pwru_rs_common::{
         Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, LINK_ETHERNET,
         LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
         META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP,
-        SECTION_SKB_DUMP, SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER,
-        TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE, VERSION,
-        XDP_RECORD_NO_TUPLE,
+        SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE,
+        TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE,
+        VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
-    FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
-    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
+    FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR, FILTER_TRACK_SKB,
+    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER,
+    OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK,
+    OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
 };
 
 use crate::{
-    filter::{pwru_filter_l2, pwru_filter_l3},
+    filter::{pwru_filter_l2, pwru_filter_l3, pwru_filter_skb_expr, pwru_skb_metadata},
     track,
 };
 
@@ -66,6 +67,12 @@ const BPF_F_FAST_STACK_CMP: u64 = 1 << 9;
 static PACKETS: PerCpuArray<[u8; DEFAULT_SNAPLEN as usize]> =
     PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
 assert_contract_name!(PACKETS, contract::PACKETS_MAP);
+
+/// Per-CPU buffers of `--output-skb-metadata` words, one per nesting level.
+#[map]
+static SKB_METADATA: PerCpuArray<[u64; MAX_SKB_METADATA_WORDS as usize]> =
+    PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(SKB_METADATA, contract::SKB_METADATA_MAP);
 
 /// This CPU's dump nesting level (see `DUMP_LEVELS`).
 #[map]
@@ -279,7 +286,10 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         SKB_RECORD_NO_TUPLE
     };
     // Load-time constant: without optional sections this is the whole record, sent in one copy.
-    if cfg!(outputs) & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET) == 0 {
+    if cfg!(outputs)
+        & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET | OUTPUT_SKB_METADATA)
+        == 0
+    {
         unsafe { send_whole(r.cast(), len) };
         return;
     }
@@ -482,6 +492,10 @@ fn passes_filters(skb: u64, headers: Option<Headers>) -> Option<(Option<Meta>, H
     } else {
         None
     };
+    // A load-time constant: without an expression the call is pruned.
+    if filters & FILTER_SKB_EXPR != 0 && pwru_filter_skb_expr(skb) == 0 {
+        return None;
+    }
     let headers = match headers {
         Some(h) => h,
         None => read_headers(skb),
@@ -568,7 +582,8 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
     };
     // Every value below is defined on every path (no `Option`s of structs): LLVM may spill an
     // undefined one, which the verifier refuses as a read of an uninitialised register.
-    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET) != 0 {
+    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET | OUTPUT_SKB_METADATA) != 0
+    {
         enter_dump_level().unwrap_or(NO_LEVEL)
     } else {
         NO_LEVEL
@@ -597,7 +612,18 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         }
         _ => Dump::NONE,
     };
-    let dumps_len = packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len();
+    let metadata = match level {
+        NO_LEVEL => core::ptr::null_mut(),
+        level if outputs & OUTPUT_SKB_METADATA != 0 => skb_metadata(level, skb),
+        _ => core::ptr::null_mut(),
+    };
+    let metadata_len = if metadata.is_null() {
+        0
+    } else {
+        8 + 8 * metadata_words()
+    };
+    let dumps_len =
+        packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len() + metadata_len;
     let total = base_len as u32 + cb_len + dumps_len;
     unsafe {
         (&raw mut (*r).header).write(RecordHeader {
@@ -618,6 +644,15 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         write_at(d, &mut at, r.cast(), base_len as u32);
         if cb_len != 0 {
             write_at(d, &mut at, cb.as_mut_ptr().cast(), cb_len);
+        }
+        if !metadata.is_null() {
+            let mut head = SectionHeader {
+                kind: SECTION_SKB_METADATA,
+                _reserved: 0,
+                len: metadata_len - 8,
+            };
+            write_at(d, &mut at, (&raw mut head).cast(), 8);
+            write_at(d, &mut at, metadata.cast(), metadata_len - 8);
         }
         if !packet.bytes.is_null() {
             let p = &packet;
@@ -677,6 +712,35 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
 fn write_at(d: *mut aya_ebpf::bindings::bpf_dynptr, at: &mut u32, src: *mut u8, len: u32) {
     unsafe { generated::bpf_dynptr_write(d, *at, src.cast(), len, 0) };
     *at += len;
+}
+
+/// Words of `--output-skb-metadata` per event, bounded for the verifier.
+#[inline(always)]
+fn metadata_words() -> u32 {
+    let words = cfg!(skb_metadata_words);
+    if words > MAX_SKB_METADATA_WORDS {
+        MAX_SKB_METADATA_WORDS
+    } else {
+        words
+    }
+}
+
+/// The `--output-skb-metadata` words of the skb, gathered from the injected stub into buffer
+/// `level`; null when the buffer is missing.
+#[inline(always)]
+fn skb_metadata(level: u32, skb: u64) -> *mut [u64; MAX_SKB_METADATA_WORDS as usize] {
+    let Some(buf) = SKB_METADATA.get_ptr_mut(level) else {
+        return core::ptr::null_mut();
+    };
+    let words = metadata_words();
+    let mut w = 0;
+    while w < MAX_SKB_METADATA_WORDS {
+        if w < words {
+            unsafe { (*buf)[w as usize] = pwru_skb_metadata(skb, w as u64) };
+        }
+        w += 1;
+    }
+    buf
 }
 
 /// Packet bytes copied into a per-CPU buffer (`--output-pcap`).

@@ -625,6 +625,18 @@ impl KernelBtf {
         self.field_from(root, &name, path)
     }
 
+    /// What type `at` is (through modifiers and typedefs), as [`Field::kind`] says of members.
+    pub fn kind_of_type(&self, at: TypeId) -> Option<FieldKind> {
+        let (at, ty) = self.peel(at)?;
+        Some(self.kind(at, &ty))
+    }
+
+    /// Size in bytes of type `at` (through modifiers and typedefs), if it has one.
+    pub fn size_of_type(&self, at: TypeId) -> Option<u32> {
+        let (at, ty) = self.peel(at)?;
+        self.size_of(at, &ty)
+    }
+
     /// The name of a type, if it has one (modifiers and typedefs are not stripped).
     pub fn type_name(&self, at: TypeId) -> Option<String> {
         let ty = self.ty(at)?;

@@ -85,6 +85,14 @@ pub struct Cli {
     #[arg(long)]
     pub filter_track_skb_by_stackid: bool,
 
+    /// Only skbs for which this C expression over `struct sk_buff *skb` holds, resolved against
+    /// the kernel's BTF (pwru's syntax): `skb->dev->ifindex == 9`, `skb->len > 1000`,
+    /// `skb->mark & 0xff == 0x42`, `skb->dev->name == "eth0"`,
+    /// `skb->sk->__sk_common.skc_family == 10`. One comparison per expression; a NULL pointer on
+    /// the way makes it false. Applied after the meta filters, before the pcap filter.
+    #[arg(long, value_name = "EXPR")]
+    pub filter_skb_expr: Option<String>,
+
     /// Also trace the tc BPF programs (sched_cls/sched_act: clsact, tcx, netkit; Cilium's
     /// cil_from_container, …) loaded when pwru-rs starts, at entry and exit with the verdict
     /// (TC_ACT_OK, TC_ACT_SHOT, …), as FUNC name(verdict). The filters apply as everywhere.
@@ -148,6 +156,13 @@ pub struct Cli {
     /// Print `struct skb_shared_info` as the kernel formats it (bpf_snprintf_btf).
     #[arg(long)]
     pub output_skb_shared_info: bool,
+
+    /// Print these skb fields with each event, at most 4, as ` name=value` after FUNC and in
+    /// JSON `skb_metadata` (`{"skb->mark": 66, "skb->dev->name": "eth0"}`): numbers (8 bytes at
+    /// most), pointers (hex), char arrays (strings, 16 bytes at most). Same expressions as
+    /// --filter-skb-expr without the comparison; a NULL pointer on the way reads as 0.
+    #[arg(long, value_name = "EXPR,...", value_delimiter = ',')]
+    pub output_skb_metadata: Vec<String>,
 
     /// Print each event's kernel stack (symbolised from /proc/kallsyms), under the event line and
     /// as JSON `stack`.

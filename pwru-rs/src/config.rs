@@ -6,18 +6,21 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
 use pwru_rs_common::{
-    contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
-    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_STACK, OUTPUT_TCP_FLAGS, STACK_DEPTH, STACK_MAP_SIZE,
+    contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR,
+    FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET,
+    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
+    STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
 use crate::{
     backend::bpfprog::ProgramKind,
+    btf::KernelBtf,
     cli::{BackendChoice, Cli, TimestampChoice},
+    expr,
     filter::{self, PcapFilter},
     netns::Netns,
-    object::{MapValueSize, Patches},
+    object::{Injection, MapValueSize, Patches},
     output::{
         rotate::{Rotation, MEGABYTE},
         PrinterConfig,
@@ -113,6 +116,10 @@ pub struct Config {
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     pub pcap: Option<PcapFilter>,
+    /// `--filter-skb-expr` and `--output-skb-metadata`, as written: resolved against the
+    /// kernel's BTF when it is read ([`Expressions::resolve`]).
+    pub skb_expr: Option<String>,
+    pub skb_metadata: Vec<String>,
     /// `--filter-func`, anchored: the whole name must match.
     pub func_filter: Option<Regex>,
     /// The kernel programs' read-only configuration (filters, wake-up threshold).
@@ -128,6 +135,31 @@ impl Config {
     pub fn from_cli(cli: &Cli) -> anyhow::Result<Self> {
         // libpcap's verdict on the expression comes first: a typo must not cost a BTF parse.
         let pcap = filter::compile(&cli.pcap_expression())?;
+        // So are the expressions' syntax and count (their fields need the kernel's BTF).
+        let skb_expr = cli
+            .filter_skb_expr
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned);
+        if let Some(e) = &skb_expr {
+            expr::parse_filter(e)?;
+        }
+        let skb_metadata: Vec<String> = cli
+            .output_skb_metadata
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if skb_metadata.len() > expr::MAX_METADATA {
+            return Err(expr::ExprError::TooMany {
+                count: skb_metadata.len(),
+            }
+            .into());
+        }
+        for e in &skb_metadata {
+            expr::parse_access(e)?;
+        }
         check_privileges()?;
         let func_filter = cli.filter_func.as_deref().map(func_regex).transpose()?;
         let mut kernel = meta_filters(cli)?;
@@ -140,6 +172,7 @@ impl Config {
             (cli.output_stack, OUTPUT_STACK),
             (cli.output_caller, OUTPUT_CALLER),
             (cli.output_pcap.is_some(), OUTPUT_PACKET),
+            (!skb_metadata.is_empty(), OUTPUT_SKB_METADATA),
         ] {
             if on {
                 kernel.outputs |= bit;
@@ -183,6 +216,9 @@ impl Config {
                 bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need a kprobe backend (a tracepoint has no stack pointer to go by)");
             }
         }
+        if skb_expr.is_some() {
+            kernel.filters |= FILTER_SKB_EXPR;
+        }
         if let Some(f) = &pcap {
             kernel.filters |= FILTER_PCAP;
             log::debug!(
@@ -202,6 +238,8 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_KERNEL_BTF)),
             pcap,
+            skb_expr,
+            skb_metadata,
             func_filter,
             kernel,
             ringbuf_size: cli.ringbuf_size,
@@ -217,14 +255,20 @@ impl Config {
         })
     }
 
-    /// Everything to change in the kernel object before load: injected code, buffer sizes.
-    pub fn patches(&self) -> Patches {
+    /// Everything to change in the kernel object before load: injected code (the pcap filter,
+    /// the resolved expressions), buffer sizes.
+    pub fn patches(&self, expressions: &Expressions) -> Patches {
+        let mut injections = self
+            .pcap
+            .as_ref()
+            .map(PcapFilter::injections)
+            .unwrap_or_default();
+        injections.extend(expressions.injections.iter().map(|(stub, code)| Injection {
+            stub: *stub,
+            code: code.clone(),
+        }));
         Patches {
-            injections: self
-                .pcap
-                .as_ref()
-                .map(PcapFilter::injections)
-                .unwrap_or_default(),
+            injections,
             map_value_sizes: vec![
                 MapValueSize {
                     map: contract::DUMPS_MAP,
@@ -273,6 +317,48 @@ impl Config {
             self.kernel.outputs & OUTPUT_SKB != 0,
             self.kernel.outputs & OUTPUT_SHINFO != 0,
         )
+    }
+}
+
+/// `--filter-skb-expr` and `--output-skb-metadata` resolved against the kernel's BTF and
+/// compiled: what to inject, and how to read the values back.
+#[derive(Debug, Default)]
+pub struct Expressions {
+    pub injections: Vec<(contract::Stub, Vec<u8>)>,
+    pub metadata: Vec<expr::Metadata>,
+    /// `Config::skb_metadata_words` for the kernel side.
+    pub metadata_words: u32,
+}
+
+impl Expressions {
+    /// Resolves and compiles the configured expressions (nothing when there are none).
+    pub fn resolve(config: &Config, btf: &KernelBtf) -> anyhow::Result<Self> {
+        let mut out = Expressions::default();
+        let bytes = |insns: Vec<crate::asm::Insn>| -> Vec<u8> {
+            insns.iter().flat_map(|i| i.to_bytes()).collect()
+        };
+        if let Some(e) = &config.skb_expr {
+            let f = expr::filter(btf, expr::SKB, e)?;
+            let code = expr::codegen::filter(&f).context("--filter-skb-expr")?;
+            log::debug!(
+                "--filter-skb-expr '{e}': {f:?}, {} eBPF instructions",
+                code.len()
+            );
+            out.injections.push((contract::SKB_EXPR_STUB, bytes(code)));
+        }
+        if !config.skb_metadata.is_empty() {
+            let metadata = expr::metadata(btf, expr::SKB, &config.skb_metadata)?;
+            let code = expr::codegen::metadata(&metadata).context("--output-skb-metadata")?;
+            log::debug!(
+                "--output-skb-metadata: {metadata:?}, {} eBPF instructions",
+                code.len()
+            );
+            out.metadata_words = metadata.iter().map(|m| m.words).sum();
+            out.injections
+                .push((contract::SKB_METADATA_STUB, bytes(code)));
+            out.metadata = metadata;
+        }
+        Ok(out)
     }
 }
 

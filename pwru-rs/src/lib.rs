@@ -8,6 +8,7 @@ pub mod btf;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod expr;
 pub mod filter;
 pub mod ksym;
 pub mod loader;

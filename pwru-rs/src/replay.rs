@@ -18,7 +18,8 @@ use crate::{
     cli::{Cli, TimestampChoice},
     config::OutputConfig,
     events::{
-        Dump, Event, Frame, Hook, Reason, Sink, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
+        Dump, Event, Frame, Hook, Reason, Sink, SkbMetadata, Stack, Stamp, TrackedBy, Tuple,
+        Verdict, XdpPacket,
     },
     netns::Netns,
     output::{JsonEvent, JsonTime, WallClock},
@@ -302,6 +303,7 @@ impl Parsed {
             },
             caller: j.caller_func.as_deref(),
             packet: None,
+            skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
         }
     }
 }

@@ -12,11 +12,11 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::{
     backend::{self, bpfprog::ProgramKind, AttachRequest, Attached, Hookable},
     btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
-    config::{Config, OutputConfig},
+    config::{Config, Expressions, OutputConfig},
     events::{
         self,
         stacks::{Stacks, Symbols},
-        Enricher, Pipeline, StopReason,
+        Enricher, MetadataField, Pipeline, StopReason,
     },
     loader,
     netns_names::{self, NetnsNames},
@@ -36,6 +36,8 @@ pub struct KernelFacts {
     pub shinfo_btf_id: u32,
     /// With `--filter-track-skb`: the functions clones are followed through.
     pub copy_functions: Option<Vec<backend::track::CopyFunction>>,
+    /// `--filter-skb-expr`, `--output-skb-metadata`, resolved and compiled.
+    pub expressions: Expressions,
 }
 
 impl KernelFacts {
@@ -47,7 +49,7 @@ impl KernelFacts {
         let optional_sections = config.kernel.outputs & !pwru_rs_common::OUTPUT_TCP_FLAGS != 0;
         // Refuse before loading: the verifier's "unknown func" would be a worse message.
         if optional_sections && !btf.has_bpf_helper("ringbuf_reserve_dynptr") {
-            bail!("--output-skb, --output-skb-shared-info and --output-skb-cb need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
+            bail!("--output-skb, --output-skb-shared-info, --output-skb-cb, --output-skb-metadata and --output-pcap need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
         }
         if (skb_dump || shinfo_dump) && !btf.has_bpf_helper("snprintf_btf") {
             bail!("--output-skb and --output-skb-shared-info need bpf_snprintf_btf (Linux 5.10+), which this kernel lacks");
@@ -61,7 +63,9 @@ impl KernelFacts {
             Ok(id.id)
         };
         backend::bpfprog::check_trampolines(&btf, &config.trace_programs)?;
+        let expressions = Expressions::resolve(config, &btf)?;
         let facts = Self {
+            expressions,
             skb_btf_id: type_id(skb_dump, "sk_buff")?,
             shinfo_btf_id: type_id(shinfo_dump, "skb_shared_info")?,
             offsets: {
@@ -119,8 +123,12 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need kprobes, which this kernel lacks (a tracepoint has no stack pointer to go by)");
     }
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
-    let object = object::patch(loader::embedded_object()?, &config.patches())?;
+    let object = object::patch(
+        loader::embedded_object()?,
+        &config.patches(&kernel.expressions),
+    )?;
     let mut kernel_config = config.kernel;
+    kernel_config.skb_metadata_words = kernel.expressions.metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
     // Open the output before touching the kernel, so a bad path attaches nothing.
@@ -231,6 +239,14 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         clock,
     )
     .with_tcp_flags(config.output.tcp_flags)
+    .with_skb_metadata(
+        kernel
+            .expressions
+            .metadata
+            .iter()
+            .map(MetadataField::from)
+            .collect(),
+    )
     .with_stacks(stacks, config.output.stack, config.output.caller)
     .with_netns_names(
         config

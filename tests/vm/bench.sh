@@ -101,6 +101,8 @@ for _ in $(seq "$RUNS"); do
         per_hit miss 'host 10.99.99.99' || status=1
         per_hit match 'host 127.0.0.1' || status=1
         per_hit track-miss --filter-track-skb 'host 10.99.99.99' || status=1
+        per_hit expr1-miss --filter-skb-expr 'skb->len == 1' || status=1
+        per_hit expr3-miss --filter-skb-expr 'skb->dev->nd_net.net->ns.inum == 1' || status=1
         per_hit track-match --filter-track-skb 'host 127.0.0.1' || status=1
     fi
     measure kprobe --filter-func "$SUBSET" || status=1

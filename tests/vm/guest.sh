@@ -107,6 +107,37 @@ expect_line outopts '"skb_dump":"(struct sk_buff){' '"flags":"SYN"'
 expect_line outopts '"flags":"RST|ACK"' '"sport":7400'
 expect_line outopts '"cb":[' '"dport":7400'
 
+# --- BTF expressions: --filter-skb-expr and --output-skb-metadata, injected like the pcap filter --
+# On each kprobe backend: only skbs on vb pass, and the values read through the injected chains
+# are the programs' own columns (len, ifindex, name).
+expr_backends=("--backend=kprobe --filter-func $RX_FUNCS")
+kprobe_multi_supported && expr_backends+=("--backend=kprobe-multi")
+for b in "${expr_backends[@]}"; do
+    name=skbexpr${b:10:8}; name=${name//[^a-z]/}
+    read -r -a bargs <<< "$b"
+    run_tracer $name "${bargs[@]}" --filter-netns /run/netns/b --filter-skb-expr 'skb->dev->name == "vb"' \
+        --output-skb-metadata 'skb->len,skb->dev->ifindex,skb->dev->name' icmp
+    ping_a_to_b
+    ip netns exec b ping -c 1 -W 2 127.0.0.1 >/dev/null
+    stop_tracer
+    expect_line $name '"ifname":"vb"' '"skb_metadata":{"skb->len":'
+    expect_no_line $name '"ifname":"lo"'
+    bad=$(awk '{
+        l = m = i = j = "";
+        if (match($0, /,"len":[0-9]+/)) l = substr($0, RSTART + 7, RLENGTH - 7);
+        if (match($0, /"skb->len":[0-9]+/)) m = substr($0, RSTART + 11, RLENGTH - 11);
+        if (match($0, /"ifindex":[0-9]+/)) i = substr($0, RSTART + 10, RLENGTH - 10);
+        if (match($0, /"skb->dev->ifindex":[0-9]+/)) j = substr($0, RSTART + 20, RLENGTH - 20);
+        if (l == "" || l != m || i != j || index($0, "\"skb->dev->name\":\"vb\"") == 0) print
+    }' /tmp/$name.json | head -2)
+    lines=$(wc -l < /tmp/$name.json)
+    if [ "$lines" -gt 0 ] && [ -z "$bad" ]; then
+        pass "$name: $lines events, metadata equal to the columns"
+    else
+        fail "$name: $lines events; differing: $bad $(tail -3 /tmp/$name.err)"
+    fi
+done
+
 # --- --output-pcap: the packet-copying programs load here too (the host tests read files back) --
 run_tracer pcapng "${BACKEND[@]}" --filter-netns /run/netns/b --output-pcap /tmp/pcapng.pcapng icmp
 ping_a_to_b

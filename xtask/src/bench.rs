@@ -201,7 +201,7 @@ impl Bench {
     fn per_hit_cost(&mut self) -> anyhow::Result<()> {
         let ns = Netns::new(&pwru_rs_harness::unique("pwbench-hit"))?;
         let count = if self.quick { "3000" } else { "20000" };
-        let cases: [(&str, Vec<String>); 11] = [
+        let cases: [(&str, Vec<String>); 14] = [
             ("no filter", vec![]),
             (
                 "pcap miss `host 10.99.99.99`",
@@ -215,6 +215,25 @@ impl Bench {
             (
                 "meta miss `--filter-mark 0x99`",
                 vec!["--filter-mark".into(), "0x99".into()],
+            ),
+            (
+                "expr miss, one field `skb->len == 1`",
+                vec!["--filter-skb-expr".into(), "skb->len == 1".into()],
+            ),
+            (
+                "expr miss, three pointers `skb->dev->nd_net.net->ns.inum == 1`",
+                vec![
+                    "--filter-skb-expr".into(),
+                    "skb->dev->nd_net.net->ns.inum == 1".into(),
+                ],
+            ),
+            (
+                "pcap match `icmp`, `--output-skb-metadata skb->mark,skb->dev->name`",
+                vec![
+                    "icmp".into(),
+                    "--output-skb-metadata".into(),
+                    "skb->mark,skb->dev->name".into(),
+                ],
             ),
             (
                 "pcap match `icmp`, `--output-skb-cb --output-tcp-flags`",
@@ -533,6 +552,12 @@ impl Bench {
             (
                 "track-miss",
                 "pcap miss `host 10.99.99.99`, `--filter-track-skb`",
+                None,
+            ),
+            ("expr1-miss", "expr miss `skb->len == 1`", None),
+            (
+                "expr3-miss",
+                "expr miss `skb->dev->nd_net.net->ns.inum == 1`",
                 None,
             ),
             (

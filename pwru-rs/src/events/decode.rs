@@ -6,8 +6,8 @@
 use super::{Dump, PacketBytes};
 use pwru_rs_common::record::{
     Cb, DumpHeader, Meta, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB,
-    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_TUPLE,
-    SECTION_XDP, VERSION,
+    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
+    SECTION_SKB_METADATA, SECTION_TUPLE, SECTION_XDP, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -22,6 +22,8 @@ pub struct Record<'a> {
     pub xdp: Option<&'a Xdp>,
     /// `--output-pcap`: the packet's first bytes.
     pub packet: Option<PacketBytes<'a>>,
+    /// `--output-skb-metadata`: the values' little-endian words.
+    pub skb_metadata: Option<&'a [u8]>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -130,6 +132,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         shinfo_dump: None,
         xdp: None,
         packet: None,
+        skb_metadata: None,
     })
 }
 
@@ -137,7 +140,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
     let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
-    let (mut skb_dump, mut shinfo_dump, mut packet) = (None, None, None);
+    let (mut skb_dump, mut shinfo_dump, mut packet, mut skb_metadata) = (None, None, None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
         let payload = at + size_of::<SectionHeader>();
@@ -153,6 +156,18 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             SECTION_PACKET => packet_once(&mut packet, section, &bytes[payload..end])?,
             SECTION_SKB_DUMP => dump_once(&mut skb_dump, section, &bytes[payload..end])?,
             SECTION_SHINFO_DUMP => dump_once(&mut shinfo_dump, section, &bytes[payload..end])?,
+            SECTION_SKB_METADATA => {
+                if !section.len.is_multiple_of(8) {
+                    return Err(DecodeError::SectionSize {
+                        kind: section.kind,
+                        len: section.len,
+                        expected: section.len.next_multiple_of(8) as usize,
+                    });
+                }
+                if skb_metadata.replace(&bytes[payload..end]).is_some() {
+                    return Err(DecodeError::Duplicate(section.kind));
+                }
+            }
             _ => {}
         }
         // Payloads keep the 8-byte alignment the kernel side gives them.
@@ -166,6 +181,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         shinfo_dump,
         xdp,
         packet,
+        skb_metadata,
     })
 }
 

@@ -15,7 +15,8 @@ use pwru_rs_common::record::{
 use super::{
     decode::Record,
     stacks::{self, Stacks},
-    Event, Hook, Reason, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
+    Event, Hook, MetadataField, Reason, SkbMetadata, Stack, Stamp, TrackedBy, Tuple, Verdict,
+    XdpPacket,
 };
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
@@ -104,6 +105,8 @@ pub struct Enricher {
     stacks: Option<Stacks>,
     show_stack: bool,
     show_caller: bool,
+    /// `--output-skb-metadata`: how to read the values' section.
+    metadata: Vec<MetadataField>,
 }
 
 /// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
@@ -127,7 +130,14 @@ impl Enricher {
             stacks: None,
             show_stack: false,
             show_caller: false,
+            metadata: Vec::new(),
         }
+    }
+
+    /// With `--output-skb-metadata`: the fields of the values' section.
+    pub fn with_skb_metadata(mut self, fields: Vec<MetadataField>) -> Self {
+        self.metadata = fields;
+        self
     }
 
     /// With `--output-netns-names`: events carry their netns's name from this cache.
@@ -238,6 +248,10 @@ impl Enricher {
             stack: None,
             caller: None,
             packet: record.packet,
+            skb_metadata: record.skb_metadata.map(|words| SkbMetadata::Words {
+                fields: &self.metadata,
+                words,
+            }),
         };
         if let Some(stacks) = &self.stacks {
             let stack = match stack_id {
@@ -338,6 +352,7 @@ mod tests {
             shinfo_dump: None,
             xdp: None,
             packet: None,
+            skb_metadata: None,
         }
     }
 

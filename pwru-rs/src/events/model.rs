@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 pub use super::stacks::{Frame, Stack};
+pub use crate::expr::ValueKind;
 
 /// One event, resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +62,108 @@ pub struct Event<'a> {
     pub caller: Option<&'a str>,
     /// The packet's first bytes, with `--output-pcap`.
     pub packet: Option<PacketBytes<'a>>,
+    /// `--output-skb-metadata` values.
+    pub skb_metadata: Option<SkbMetadata<'a>>,
+}
+
+/// An `--output-skb-metadata` expression as the output reads its value (from [`crate::expr`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataField {
+    /// The expression: the JSON key.
+    pub key: String,
+    /// Its last member's name: the text label (pwru's).
+    pub label: String,
+    pub kind: ValueKind,
+    /// Where its bytes start in the section, and how many.
+    pub at: usize,
+    pub bytes: usize,
+}
+
+impl From<&crate::expr::Metadata> for MetadataField {
+    fn from(m: &crate::expr::Metadata) -> Self {
+        MetadataField {
+            key: m.access.text.clone(),
+            label: m.access.label.clone(),
+            kind: m.access.kind,
+            at: m.first_word as usize * 8,
+            bytes: m.bytes as usize,
+        }
+    }
+}
+
+/// The `--output-skb-metadata` values of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkbMetadata<'a> {
+    /// As the kernel sent them: the section's words, read per field.
+    Words {
+        fields: &'a [MetadataField],
+        words: &'a [u8],
+    },
+    /// As a saved JSON trace has them (`--input-file`).
+    Json(&'a serde_json::Map<String, serde_json::Value>),
+}
+
+/// One metadata value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaValue<'a> {
+    Unsigned(u64),
+    Signed(i64),
+    Bool(bool),
+    /// An address: hex.
+    Pointer(u64),
+    /// A `char` array up to its NUL.
+    Str(&'a [u8]),
+    /// Other bytes: hex.
+    Bytes(&'a [u8]),
+    /// A JSON value of another kind, as read back.
+    Json(&'a serde_json::Value),
+}
+
+impl<'a> SkbMetadata<'a> {
+    /// Calls `f(key, label, value)` for each value, in the order given on the command line.
+    pub fn for_each(&self, mut f: impl FnMut(&'a str, &'a str, MetaValue<'a>)) {
+        match *self {
+            SkbMetadata::Words { fields, words } => {
+                for field in fields {
+                    let Some(bytes) = words.get(field.at..field.at + field.bytes) else {
+                        continue;
+                    };
+                    let word = || {
+                        let mut w = [0u8; 8];
+                        let n = bytes.len().min(8);
+                        w[..n].copy_from_slice(&bytes[..n]);
+                        u64::from_le_bytes(w)
+                    };
+                    let value = match field.kind {
+                        ValueKind::Unsigned => MetaValue::Unsigned(word()),
+                        ValueKind::Signed => MetaValue::Signed(word() as i64),
+                        ValueKind::Bool => MetaValue::Bool(word() != 0),
+                        ValueKind::Pointer => MetaValue::Pointer(word()),
+                        ValueKind::Chars => MetaValue::Str(
+                            &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())],
+                        ),
+                        ValueKind::Bytes => MetaValue::Bytes(bytes),
+                    };
+                    f(&field.key, &field.label, value);
+                }
+            }
+            SkbMetadata::Json(map) => {
+                for (key, value) in map {
+                    let v = match value {
+                        serde_json::Value::Bool(b) => MetaValue::Bool(*b),
+                        serde_json::Value::String(s) => MetaValue::Str(s.as_bytes()),
+                        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                            (Some(u), _) => MetaValue::Unsigned(u),
+                            (None, Some(i)) => MetaValue::Signed(i),
+                            _ => MetaValue::Json(value),
+                        },
+                        other => MetaValue::Json(other),
+                    };
+                    f(key, crate::expr::label_of(key), v);
+                }
+            }
+        }
+    }
 }
 
 /// A packet's first bytes as the kernel held them at the hook.
@@ -107,6 +210,7 @@ impl Event<'static> {
             stack: None,
             caller: None,
             packet: None,
+            skb_metadata: None,
         }
     }
 }

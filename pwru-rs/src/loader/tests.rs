@@ -77,6 +77,14 @@ fn maps_exist_with_their_types() {
         (contract::STACK_SKB_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
         (contract::SKB_STACK_MAP, bpf_map_type::BPF_MAP_TYPE_HASH),
         (contract::STACKS_MAP, bpf_map_type::BPF_MAP_TYPE_STACK_TRACE),
+        (
+            contract::SKB_METADATA_MAP,
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        ),
+        (
+            contract::PACKETS_MAP,
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        ),
     ] {
         let map = obj
             .maps

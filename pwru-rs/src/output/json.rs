@@ -6,10 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    write_cut_marker, write_func, write_hex, write_iface, write_ip, write_process, write_reason,
-    write_tcp_flags_names, write_u64, WallClock, HEX_DIGITS,
+    write_cut_marker, write_func, write_hex, write_iface, write_ip, write_meta_number,
+    write_process, write_reason, write_tcp_flags_names, write_u64, WallClock, HEX_DIGITS,
 };
-use crate::events::{Event, Stack, Stamp};
+use crate::events::{Event, MetaValue, Stack, Stamp};
 
 /// One line of `--output-json`. Field order is the order written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,10 @@ pub struct JsonEvent {
     /// `--filter-trace-xdp`: the packet is an XDP program's (`skb` is its `xdp_buff`); else
     /// `null`.
     pub xdp: Option<JsonXdp>,
+    /// `--output-skb-metadata`: each expression and its value, in the order given (numbers as
+    /// numbers, `char` arrays as strings, pointers and other bytes as `0x` hex strings); else
+    /// `null`.
+    pub skb_metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,6 +269,37 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         Some(xdp) => {
             out.extend_from_slice(b"{\"rx_queue\":");
             write_u64(out, xdp.rx_queue as u64);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"skb_metadata\":");
+    match &e.skb_metadata {
+        Some(metadata) => {
+            out.push(b'{');
+            let mut first = true;
+            metadata.for_each(|key, _, value| {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                quoted_bytes(out, key.as_bytes());
+                out.push(b':');
+                match value {
+                    MetaValue::Str(s) => quoted_bytes(out, s),
+                    MetaValue::Json(v) => {
+                        out.extend_from_slice(v.to_string().as_bytes());
+                    }
+                    MetaValue::Pointer(_) | MetaValue::Bytes(_) => {
+                        out.push(b'"');
+                        write_meta_number(out, &value);
+                        out.push(b'"');
+                    }
+                    _ => {
+                        write_meta_number(out, &value);
+                    }
+                }
+            });
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),

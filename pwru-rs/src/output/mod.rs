@@ -287,6 +287,32 @@ fn write_hex(out: &mut Vec<u8>, value: u64) {
 }
 
 /// The low `digits` hex digits of `value`, leading zeros kept.
+/// A metadata value as the text line and JSON share it where they can: numbers in decimal,
+/// addresses and raw bytes in `0x` hex; `None` for the kinds each format writes its own way
+/// (strings, JSON values).
+fn write_meta_number(out: &mut Vec<u8>, value: &crate::events::MetaValue<'_>) -> bool {
+    use crate::events::MetaValue;
+    match *value {
+        MetaValue::Unsigned(v) => write_u64(out, v),
+        MetaValue::Signed(v) => {
+            if v < 0 {
+                out.push(b'-');
+            }
+            write_u64(out, v.unsigned_abs());
+        }
+        MetaValue::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        MetaValue::Pointer(p) => write_hex(out, p),
+        MetaValue::Bytes(bytes) => {
+            out.extend_from_slice(b"0x");
+            for b in bytes {
+                write_hex_digits(out, u64::from(*b), 2);
+            }
+        }
+        MetaValue::Str(_) | MetaValue::Json(_) => return false,
+    }
+    true
+}
+
 fn write_hex_digits(out: &mut Vec<u8>, value: u64, digits: u32) {
     for i in (0..digits).rev() {
         out.push(HEX_DIGITS[((value >> (i * 4)) & 0xf) as usize]);

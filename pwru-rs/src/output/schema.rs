@@ -131,6 +131,11 @@ pub const FIELDS: &[SchemaField] = &[
         "object / null",
         "`--filter-trace-xdp`: `{\"rx_queue\": N}` for an XDP program's packet (then `skb` is the `xdp_buff`, `len` its frame length, `proto` its ethertype, `mark` 0); `null` for an skb",
     ),
+    field(
+        "skb_metadata",
+        "object / null",
+        "`--output-skb-metadata`: each expression as written and its value, in the order given, e.g. `{\"skb->mark\": 66, \"skb->dev->name\": \"eth0\"}`: numbers as numbers, `char` arrays as strings (to the NUL, 16 bytes at most), pointers and other bytes as `0x…` hex strings; 0 when a pointer on the way is NULL; `null` without the option",
+    ),
 ];
 
 /// The README's table of the schema.

@@ -61,6 +61,7 @@ fn udp_event() -> Event<'static> {
         stack: None,
         caller: None,
         packet: None,
+        skb_metadata: None,
     }
 }
 
@@ -312,6 +313,7 @@ fn json_round_trip_has_every_field() {
             verdict: None,
             verdict_code: None,
             xdp: None,
+            skb_metadata: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -647,4 +649,72 @@ fn xdp_packet_has_its_rx_queue_and_verdict() {
     }
     assert_eq!(Verdict::tc(7).name, Some("TC_ACT_REDIRECT"));
     assert_eq!(Verdict::tc(0).name, Some("TC_ACT_OK"));
+}
+
+#[test]
+fn skb_metadata_in_text_and_json() {
+    use crate::events::{MetadataField, SkbMetadata, ValueKind};
+    let field = |key: &str, kind, at, bytes| MetadataField {
+        key: key.into(),
+        label: crate::expr::label_of(key).into(),
+        kind,
+        at,
+        bytes,
+    };
+    let fields = vec![
+        field("skb->mark", ValueKind::Unsigned, 0, 8),
+        field("skb->dev->name", ValueKind::Chars, 8, 16),
+        field("skb->dev->ifindex", ValueKind::Signed, 24, 8),
+        field("skb->sk", ValueKind::Pointer, 32, 8),
+        field("skb->cb", ValueKind::Bytes, 40, 3),
+    ];
+    let mut words = Vec::new();
+    words.extend_from_slice(&66u64.to_le_bytes());
+    words.extend_from_slice(b"veth0\0\0\0\0\0\0\0\0\0\0\0");
+    words.extend_from_slice(&(-2i64).to_le_bytes());
+    words.extend_from_slice(&0xffff_8880_0000_1000u64.to_le_bytes());
+    words.extend_from_slice(&[1, 0xab, 0, 0, 0, 0, 0, 0]);
+    let mut e = udp_event();
+    e.skb_metadata = Some(SkbMetadata::Words {
+        fields: &fields,
+        words: &words,
+    });
+    let line = text(&printer(false, TimestampChoice::None), &e);
+    assert!(
+        line.trim_end().ends_with(
+            "net_dev_queue mark=66 name=veth0 ifindex=-2 sk=0xffff888000001000 cb=0x01ab00"
+        ),
+        "{line}"
+    );
+    let j = json(&e);
+    let md = j.skb_metadata.clone().expect("skb_metadata");
+    let expected = serde_json::json!({
+        "skb->mark": 66,
+        "skb->dev->name": "veth0",
+        "skb->dev->ifindex": -2,
+        "skb->sk": "0xffff888000001000",
+        "skb->cb": "0x01ab00",
+    });
+    assert_eq!(serde_json::Value::Object(md.clone()), expected);
+    // Written in the order given, and re-written the same from what was read back.
+    let keys: Vec<&str> = md.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "skb->mark",
+            "skb->dev->name",
+            "skb->dev->ifindex",
+            "skb->sk",
+            "skb->cb"
+        ]
+    );
+    let mut again = e;
+    again.skb_metadata = Some(SkbMetadata::Json(&md));
+    let p = printer(true, TimestampChoice::None);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    p.write_event(&e, &mut a);
+    p.write_event(&again, &mut b);
+    assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+    let line2 = text(&printer(false, TimestampChoice::None), &again);
+    assert_eq!(line, line2);
 }

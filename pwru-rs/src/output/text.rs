@@ -3,11 +3,11 @@
 
 use super::{
     aligned, write_cb, write_dump_text, write_func, write_hex, write_hex_digits, write_iface,
-    write_process, write_tuple, write_u64, Align, PrinterConfig, WallClock,
+    write_meta_number, write_process, write_tuple, write_u64, Align, PrinterConfig, WallClock,
 };
 use crate::{
     cli::TimestampChoice,
-    events::{Event, Stack, Stamp},
+    events::{Event, MetaValue, Stack, Stamp},
 };
 
 /// Widths of pwru's `%-18s %-3s %-16s`, `%-16s`, `%-10s %-8s %16s %-6s %-5s %-5s`.
@@ -137,6 +137,21 @@ pub(super) fn write_event(
     if config.output_caller {
         out.push(b' ');
         out.extend_from_slice(e.caller.unwrap_or("-").as_bytes());
+    }
+    // pwru's ` name=value` after the function, one per --output-skb-metadata expression.
+    if let Some(metadata) = &e.skb_metadata {
+        metadata.for_each(|_, label, value| {
+            out.push(b' ');
+            out.extend_from_slice(label.as_bytes());
+            out.push(b'=');
+            if !write_meta_number(out, &value) {
+                match value {
+                    MetaValue::Str(s) => out.extend(s.escape_ascii()),
+                    MetaValue::Json(v) => out.extend_from_slice(v.to_string().as_bytes()),
+                    _ => {}
+                }
+            }
+        });
     }
     // The stack under the line, a frame a line, innermost first.
     match e.stack {
