@@ -114,6 +114,17 @@ pub struct Cli {
     #[arg(long, value_name = "FUNC,...", value_delimiter = ',')]
     pub filter_non_skb_funcs: Vec<String>,
 
+    /// Also probe the skb functions of these kernel modules (their BTF from
+    /// /sys/kernel/btf/MOD): veth, vxlan, bridge, openvswitch, nf_conntrack, … FUNC names them as
+    /// kallsyms does, `veth_xmit [veth]`. A module that is not loaded is warned about and
+    /// skipped. kprobe backends (tracepoints are the same with or without).
+    #[arg(long, value_name = "MOD,...", value_delimiter = ',')]
+    pub kmods: Vec<String>,
+
+    /// Also probe the skb functions of every loaded kernel module that has BTF.
+    #[arg(long)]
+    pub all_kmods: bool,
+
     /// Kernel BTF to read instead of /sys/kernel/btf/vmlinux.
     #[arg(long, value_name = "FILE")]
     pub kernel_btf: Option<PathBuf>,

@@ -2,7 +2,10 @@
 //! regex built, netns and interface looked up, the kernel programs' configuration assembled.
 //! Everything that can be wrong with the input fails here, before the kernel is touched.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 use pwru_rs_common::{
@@ -115,6 +118,8 @@ pub struct Config {
     pub trace_programs: Vec<ProgramKind>,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
+    /// `--kmods`, `--all-kmods`: which modules' functions are probed too.
+    pub kmods: Kmods,
     pub pcap: Option<PcapFilter>,
     /// `--filter-skb-expr` and `--output-skb-metadata`, as written: resolved against the
     /// kernel's BTF when it is read ([`Expressions::resolve`]).
@@ -233,6 +238,17 @@ impl Config {
             track_skb: cli.filter_track_skb,
             trace_programs,
             kprobe_batch: cli.filter_kprobe_batch as usize,
+            kmods: if cli.all_kmods {
+                Kmods::All
+            } else {
+                Kmods::Named(
+                    cli.kmods
+                        .iter()
+                        .map(|m| m.trim().replace('-', "_"))
+                        .filter(|m| !m.is_empty())
+                        .collect(),
+                )
+            },
             kernel_btf: cli
                 .kernel_btf
                 .clone()
@@ -317,6 +333,58 @@ impl Config {
             self.kernel.outputs & OUTPUT_SKB != 0,
             self.kernel.outputs & OUTPUT_SHINFO != 0,
         )
+    }
+}
+
+/// Where the kernel publishes vmlinux's and each loaded module's BTF.
+pub const KERNEL_BTF_DIR: &str = "/sys/kernel/btf";
+
+/// Kernel modules whose functions are probed besides vmlinux's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kmods {
+    /// `--kmods`: these (none without the option).
+    Named(Vec<String>),
+    /// `--all-kmods`.
+    All,
+}
+
+impl Kmods {
+    /// The split BTF files of the modules, in `dir`; a named module without one (not loaded,
+    /// or built without BTF) is warned about.
+    pub fn btf_files(&self, dir: &Path) -> Vec<PathBuf> {
+        match self {
+            Kmods::Named(names) => names
+                .iter()
+                .filter_map(|m| {
+                    let path = dir.join(m);
+                    if path.is_file() {
+                        Some(path)
+                    } else {
+                        log::warn!(
+                            "--kmods: module {m} is not loaded (no {}): its functions are not traced",
+                            path.display()
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            Kmods::All => {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(Result::ok)
+                            .map(|e| e.path())
+                            .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != "vmlinux"))
+                            .collect()
+                    })
+                    .unwrap_or_else(|e| {
+                        log::warn!("--all-kmods: cannot list {}: {e}", dir.display());
+                        Vec::new()
+                    });
+                files.sort();
+                files
+            }
+        }
     }
 }
 
@@ -434,4 +502,24 @@ fn meta_filters(cli: &Cli) -> anyhow::Result<pwru_rs_common::Config> {
         config.netns = ns.inode;
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod kmods_tests {
+    use super::*;
+
+    #[test]
+    fn module_btf_files_are_found_or_warned_about() {
+        let dir = std::env::temp_dir().join(format!("pwru-kmods-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["vmlinux", "veth", "nf_conntrack"] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let named = Kmods::Named(vec!["veth".into(), "absent".into()]).btf_files(&dir);
+        assert_eq!(named, vec![dir.join("veth")]);
+        let all = Kmods::All.btf_files(&dir);
+        assert_eq!(all, vec![dir.join("nf_conntrack"), dir.join("veth")]);
+        assert!(Kmods::Named(vec![]).btf_files(&dir).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

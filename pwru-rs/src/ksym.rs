@@ -11,7 +11,8 @@ use std::{
 /// several static functions share, as the kernel's own `kallsyms_lookup_name` does).
 #[derive(Debug, Default)]
 pub struct Kallsyms {
-    by_name: HashMap<String, u64>,
+    /// Address, and the module for a module's function.
+    by_name: HashMap<String, (u64, Option<String>)>,
 }
 
 impl Kallsyms {
@@ -21,19 +22,27 @@ impl Kallsyms {
         let mut by_name = HashMap::new();
         for symbol in function_symbols(text) {
             if wanted.contains(symbol.name) && !by_name.contains_key(symbol.name) {
-                by_name.insert(symbol.name.to_owned(), symbol.address);
+                let module = symbol
+                    .module
+                    .map(|m| m.trim_start_matches('[').trim_end_matches(']').to_owned());
+                by_name.insert(symbol.name.to_owned(), (symbol.address, module));
             }
         }
         Self { by_name }
     }
 
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).copied().filter(|&a| a != 0)
+        self.by_name.get(name).map(|(a, _)| *a).filter(|&a| a != 0)
+    }
+
+    /// The module the function is in (`veth`), `None` for the kernel image's.
+    pub fn module(&self, name: &str) -> Option<&str> {
+        self.by_name.get(name).and_then(|(_, m)| m.as_deref())
     }
 
     /// False when addresses are hidden (kptr_restrict, or not root): all read as zero.
     pub fn has_addresses(&self) -> bool {
-        self.by_name.values().any(|&a| a != 0)
+        self.by_name.values().any(|(a, _)| *a != 0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,6 +165,8 @@ mod tests {
         assert_eq!(k.address("ip_rcv"), Some(0xffffffff81a00010));
         assert_eq!(k.address("some_data"), None);
         assert_eq!(k.address("cleanup"), Some(0xffffffff81b00000));
+        assert_eq!(k.module("cleanup"), Some("veth"));
+        assert_eq!(k.module("ip_rcv"), None);
         assert_eq!(k.address("weak_fn"), Some(0xffffffff81d00000));
         assert!(k.has_addresses());
         assert!(!Kallsyms::parse("0000000000000000 T ip_rcv\n", &all()).has_addresses());

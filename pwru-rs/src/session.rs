@@ -43,8 +43,19 @@ pub struct KernelFacts {
 impl KernelFacts {
     pub fn read(path: &Path, config: &Config) -> anyhow::Result<Self> {
         let started = Instant::now();
-        let btf = KernelBtf::from_file(path)
+        let modules = config
+            .kmods
+            .btf_files(Path::new(crate::config::KERNEL_BTF_DIR));
+        let btf = KernelBtf::from_files(path, &modules)
             .with_context(|| format!("reading kernel BTF {}", path.display()))?;
+        if !modules.is_empty() {
+            if config.backend == crate::cli::BackendChoice::Tracepoint {
+                log::info!(
+                    "--kmods/--all-kmods: the tracepoint backend has no module functions to add"
+                );
+            }
+            log::info!("module BTF read: {}", btf.modules().join(", "));
+        }
         let (skb_dump, shinfo_dump) = config.dumps();
         let optional_sections = config.kernel.outputs & !pwru_rs_common::OUTPUT_TCP_FLAGS != 0;
         // Refuse before loading: the verifier's "unknown func" would be a worse message.

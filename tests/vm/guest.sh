@@ -138,6 +138,37 @@ for b in "${expr_backends[@]}"; do
     fi
 done
 
+# --- --kmods / --all-kmods: a module's skb functions (veth), named as kallsyms names them -------
+# Without the option veth_xmit (module veth) is not probed; with it, b's reply leaves through it.
+run_tracer nokmods --backend=kprobe --filter-func '^(veth_xmit|ip_rcv)$' --filter-netns /run/netns/b icmp
+ping_a_to_b
+stop_tracer
+expect_no_line nokmods '"func":"veth_xmit'
+kmod_backends=("--backend=kprobe --filter-func ^(veth_xmit|ip_rcv)$")
+kprobe_multi_supported && kmod_backends+=("--backend=kprobe-multi")
+for b in "${kmod_backends[@]}"; do
+    name=kmods${b:10:8}; name=${name//[^a-z]/}
+    read -r -a bargs <<< "$b"
+    run_tracer $name "${bargs[@]}" --kmods veth,no-such-module --filter-netns /run/netns/b icmp
+    ping_a_to_b
+    stop_tracer
+    expect_func_tuple $name 'veth_xmit [veth]' 10.0.0.2 10.0.0.1
+    expect_stderr $name 'module no_such_module is not loaded'
+done
+if kprobe_multi_supported; then
+    run_tracer allkmods --backend=kprobe-multi --all-kmods --filter-netns /run/netns/b icmp
+    ping_a_to_b
+    stop_tracer
+    expect_func_tuple allkmods 'veth_xmit [veth]' 10.0.0.2 10.0.0.1
+    all=$(sed -n 's/.*"hooks":\([0-9]*\).*/\1/p' /tmp/allkmods.ready-info)
+    vmlinux=$(sed -n 's/.*"hooks":\([0-9]*\).*/\1/p' /tmp/multi.ready-info 2>/dev/null)
+    if [ "${all:-0}" -gt "${vmlinux:-0}" ]; then
+        pass "allkmods: $all functions with every module, $vmlinux without ($(grep -o 'module BTF read: .*' /tmp/allkmods.err | cut -c1-120))"
+    else
+        fail "allkmods: $all functions with every module, $vmlinux without"
+    fi
+fi
+
 # --- --output-pcap: the packet-copying programs load here too (the host tests read files back) --
 run_tracer pcapng "${BACKEND[@]}" --filter-netns /run/netns/b --output-pcap /tmp/pcapng.pcapng icmp
 ping_a_to_b

@@ -96,7 +96,7 @@ pub fn attach(
     let hooks = HookTable::by_address(
         attached
             .iter()
-            .map(|(t, _)| (t.address, t.name.clone()))
+            .map(|(t, _)| (t.address, t.hook_name()))
             .collect(),
     );
     let links = attached.into_iter().map(|(_, fd)| fd).collect();

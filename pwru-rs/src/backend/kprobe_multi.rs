@@ -115,7 +115,7 @@ pub fn attach(
         selection
             .targets
             .iter()
-            .map(|t| (t.address, t.name.clone()))
+            .map(|t| (t.address, t.hook_name()))
             .collect(),
     );
     // The links hold the programs; their fds stay open only so that /proc/PID/fdinfo (and

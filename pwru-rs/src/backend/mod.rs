@@ -226,6 +226,18 @@ pub struct ProbeTarget {
     pub name: String,
     pub address: u64,
     pub program: &'static str,
+    /// The kernel module it is in (`--kmods`), from kallsyms.
+    pub module: Option<String>,
+}
+
+impl ProbeTarget {
+    /// How events name it: `veth_xmit [veth]` for a module's function, as kallsyms shows it.
+    pub fn hook_name(&self) -> String {
+        match &self.module {
+            Some(m) => format!("{} [{m}]", self.name),
+            None => self.name.clone(),
+        }
+    }
 }
 
 /// What the kprobe backends will attach to, and how many candidates the kernel cannot take.
@@ -302,6 +314,7 @@ pub fn select_functions(
                 name: name.clone(),
                 address,
                 program: contract::KPROBE_NON_SKB,
+                module: kallsyms.module(name).map(str::to_owned),
             }),
             None => return Err(SelectError::NonSkbFunction(name.clone())),
         }
@@ -336,6 +349,7 @@ fn select(
                     name: f.name.clone(),
                     address,
                     program,
+                    module: kallsyms.module(&f.name).map(str::to_owned),
                 })
             }
             Some(_) => {} // an alias of a function already selected

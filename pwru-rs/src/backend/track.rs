@@ -187,6 +187,7 @@ fn life_end_hooks(ebpf: &mut Ebpf, attached: &Attached) -> Result<Vec<OwnedFd>, 
                     // A kprobe by name: the address is not needed.
                     address: 0,
                     program: contract::KPROBE_UNTRACK_0,
+                    module: None,
                 };
                 links.push(kprobe::open_kprobe(pmu, &target, prog, false).map_err(lost)?);
             }
@@ -304,6 +305,7 @@ fn copy_hooks_by_kretprobe(
             name: copy.name.to_owned(),
             address: 0,
             program: contract::KPROBE_COPY_ENTRY,
+            module: None,
         };
         // The return probe first: an entry seen without its return would only age out.
         let pair = kprobe::open_kprobe(pmu, &target, exit, true)

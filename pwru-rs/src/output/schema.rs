@@ -31,7 +31,7 @@ pub const FIELDS: &[SchemaField] = &[
     field(
         "func",
         "string",
-        "kernel function, tracepoint or traced BPF program, with `(SKB_DROP_REASON_…)` for drops and the verdict at a BPF program's exit, e.g. `cil_from_container(TC_ACT_SHOT)`",
+        "kernel function, tracepoint or traced BPF program, with `(SKB_DROP_REASON_…)` for drops and the verdict at a BPF program's exit, e.g. `cil_from_container(TC_ACT_SHOT)`; a module's function (`--kmods`) as kallsyms names it, `veth_xmit [veth]`",
     ),
     field(
         "time",
