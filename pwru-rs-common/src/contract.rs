@@ -14,8 +14,13 @@ pub const LOST_MAP: &str = "LOST";
 pub const DUMPS_MAP: &str = "DUMPS";
 /// Per-CPU buffers the packet bytes are copied into (`--output-pcap`), one per nesting level.
 pub const PACKETS_MAP: &str = "PACKETS";
+/// Per-CPU buffers the skb records are built in, one per nesting level (the stack is too small
+/// for them besides the filters).
+pub const RECORDS_MAP: &str = "RECORDS";
 /// Per-CPU buffers the `--output-skb-metadata` words are gathered in, one per nesting level.
 pub const SKB_METADATA_MAP: &str = "SKB_METADATA";
+/// Per-CPU buffers the `--output-tunnel` inner tuple is built in, one per nesting level.
+pub const TUNNEL_TUPLES_MAP: &str = "TUNNEL_TUPLES";
 /// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
 pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 /// Hash map of tracked skbs: address → [`crate::TrackedSkb`] (`--filter-track-skb`); userspace
@@ -126,12 +131,25 @@ pub const SKB_METADATA_STUB: Stub = Stub {
     section: ".text.skb_metadata",
     symbol: "pwru_skb_metadata",
 };
+/// `--filter-tunnel-pcap-l2`: a pcap filter (as [`FILTER_L2_STUB`]) on a tunnel packet's
+/// inner frame.
+pub const TUNNEL_L2_STUB: Stub = Stub {
+    section: ".text.tunnel_l2",
+    symbol: "pwru_tunnel_filter_l2",
+};
+/// `--filter-tunnel-pcap-l3`: the same on its inner IP packet.
+pub const TUNNEL_L3_STUB: Stub = Stub {
+    section: ".text.tunnel_l3",
+    symbol: "pwru_tunnel_filter_l3",
+};
 /// Every stub of the object.
-pub const STUBS: [Stub; 4] = [
+pub const STUBS: [Stub; 6] = [
     FILTER_L2_STUB,
     FILTER_L3_STUB,
     SKB_EXPR_STUB,
     SKB_METADATA_STUB,
+    TUNNEL_L2_STUB,
+    TUNNEL_L3_STUB,
 ];
 
 /// Runs the injected filters on [`FILTER_TEST_MAP`] under BPF_PROG_TEST_RUN (tests).

@@ -71,6 +71,11 @@ pub const FILTER_TRACK_SKB_BY_STACKID: u32 = 1 << 5;
 pub const FILTER_TRACK_XDP: u32 = 1 << 6;
 /// A `--filter-skb-expr` was injected into its stub (`contract::SKB_EXPR_STUB`).
 pub const FILTER_SKB_EXPR: u32 = 1 << 7;
+/// `--filter-tunnel-pcap-l2` / `-l3`: a tunnel packet (VXLAN, Geneve, GRE, IPIP) must match
+/// these on its inner frame / inner IP packet (`contract::TUNNEL_L2_STUB`, `TUNNEL_L3_STUB`);
+/// other packets are not affected.
+pub const FILTER_TUNNEL_L2: u32 = 1 << 8;
+pub const FILTER_TUNNEL_L3: u32 = 1 << 9;
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
@@ -100,6 +105,12 @@ pub const OUTPUT_PACKET: u32 = 1 << 6;
 /// `--output-skb-metadata`: `Config::skb_metadata_words` words from the injected stub
 /// (`contract::SKB_METADATA_STUB`), as a [`record::SECTION_SKB_METADATA`].
 pub const OUTPUT_SKB_METADATA: u32 = 1 << 7;
+/// `--output-tunnel`: a tunnel packet's inner tuple, as a [`record::SECTION_TUNNEL_TUPLE`].
+pub const OUTPUT_TUNNEL: u32 = 1 << 8;
+
+/// UDP ports the tunnel parser knows (IANA's).
+pub const VXLAN_PORT: u16 = 4789;
+pub const GENEVE_PORT: u16 = 6081;
 
 /// pwru's limit on `--output-skb-metadata` expressions, and the words they may take together
 /// (a value is one word, or two for arrays of 9 to 16 bytes).
@@ -188,6 +199,10 @@ pub mod record {
     pub const SECTION_PACKET: u16 = 7;
     /// `--output-skb-metadata` values: `Config::skb_metadata_words` little-endian u64 words.
     pub const SECTION_SKB_METADATA: u16 = 8;
+    /// A [`Tuple`] of a tunnel packet's inner packet (`--output-tunnel`).
+    pub const SECTION_TUNNEL_TUPLE: u16 = 9;
+    /// Bytes to skip: the tuple's place in a record built in place without a tuple.
+    pub const SECTION_PADDING: u16 = 0xffff;
 
     /// `PacketHeader::link`: pcap link types (LINKTYPE_*).
     /// From the MAC header: an Ethernet frame.

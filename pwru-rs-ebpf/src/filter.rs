@@ -30,6 +30,24 @@ pub extern "C" fn pwru_filter_l3(start: u64, end: u64) -> u64 {
 }
 assert_contract_name!(pwru_filter_l3, contract::FILTER_L3_STUB.symbol);
 
+/// `--filter-tunnel-pcap-l2`: a pcap filter on a tunnel packet's inner frame.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.tunnel_l2")]
+#[inline(never)]
+pub extern "C" fn pwru_tunnel_filter_l2(start: u64, end: u64) -> u64 {
+    placeholder(start, end)
+}
+assert_contract_name!(pwru_tunnel_filter_l2, contract::TUNNEL_L2_STUB.symbol);
+
+/// `--filter-tunnel-pcap-l3`: a pcap filter on a tunnel packet's inner IP packet.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.tunnel_l3")]
+#[inline(never)]
+pub extern "C" fn pwru_tunnel_filter_l3(start: u64, end: u64) -> u64 {
+    placeholder(start, end)
+}
+assert_contract_name!(pwru_tunnel_filter_l3, contract::TUNNEL_L3_STUB.symbol);
+
 /// `--filter-skb-expr` on the skb (see pwru-rs/src/expr): non-zero when it holds.
 #[unsafe(no_mangle)]
 #[unsafe(link_section = ".text.skb_expr")]

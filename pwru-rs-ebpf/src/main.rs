@@ -15,6 +15,8 @@ macro_rules! skb_programs {
      $($name:ident => $contract:expr, $skb:expr, $reason:expr;)*) => {
         $(
             #[$attr]
+            // The program is its body: a BPF-to-BPF call per hit would cost on the miss path.
+            #[inline(always)]
             pub fn $name(ctx: $ctx) -> $ret {
                 $hit(&ctx, $skb, $reason)
             }
@@ -29,6 +31,7 @@ mod kprobe;
 mod skb;
 mod tracepoint;
 mod track;
+mod tunnel;
 
 #[cfg(not(test))]
 #[panic_handler]

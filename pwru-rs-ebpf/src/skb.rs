@@ -13,21 +13,24 @@ use pwru_rs_common::{
         Cb, DumpHeader, Meta as MetaSection, PacketHeader, RecordHeader, SectionHeader, SkbRecord,
         Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, LINK_ETHERNET,
         LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
-        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP,
-        SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE,
-        TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE,
-        VERSION, XDP_RECORD_NO_TUPLE,
+        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_PADDING,
+        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE,
+        SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB,
+        TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
     FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER,
-    OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK,
-    OUTPUT_TCP_FLAGS, TASK_COMM_LEN,
+    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2, FILTER_TUNNEL_L3,
+    MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
+    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, TASK_COMM_LEN,
 };
 
 use crate::{
-    filter::{pwru_filter_l2, pwru_filter_l3, pwru_filter_skb_expr, pwru_skb_metadata},
-    track,
+    filter::{
+        pwru_filter_l2, pwru_filter_l3, pwru_filter_skb_expr, pwru_skb_metadata,
+        pwru_tunnel_filter_l2, pwru_tunnel_filter_l3,
+    },
+    track, tunnel,
 };
 
 /// Kernel struct offsets, written by userspace before load (read-only global).
@@ -68,11 +71,21 @@ static PACKETS: PerCpuArray<[u8; DEFAULT_SNAPLEN as usize]> =
     PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
 assert_contract_name!(PACKETS, contract::PACKETS_MAP);
 
+/// Per-CPU buffers the skb records are built in, one per nesting level.
+#[map]
+static RECORDS: PerCpuArray<SkbRecord> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(RECORDS, contract::RECORDS_MAP);
+
 /// Per-CPU buffers of `--output-skb-metadata` words, one per nesting level.
 #[map]
 static SKB_METADATA: PerCpuArray<[u64; MAX_SKB_METADATA_WORDS as usize]> =
     PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
 assert_contract_name!(SKB_METADATA, contract::SKB_METADATA_MAP);
+
+/// Per-CPU buffers of `--output-tunnel`'s inner tuple, one per nesting level.
+#[map]
+static TUNNEL_TUPLES: PerCpuArray<TupleSection> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(TUNNEL_TUPLES, contract::TUNNEL_TUPLES_MAP);
 
 /// This CPU's dump nesting level (see `DUMP_LEVELS`).
 #[map]
@@ -243,57 +256,100 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         Some(meta) => meta,
         None => read_meta(skb),
     };
-    // Built on the stack and copied into the ring buffer at its real length (a reservation must
-    // have a constant size; the tuple section is sent only when there is a tuple). Every byte is
-    // written once, field by field: zero-filling the record first would make LLVM call a
-    // byte-at-a-time `memset` subprogram, costly per hit and for the verifier.
-    let mut record = MaybeUninit::<SkbRecord>::uninit();
-    let r = record.as_mut_ptr();
     let protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
-    unsafe {
-        write_meta(
-            &raw mut (*r).meta_header,
-            &raw mut (*r).meta,
-            Common {
-                ctx,
-                hook_kind,
-                hook,
-                caller,
-                reason,
-                verdict,
-                tracked_by,
-                parent_skb,
-            },
-            Packet {
-                addr: skb,
-                dev: meta.dev,
-                netns: meta.netns,
-                ifindex: meta.ifindex,
-                mark: read(skb + off!(skb_mark)),
-                len: read(skb + off!(skb_len)),
-                protocol,
-            },
-        );
-    }
+    let common = Common {
+        ctx,
+        hook_kind,
+        hook,
+        caller,
+        reason,
+        verdict,
+        tracked_by,
+        parent_skb,
+    };
+    let packet = Packet {
+        addr: skb,
+        dev: meta.dev,
+        netns: meta.netns,
+        ifindex: meta.ifindex,
+        mark: read(skb + off!(skb_mark)),
+        len: read(skb + off!(skb_len)),
+        protocol,
+    };
     let l3 = if headers.head == 0 || headers.network == 0 || headers.network == HEADER_UNSET {
         0
     } else {
         headers.head + headers.network as u64
+    };
+    // The record is never built on the stack: 512 bytes are for the program and the filters it
+    // calls together, too few for a record besides. Every byte is written once, field by field:
+    // zero-filling it first would make LLVM call a byte-at-a-time `memset` subprogram, costly
+    // per hit and for the verifier.
+    // Load-time constant: without optional sections the record is built in place in the ring
+    // buffer (its size is fixed; without a tuple, the tuple's place is a padding section).
+    if cfg!(outputs)
+        & (OUTPUT_SKB_CB
+            | OUTPUT_SKB
+            | OUTPUT_SHINFO
+            | OUTPUT_PACKET
+            | OUTPUT_SKB_METADATA
+            | OUTPUT_TUNNEL)
+        == 0
+    {
+        let Some(mut entry) = EVENTS.reserve::<SkbRecord>(0) else {
+            count(&LOST);
+            return;
+        };
+        let r = entry.as_mut_ptr();
+        unsafe {
+            write_meta(
+                &raw mut (*r).meta_header,
+                &raw mut (*r).meta,
+                common,
+                packet,
+            );
+            let tuple_header = &raw mut (*r).tuple_header;
+            if !tuple_section(l3, protocol, tuple_header) {
+                tuple_header.write(SectionHeader {
+                    kind: SECTION_PADDING,
+                    _reserved: 0,
+                    len: size_of::<Tuple>() as u32,
+                });
+            }
+            (&raw mut (*r).header).write(RecordHeader {
+                kind: KIND_SKB,
+                version: VERSION,
+                len: size_of::<SkbRecord>() as u32,
+            });
+        }
+        entry.submit(wakeup_flag());
+        return;
+    }
+    // With sections, in this nesting level's per-CPU buffer, then copied into a reservation of
+    // the whole length.
+    let Some(level) = enter_dump_level() else {
+        count(&LOST);
+        return;
+    };
+    let Some(r) = RECORDS.get_ptr_mut(level) else {
+        leave_dump_level();
+        return;
+    };
+    unsafe {
+        write_meta(
+            &raw mut (*r).meta_header,
+            &raw mut (*r).meta,
+            common,
+            packet,
+        )
     };
     let len = if tuple_section(l3, protocol, unsafe { &raw mut (*r).tuple_header }) {
         size_of::<SkbRecord>()
     } else {
         SKB_RECORD_NO_TUPLE
     };
-    // Load-time constant: without optional sections this is the whole record, sent in one copy.
-    if cfg!(outputs)
-        & (OUTPUT_SKB_CB | OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET | OUTPUT_SKB_METADATA)
-        == 0
-    {
-        unsafe { send_whole(r.cast(), len) };
-        return;
-    }
-    send_with_sections(r, len, skb, &headers);
+    send_with_sections(level, r, len, skb, &headers);
+    leave_dump_level();
 }
 
 /// Sends the first `len` bytes of the record at `r` (all written but its header) in one copy.
@@ -504,6 +560,9 @@ fn passes_filters(skb: u64, headers: Option<Headers>) -> Option<(Option<Meta>, H
     if filters & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
         return None;
     }
+    if filters & (FILTER_TUNNEL_L2 | FILTER_TUNNEL_L3) != 0 && !tunnel_matches(skb, &headers) {
+        return None;
+    }
     Some((meta, headers))
 }
 
@@ -526,6 +585,13 @@ fn meta_filters(meta: Meta) -> Option<Meta> {
 struct CbSection {
     header: SectionHeader,
     cb: Cb,
+}
+
+/// A tuple as a section (header and payload: 48 bytes), for the tunnel's inner tuple.
+#[repr(C)]
+pub struct TupleSection {
+    header: SectionHeader,
+    tuple: Tuple,
 }
 
 /// A dump written into a per-CPU buffer: where, how much of it, and how much there was.
@@ -552,14 +618,11 @@ impl Dump {
     }
 }
 
-/// `level` of none claimed.
-const NO_LEVEL: u32 = u32::MAX;
-
 /// The record with its optional sections (`--output-skb-cb`, `--output-skb`,
 /// `--output-skb-shared-info`). Their length is only known here, so the record is reserved at
 /// that length as a dynptr and written piece by piece.
 #[inline(always)]
-fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &Headers) {
+fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, headers: &Headers) {
     let outputs = cfg!(outputs);
     let mut cb = MaybeUninit::<CbSection>::uninit();
     let cb_len = if outputs & OUTPUT_SKB_CB != 0 {
@@ -582,40 +645,39 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
     };
     // Every value below is defined on every path (no `Option`s of structs): LLVM may spill an
     // undefined one, which the verifier refuses as a read of an uninitialised register.
-    let level = if outputs & (OUTPUT_SKB | OUTPUT_SHINFO | OUTPUT_PACKET | OUTPUT_SKB_METADATA) != 0
-    {
-        enter_dump_level().unwrap_or(NO_LEVEL)
+    let packet = if outputs & OUTPUT_PACKET != 0 {
+        packet_bytes(level, skb, headers).unwrap_or(Captured::NONE)
     } else {
-        NO_LEVEL
+        Captured::NONE
     };
-    let packet = match level {
-        NO_LEVEL => Captured::NONE,
-        level if outputs & OUTPUT_PACKET != 0 => {
-            packet_bytes(level, skb, headers).unwrap_or(Captured::NONE)
-        }
-        _ => Captured::NONE,
+    let skb_dump = if outputs & OUTPUT_SKB != 0 {
+        dump(level, 0, skb, cfg!(skb_btf_id)).unwrap_or(Dump::NONE)
+    } else {
+        Dump::NONE
     };
-    let skb_dump = match level {
-        NO_LEVEL => Dump::NONE,
-        level if outputs & OUTPUT_SKB != 0 => {
-            dump(level, 0, skb, cfg!(skb_btf_id)).unwrap_or(Dump::NONE)
-        }
-        _ => Dump::NONE,
+    let shinfo_dump = if outputs & OUTPUT_SHINFO != 0 {
+        // skb_shinfo(skb) = skb->head + skb->end (an offset on 64-bit kernels).
+        let head: u64 = read(skb + off!(skb_head));
+        let end: u32 = read(skb + off!(skb_end));
+        dump(level, 1, head + end as u64, cfg!(shinfo_btf_id)).unwrap_or(Dump::NONE)
+    } else {
+        Dump::NONE
     };
-    let shinfo_dump = match level {
-        NO_LEVEL => Dump::NONE,
-        level if outputs & OUTPUT_SHINFO != 0 => {
-            // skb_shinfo(skb) = skb->head + skb->end (an offset on 64-bit kernels).
-            let head: u64 = read(skb + off!(skb_head));
-            let end: u32 = read(skb + off!(skb_end));
-            dump(level, 1, head + end as u64, cfg!(shinfo_btf_id)).unwrap_or(Dump::NONE)
-        }
-        _ => Dump::NONE,
+    // In a per-CPU buffer, not on the stack, which the programs and the filters share.
+    let tunnel = if outputs & OUTPUT_TUNNEL != 0 {
+        tunnel_tuple(level, skb, headers)
+    } else {
+        core::ptr::null_mut()
     };
-    let metadata = match level {
-        NO_LEVEL => core::ptr::null_mut(),
-        level if outputs & OUTPUT_SKB_METADATA != 0 => skb_metadata(level, skb),
-        _ => core::ptr::null_mut(),
+    let tunnel_len = if tunnel.is_null() {
+        0
+    } else {
+        size_of::<TupleSection>() as u32
+    };
+    let metadata = if outputs & OUTPUT_SKB_METADATA != 0 {
+        skb_metadata(level, skb)
+    } else {
+        core::ptr::null_mut()
     };
     let metadata_len = if metadata.is_null() {
         0
@@ -624,7 +686,7 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
     };
     let dumps_len =
         packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len() + metadata_len;
-    let total = base_len as u32 + cb_len + dumps_len;
+    let total = base_len as u32 + cb_len + tunnel_len + dumps_len;
     unsafe {
         (&raw mut (*r).header).write(RecordHeader {
             kind: KIND_SKB,
@@ -644,6 +706,9 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         write_at(d, &mut at, r.cast(), base_len as u32);
         if cb_len != 0 {
             write_at(d, &mut at, cb.as_mut_ptr().cast(), cb_len);
+        }
+        if !tunnel.is_null() {
+            write_at(d, &mut at, tunnel.cast(), tunnel_len);
         }
         if !metadata.is_null() {
             let mut head = SectionHeader {
@@ -703,15 +768,30 @@ fn send_with_sections(r: *mut SkbRecord, base_len: usize, skb: u64, headers: &He
         }
         unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
-    if level != NO_LEVEL {
-        leave_dump_level();
-    }
 }
 
 #[inline(always)]
 fn write_at(d: *mut aya_ebpf::bindings::bpf_dynptr, at: &mut u32, src: *mut u8, len: u32) {
     unsafe { generated::bpf_dynptr_write(d, *at, src.cast(), len, 0) };
     *at += len;
+}
+
+/// The tunnel packet's inner tuple as a section in buffer `level`; null when the skb is no
+/// tunnel packet or its inner packet has no IP tuple.
+#[inline(always)]
+fn tunnel_tuple(level: u32, skb: u64, headers: &Headers) -> *mut TupleSection {
+    let Some(inner) = inner_packet(skb, headers) else {
+        return core::ptr::null_mut();
+    };
+    let Some(buf) = TUNNEL_TUPLES.get_ptr_mut(level) else {
+        return core::ptr::null_mut();
+    };
+    if !tuple_section_of(SECTION_TUNNEL_TUPLE, inner.l3, inner.protocol, unsafe {
+        &raw mut (*buf).header
+    }) {
+        return core::ptr::null_mut();
+    }
+    buf
 }
 
 /// Words of `--output-skb-metadata` per event, bounded for the verifier.
@@ -822,8 +902,8 @@ fn packet_bytes(level: u32, skb: u64, h: &Headers) -> Option<Captured> {
     })
 }
 
-/// Claims this CPU's next dump level; `None` when every level is in use (the dumps are then
-/// left out of this record).
+/// Claims this CPU's next nesting level (its record, dump, packet, metadata and tunnel
+/// buffers); `None` when every level is in use (the event is then counted as lost).
 #[inline(always)]
 fn enter_dump_level() -> Option<u32> {
     let nest = DUMP_NEST.get_ptr_mut(0)?;
@@ -931,6 +1011,45 @@ fn pcap_matches(skb: u64, h: &Headers) -> bool {
     pwru_filter_l3(h.head + h.network as u64, end) != 0
 }
 
+/// The inner packet of the skb, when it is a tunnel packet.
+#[inline(always)]
+fn inner_packet(skb: u64, h: &Headers) -> Option<tunnel::Inner> {
+    if h.head == 0 {
+        return None;
+    }
+    let mac_len: u16 = read(skb + off!(skb_mac_len));
+    let mac = (mac_len != 0 && h.mac != HEADER_UNSET).then_some(h.mac as u64);
+    let network = (h.network != 0 && h.network != HEADER_UNSET).then_some(h.network as u64);
+    let l3 = tunnel::outer_l3(h.head, mac, network);
+    let mut inner = MaybeUninit::<tunnel::Inner>::uninit();
+    if !tunnel::find_inner(l3, h.head + h.tail as u64, inner.as_mut_ptr()) {
+        return None;
+    }
+    Some(unsafe { inner.assume_init() })
+}
+
+/// `--filter-tunnel-pcap-l2/-l3` on a tunnel packet's inner frame / IP packet; true for any
+/// other packet (as in pwru). The bits are load-time constants.
+#[inline(always)]
+fn tunnel_matches(skb: u64, h: &Headers) -> bool {
+    let Some(inner) = inner_packet(skb, h) else {
+        return true;
+    };
+    let end = h.head + h.tail as u64;
+    let filters = cfg!(filters);
+    if filters & FILTER_TUNNEL_L2 != 0
+        && (inner.l2 == 0 || pwru_tunnel_filter_l2(inner.l2, end) == 0)
+    {
+        return false;
+    }
+    if filters & FILTER_TUNNEL_L3 != 0
+        && (inner.l3 == 0 || pwru_tunnel_filter_l3(inner.l3, end) == 0)
+    {
+        return false;
+    }
+    true
+}
+
 /// Where the packet is: `skb->head` and the offsets from it.
 struct Headers {
     head: u64,
@@ -999,13 +1118,19 @@ fn read_headers(skb: u64) -> Headers {
 /// header, when the network header at `l3` holds IPv4 or IPv6; false when there is no tuple.
 #[inline(always)]
 fn tuple_section(l3: u64, protocol: u16, header: *mut SectionHeader) -> bool {
+    tuple_section_of(SECTION_TUPLE, l3, protocol, header)
+}
+
+/// [`tuple_section`] as a section of kind `kind` (the tunnel's inner tuple).
+#[inline(always)]
+fn tuple_section_of(kind: u16, l3: u64, protocol: u16, header: *mut SectionHeader) -> bool {
     let tuple = unsafe { header.add(1).cast::<Tuple>() };
     if !read_tuple(l3, protocol, tuple) {
         return false;
     }
     unsafe {
         header.write(SectionHeader {
-            kind: SECTION_TUPLE,
+            kind,
             _reserved: 0,
             len: size_of::<Tuple>() as u32,
         });
@@ -1097,7 +1222,7 @@ const _: () =
 
 /// `N` bytes at `addr`, zeros if they cannot be read.
 #[inline(always)]
-fn read_bytes<const N: usize>(addr: u64) -> [u8; N] {
+pub(crate) fn read_bytes<const N: usize>(addr: u64) -> [u8; N] {
     let mut buf = MaybeUninit::<[u8; N]>::uninit();
     probe_read_into(addr, buf.as_mut_ptr());
     // SAFETY: the helper wrote all N bytes (zeros on failure).

@@ -88,6 +88,7 @@ fn run(json: bool, all_outputs: bool, events: u64) -> f64 {
             output_skb_cb: all_outputs,
             netns_names_width: None,
             output_caller: false,
+            output_tunnel: false,
         },
         clock,
     );

@@ -93,6 +93,16 @@ pub struct Cli {
     #[arg(long, value_name = "EXPR")]
     pub filter_skb_expr: Option<String>,
 
+    /// A tunnel packet (VXLAN, Geneve, GRE, IPIP) must match this pcap filter on its inner
+    /// Ethernet frame; other packets are not affected (as in pwru). Combine with the outer
+    /// filter (`udp port 4789`) to keep only tunnel packets.
+    #[arg(long, value_name = "EXPR")]
+    pub filter_tunnel_pcap_l2: Option<String>,
+
+    /// The same on a tunnel packet's inner IP packet.
+    #[arg(long, value_name = "EXPR")]
+    pub filter_tunnel_pcap_l3: Option<String>,
+
     /// Also trace the tc BPF programs (sched_cls/sched_act: clsact, tcx, netkit; Cilium's
     /// cil_from_container, …) loaded when pwru-rs starts, at entry and exit with the verdict
     /// (TC_ACT_OK, TC_ACT_SHOT, …), as FUNC name(verdict). The filters apply as everywhere.
@@ -174,6 +184,11 @@ pub struct Cli {
     /// --filter-skb-expr without the comparison; a NULL pointer on the way reads as 0.
     #[arg(long, value_name = "EXPR,...", value_delimiter = ',')]
     pub output_skb_metadata: Vec<String>,
+
+    /// Print a tunnel packet's inner tuple (text column TUNNEL after FUNC, JSON
+    /// `tunnel_tuple`): VXLAN (UDP 4789), Geneve (UDP 6081), GRE, IPIP.
+    #[arg(long)]
+    pub output_tunnel: bool,
 
     /// Print each event's kernel stack (symbolised from /proc/kallsyms), under the event line and
     /// as JSON `stack`.

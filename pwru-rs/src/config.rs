@@ -10,9 +10,10 @@ use std::{
 use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR,
-    FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, OUTPUT_CALLER, OUTPUT_PACKET,
-    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
-    STACK_DEPTH, STACK_MAP_SIZE,
+    FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2,
+    FILTER_TUNNEL_L3, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
+    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, STACK_DEPTH,
+    STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -41,6 +42,8 @@ pub struct OutputConfig {
     pub tuple: bool,
     pub tcp_flags: bool,
     pub skb_cb: bool,
+    /// `--output-tunnel`.
+    pub tunnel: bool,
     /// `--output-stack`, `--output-caller`.
     pub stack: bool,
     pub caller: bool,
@@ -71,6 +74,7 @@ impl OutputConfig {
             tuple: cli.output_tuple,
             tcp_flags: cli.output_tcp_flags,
             skb_cb: cli.output_skb_cb,
+            tunnel: cli.output_tunnel,
             stack: cli.output_stack,
             caller: cli.output_caller,
             netns_names: cli.output_netns_names,
@@ -101,6 +105,7 @@ impl OutputConfig {
             output_tuple: self.tuple,
             output_skb_cb: self.skb_cb,
             output_caller: self.caller,
+            output_tunnel: self.tunnel,
             netns_names_width: self.netns_names.then_some(self.netns_names_max_length),
         }
     }
@@ -125,6 +130,8 @@ pub struct Config {
     /// kernel's BTF when it is read ([`Expressions::resolve`]).
     pub skb_expr: Option<String>,
     pub skb_metadata: Vec<String>,
+    /// `--filter-tunnel-pcap-l2` / `-l3`, translated (the stubs' code).
+    pub tunnel_filters: Vec<(contract::Stub, Vec<u8>)>,
     /// `--filter-func`, anchored: the whole name must match.
     pub func_filter: Option<Regex>,
     /// The kernel programs' read-only configuration (filters, wake-up threshold).
@@ -165,6 +172,25 @@ impl Config {
         for e in &skb_metadata {
             expr::parse_access(e)?;
         }
+        let mut tunnel_filters = Vec::new();
+        for (expr, view, stub, bit) in [
+            (
+                &cli.filter_tunnel_pcap_l2,
+                filter::View::Ethernet,
+                contract::TUNNEL_L2_STUB,
+                FILTER_TUNNEL_L2,
+            ),
+            (
+                &cli.filter_tunnel_pcap_l3,
+                filter::View::Raw,
+                contract::TUNNEL_L3_STUB,
+                FILTER_TUNNEL_L3,
+            ),
+        ] {
+            if let Some(code) = filter::compile_view(expr.as_deref().unwrap_or(""), view)? {
+                tunnel_filters.push((stub, filter::to_bytes(&code), bit));
+            }
+        }
         check_privileges()?;
         let func_filter = cli.filter_func.as_deref().map(func_regex).transpose()?;
         let mut kernel = meta_filters(cli)?;
@@ -178,6 +204,7 @@ impl Config {
             (cli.output_caller, OUTPUT_CALLER),
             (cli.output_pcap.is_some(), OUTPUT_PACKET),
             (!skb_metadata.is_empty(), OUTPUT_SKB_METADATA),
+            (cli.output_tunnel, OUTPUT_TUNNEL),
         ] {
             if on {
                 kernel.outputs |= bit;
@@ -224,6 +251,9 @@ impl Config {
         if skb_expr.is_some() {
             kernel.filters |= FILTER_SKB_EXPR;
         }
+        for (_, _, bit) in &tunnel_filters {
+            kernel.filters |= bit;
+        }
         if let Some(f) = &pcap {
             kernel.filters |= FILTER_PCAP;
             log::debug!(
@@ -256,6 +286,10 @@ impl Config {
             pcap,
             skb_expr,
             skb_metadata,
+            tunnel_filters: tunnel_filters
+                .into_iter()
+                .map(|(stub, code, _)| (stub, code))
+                .collect(),
             func_filter,
             kernel,
             ringbuf_size: cli.ringbuf_size,
@@ -279,10 +313,16 @@ impl Config {
             .as_ref()
             .map(PcapFilter::injections)
             .unwrap_or_default();
-        injections.extend(expressions.injections.iter().map(|(stub, code)| Injection {
-            stub: *stub,
-            code: code.clone(),
-        }));
+        injections.extend(
+            expressions
+                .injections
+                .iter()
+                .chain(&self.tunnel_filters)
+                .map(|(stub, code)| Injection {
+                    stub: *stub,
+                    code: code.clone(),
+                }),
+        );
         Patches {
             injections,
             map_value_sizes: vec![

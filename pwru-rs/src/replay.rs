@@ -97,6 +97,16 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
         (cli.filter_track_skb, "--filter-track-skb"),
         (cli.output_skb, "--output-skb"),
         (cli.output_stack, "--output-stack"),
+        (cli.filter_skb_expr.is_some(), "--filter-skb-expr"),
+        (!cli.output_skb_metadata.is_empty(), "--output-skb-metadata"),
+        (
+            cli.filter_tunnel_pcap_l2.is_some() || cli.filter_tunnel_pcap_l3.is_some(),
+            "--filter-tunnel-pcap-l2/-l3",
+        ),
+        (
+            !cli.kmods.is_empty() || cli.all_kmods,
+            "--kmods/--all-kmods",
+        ),
     ] {
         if on {
             return Err(ReplayError::NeedsKernel(flag).into());
@@ -185,11 +195,28 @@ fn is_not_an_event(line: &str) -> bool {
         .is_ok_and(|v| v.get("summary").is_some() || v.get("packet").is_some())
 }
 
+/// A JSON tuple back into the event's form.
+fn parse_tuple(t: &crate::output::JsonTuple) -> Result<Tuple, String> {
+    let ip = |s: &str| {
+        s.parse::<IpAddr>()
+            .map_err(|_| format!("tuple address {s:?} is not an IP address"))
+    };
+    Ok(Tuple {
+        saddr: ip(&t.saddr)?,
+        daddr: ip(&t.daddr)?,
+        sport: t.sport,
+        dport: t.dport,
+        proto: t.proto,
+        tcp_flags: t.flags.as_deref().map(tcp_flags_byte).transpose()?,
+    })
+}
+
 /// What a line's strings say, parsed.
 struct Parsed {
     skb: u64,
     parent_skb: Option<u64>,
     tuple: Option<Tuple>,
+    tunnel_tuple: Option<Tuple>,
     tracked_by: Option<TrackedBy>,
     /// Kernel ns, when the trace has them (`--timestamp current`).
     ts_ns: Option<u64>,
@@ -204,23 +231,8 @@ impl Parsed {
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
                 .ok_or_else(|| format!("{key} {s:?} is not 0x-prefixed hex"))
         };
-        let tuple = match &j.tuple {
-            Some(t) => {
-                let ip = |s: &str| {
-                    s.parse::<IpAddr>()
-                        .map_err(|_| format!("tuple address {s:?} is not an IP address"))
-                };
-                Some(Tuple {
-                    saddr: ip(&t.saddr)?,
-                    daddr: ip(&t.daddr)?,
-                    sport: t.sport,
-                    dport: t.dport,
-                    proto: t.proto,
-                    tcp_flags: t.flags.as_deref().map(tcp_flags_byte).transpose()?,
-                })
-            }
-            None => None,
-        };
+        let tuple = j.tuple.as_ref().map(parse_tuple).transpose()?;
+        let tunnel_tuple = j.tunnel_tuple.as_ref().map(parse_tuple).transpose()?;
         let tracked_by = match j.tracked_by.as_deref() {
             None => None,
             Some("filter") => Some(TrackedBy::Filter),
@@ -245,6 +257,7 @@ impl Parsed {
                 .map(|p| hex(p, "parent_skb"))
                 .transpose()?,
             tuple,
+            tunnel_tuple,
             tracked_by,
             ts_ns,
             wall_ns,
@@ -304,6 +317,7 @@ impl Parsed {
             caller: j.caller_func.as_deref(),
             packet: None,
             skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
+            tunnel_tuple: self.tunnel_tuple,
         }
     }
 }
@@ -420,6 +434,7 @@ mod tests {
             output_skb_cb: true,
             netns_names_width: None,
             output_caller: true,
+            output_tunnel: true,
         };
         let printer = Printer::new(config(true), WallClock::fixed(0, 0));
         let mut e = Event::sample(0xffff_8880_1234_5600, "kfree_skb_reason", 123_456_789);
@@ -437,6 +452,14 @@ mod tests {
             tcp_flags: Some(0x12),
         });
         e.cb = Some([1, 2, 3, 4, 5]);
+        e.tunnel_tuple = Some(Tuple {
+            saddr: "192.168.77.1".parse().unwrap(),
+            daddr: "192.168.77.2".parse().unwrap(),
+            sport: 0,
+            dport: 0,
+            proto: 1,
+            tcp_flags: None,
+        });
         e.tracked_by = Some(TrackedBy::Skb);
         e.parent_skb = Some(0xffff_8880_1234_5000);
         e.caller = Some("ip_local_deliver_finish");

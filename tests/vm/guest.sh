@@ -169,6 +169,30 @@ if kprobe_multi_supported; then
     fi
 fi
 
+# --- tunnels: VXLAN, Geneve and IPIP between a and b; the inner ping selected by its inner packet --
+# (--filter-tunnel-pcap-l3), the inner tuple beside the outer one (--output-tunnel).
+tunnel_case() { # NAME N OUTER-FILTER OUTER-CHECK TYPE ARGS...
+    local name=$1 n=$2 outer=$3 check=$4
+    shift 4
+    ip -n a link add tun$n "$@" local 10.0.0.1 remote 10.0.0.2 2>/dev/null ||
+        ip -n a link add tun$n "$@" remote 10.0.0.2
+    ip -n b link add tun$n "$@" local 10.0.0.2 remote 10.0.0.1 2>/dev/null ||
+        ip -n b link add tun$n "$@" remote 10.0.0.1
+    ip -n a addr add 192.168.$n.1/24 dev tun$n; ip -n b addr add 192.168.$n.2/24 dev tun$n
+    ip -n a link set tun$n up; ip -n b link set tun$n up
+    run_tracer $name "${BACKEND[@]}" --filter-netns /run/netns/b --output-tunnel \
+        --filter-tunnel-pcap-l3 "icmp and host 192.168.$n.1" "$outer"
+    ip netns exec a ping -c 1 -W 2 192.168.$n.2 >/dev/null || fail "$name: inner ping"
+    stop_tracer
+    expect_line $name "$check" "\"tunnel_tuple\":{\"saddr\":\"192.168.$n.1\",\"daddr\":\"192.168.$n.2\""
+    expect_line $name "$check" "\"tunnel_tuple\":{\"saddr\":\"192.168.$n.2\",\"daddr\":\"192.168.$n.1\""
+    expect_no_line $name '"tunnel_tuple":null'
+    ip -n a link del tun$n; ip -n b link del tun$n
+}
+tunnel_case vxlan 10 'udp port 4789' '"dport":4789' type vxlan id 42 dstport 4789
+tunnel_case geneve 11 'udp port 6081' '"dport":6081' type geneve id 43
+tunnel_case ipip 12 'ip proto 4' '"proto":4,' type ipip
+
 # --- --output-pcap: the packet-copying programs load here too (the host tests read files back) --
 run_tracer pcapng "${BACKEND[@]}" --filter-netns /run/netns/b --output-pcap /tmp/pcapng.pcapng icmp
 ping_a_to_b

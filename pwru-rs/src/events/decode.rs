@@ -6,8 +6,9 @@
 use super::{Dump, PacketBytes};
 use pwru_rs_common::record::{
     Cb, DumpHeader, Meta, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB,
-    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
-    SECTION_SKB_METADATA, SECTION_TUPLE, SECTION_XDP, VERSION,
+    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP,
+    SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP,
+    VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -24,6 +25,8 @@ pub struct Record<'a> {
     pub packet: Option<PacketBytes<'a>>,
     /// `--output-skb-metadata`: the values' little-endian words.
     pub skb_metadata: Option<&'a [u8]>,
+    /// `--output-tunnel`: a tunnel packet's inner tuple.
+    pub tunnel_tuple: Option<&'a Tuple>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -89,6 +92,11 @@ const META_HEADER: SectionHeader = SectionHeader {
     _reserved: 0,
     len: size_of::<Meta>() as u32,
 };
+const PADDING_HEADER: SectionHeader = SectionHeader {
+    kind: SECTION_PADDING,
+    _reserved: 0,
+    len: size_of::<Tuple>() as u32,
+};
 const TUPLE_HEADER: SectionHeader = SectionHeader {
     kind: SECTION_TUPLE,
     _reserved: 0,
@@ -117,10 +125,14 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
     }
     let meta = unsafe { &*at(META_AT + size_of::<SectionHeader>()).cast::<Meta>() };
     let tuple = if has_tuple {
-        if unsafe { *at(TUPLE_AT).cast::<SectionHeader>() } != TUPLE_HEADER {
-            return None;
+        // A record built in place has the tuple's bytes either way: a tuple, or padding.
+        match unsafe { *at(TUPLE_AT).cast::<SectionHeader>() } {
+            TUPLE_HEADER => {
+                Some(unsafe { &*at(TUPLE_AT + size_of::<SectionHeader>()).cast::<Tuple>() })
+            }
+            PADDING_HEADER => None,
+            _ => return None,
         }
-        Some(unsafe { &*at(TUPLE_AT + size_of::<SectionHeader>()).cast::<Tuple>() })
     } else {
         None
     };
@@ -133,6 +145,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         xdp: None,
         packet: None,
         skb_metadata: None,
+        tunnel_tuple: None,
     })
 }
 
@@ -140,6 +153,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
     let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
+    let mut tunnel_tuple = None;
     let (mut skb_dump, mut shinfo_dump, mut packet, mut skb_metadata) = (None, None, None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
@@ -151,6 +165,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         match section.kind {
             SECTION_META => set_once(&mut meta, section, bytes, payload)?,
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
+            SECTION_TUNNEL_TUPLE => set_once(&mut tunnel_tuple, section, bytes, payload)?,
             SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
             SECTION_XDP => set_once(&mut xdp, section, bytes, payload)?,
             SECTION_PACKET => packet_once(&mut packet, section, &bytes[payload..end])?,
@@ -182,6 +197,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         xdp,
         packet,
         skb_metadata,
+        tunnel_tuple,
     })
 }
 
@@ -428,6 +444,19 @@ mod tests {
         let bytes = encode(&meta(), None);
         assert_eq!(bytes.len(), SKB_RECORD_NO_TUPLE);
         assert_eq!(decoded(&bytes), Ok((meta(), None)));
+    }
+
+    #[test]
+    fn a_record_built_in_place_without_a_tuple_has_padding_there() {
+        let mut bytes = encode(&meta(), Some(&tuple()));
+        let at = SKB_RECORD_NO_TUPLE;
+        bytes[at..at + 2].copy_from_slice(&SECTION_PADDING.to_le_bytes());
+        bytes[at + 8..].fill(0xee);
+        assert_eq!(decoded(&bytes), Ok((meta(), None)));
+        // The same through the general walk (sections in another order would take it).
+        let mut aligned = AlignedRecord::default();
+        let r = decode_sections(aligned.copy_of(&bytes)).unwrap();
+        assert_eq!((r.meta, r.tuple), (&meta(), None));
     }
 
     #[test]

@@ -109,6 +109,26 @@ pub struct Enricher {
     metadata: Vec<MetadataField>,
 }
 
+/// A record's tuple, resolved; `None` for an IP version it does not know.
+fn tuple_of(t: &pwru_rs_common::record::Tuple, tcp_flags: bool) -> Option<Tuple> {
+    let (saddr, daddr) = match t.ip_version {
+        IP_V4 => (v4(&t.saddr), v4(&t.daddr)),
+        IP_V6 => (
+            IpAddr::V6(Ipv6Addr::from(t.saddr)),
+            IpAddr::V6(Ipv6Addr::from(t.daddr)),
+        ),
+        _ => return None,
+    };
+    Some(Tuple {
+        saddr,
+        daddr,
+        sport: t.sport,
+        dport: t.dport,
+        proto: t.l4_proto,
+        tcp_flags: (tcp_flags && t.l4_proto == IPPROTO_TCP).then_some(t.tcp_flags),
+    })
+}
+
 /// Bounds the relative-timestamp table: skb addresses are recycled, so old entries only cost memory.
 const LAST_SEEN_MAX: usize = 1 << 20;
 
@@ -216,24 +236,7 @@ impl Enricher {
             mtu: m.mtu,
             len: m.len,
             protocol: m.protocol,
-            tuple: record.tuple.and_then(|t| {
-                let (saddr, daddr) = match t.ip_version {
-                    IP_V4 => (v4(&t.saddr), v4(&t.daddr)),
-                    IP_V6 => (
-                        IpAddr::V6(Ipv6Addr::from(t.saddr)),
-                        IpAddr::V6(Ipv6Addr::from(t.daddr)),
-                    ),
-                    _ => return None,
-                };
-                Some(Tuple {
-                    saddr,
-                    daddr,
-                    sport: t.sport,
-                    dport: t.dport,
-                    proto: t.l4_proto,
-                    tcp_flags: (self.tcp_flags && t.l4_proto == IPPROTO_TCP).then_some(t.tcp_flags),
-                })
-            }),
+            tuple: record.tuple.and_then(|t| tuple_of(t, self.tcp_flags)),
             cb: record.cb.map(|cb| cb.words),
             skb_dump: record.skb_dump,
             shinfo_dump: record.shinfo_dump,
@@ -248,6 +251,9 @@ impl Enricher {
             stack: None,
             caller: None,
             packet: record.packet,
+            tunnel_tuple: record
+                .tunnel_tuple
+                .and_then(|t| tuple_of(t, self.tcp_flags)),
             skb_metadata: record.skb_metadata.map(|words| SkbMetadata::Words {
                 fields: &self.metadata,
                 words,
@@ -353,6 +359,7 @@ mod tests {
             xdp: None,
             packet: None,
             skb_metadata: None,
+            tunnel_tuple: None,
         }
     }
 

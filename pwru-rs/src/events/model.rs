@@ -64,6 +64,8 @@ pub struct Event<'a> {
     pub packet: Option<PacketBytes<'a>>,
     /// `--output-skb-metadata` values.
     pub skb_metadata: Option<SkbMetadata<'a>>,
+    /// `--output-tunnel`: a tunnel packet's inner tuple; `None` for other packets.
+    pub tunnel_tuple: Option<Tuple>,
 }
 
 /// An `--output-skb-metadata` expression as the output reads its value (from [`crate::expr`]).
@@ -211,6 +213,7 @@ impl Event<'static> {
             caller: None,
             packet: None,
             skb_metadata: None,
+            tunnel_tuple: None,
         }
     }
 }

@@ -83,6 +83,26 @@ pub fn compile(expression: &str) -> Result<Option<PcapFilter>, FilterError> {
     }))
 }
 
+/// Compiles `expression` for one view only (the tunnel filters: the inner frame, or the inner
+/// IP packet); `None` when it is empty.
+pub fn compile_view(expression: &str, view: View) -> Result<Option<Vec<Insn>>, FilterError> {
+    let expression = expression.trim();
+    if expression.is_empty() {
+        return Ok(None);
+    }
+    let compiled = compile_cbpf(expression, view).map_err(|message| FilterError::Compile {
+        expression: expression.to_owned(),
+        message,
+    })?;
+    translate(&compiled.instructions())
+        .map(Some)
+        .map_err(|source| FilterError::Translate {
+            expression: expression.to_owned(),
+            view,
+            source,
+        })
+}
+
 /// Largest packet an skb's linear data can hold (IP's 16-bit length plus link headers).
 const MAX_PACKET: u32 = 65_535 + 64;
 
@@ -108,7 +128,7 @@ fn reject_all() -> Vec<Insn> {
     .expect("a single return translates")
 }
 
-fn to_bytes(insns: &[Insn]) -> Vec<u8> {
+pub fn to_bytes(insns: &[Insn]) -> Vec<u8> {
     insns.iter().flat_map(|i| i.to_bytes()).collect()
 }
 

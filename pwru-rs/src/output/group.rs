@@ -312,6 +312,7 @@ mod tests {
                 output_skb_cb: false,
                 netns_names_width: None,
                 output_caller: false,
+                output_tunnel: false,
             },
             WallClock::fixed(0, 0),
         )

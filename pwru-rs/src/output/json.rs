@@ -74,6 +74,9 @@ pub struct JsonEvent {
     /// numbers, `char` arrays as strings, pointers and other bytes as `0x` hex strings); else
     /// `null`.
     pub skb_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `--output-tunnel`: a tunnel packet's inner tuple (as `tuple`); `null` for other packets
+    /// or without the option.
+    pub tunnel_tuple: Option<JsonTuple>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,26 +158,7 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"tuple\":");
-    if let Some(t) = &e.tuple {
-        out.extend_from_slice(b"{\"saddr\":\"");
-        write_ip(out, &t.saddr);
-        out.extend_from_slice(b"\",\"daddr\":\"");
-        write_ip(out, &t.daddr);
-        out.extend_from_slice(b"\",\"sport\":");
-        write_u64(out, t.sport as u64);
-        out.extend_from_slice(b",\"dport\":");
-        write_u64(out, t.dport as u64);
-        out.extend_from_slice(b",\"proto\":");
-        write_u64(out, t.proto as u64);
-        out.extend_from_slice(b",\"flags\":");
-        match t.tcp_flags {
-            Some(flags) => quoted(out, |o| write_tcp_flags_names(o, flags)),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.push(b'}');
-    } else {
-        out.extend_from_slice(b"null");
-    }
+    write_tuple(out, e.tuple.as_ref());
     out.extend_from_slice(b",\"pid\":");
     write_u64(out, e.pid as u64);
     out.extend_from_slice(b",\"comm\":");
@@ -304,7 +288,33 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"tunnel_tuple\":");
+    write_tuple(out, e.tunnel_tuple.as_ref());
     out.extend_from_slice(b"}\n");
+}
+
+/// A tuple object, or `null`.
+fn write_tuple(out: &mut Vec<u8>, t: Option<&crate::events::Tuple>) {
+    if let Some(t) = t {
+        out.extend_from_slice(b"{\"saddr\":\"");
+        write_ip(out, &t.saddr);
+        out.extend_from_slice(b"\",\"daddr\":\"");
+        write_ip(out, &t.daddr);
+        out.extend_from_slice(b"\",\"sport\":");
+        write_u64(out, t.sport as u64);
+        out.extend_from_slice(b",\"dport\":");
+        write_u64(out, t.dport as u64);
+        out.extend_from_slice(b",\"proto\":");
+        write_u64(out, t.proto as u64);
+        out.extend_from_slice(b",\"flags\":");
+        match t.tcp_flags {
+            Some(flags) => quoted(out, |o| write_tcp_flags_names(o, flags)),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    } else {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// Writes a JSON string whose raw bytes `write` produces (short composite values: process,

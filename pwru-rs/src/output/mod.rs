@@ -41,6 +41,8 @@ pub struct PrinterConfig {
     pub netns_names_width: Option<usize>,
     /// Text only: the CALLER column after FUNC (`--output-caller`).
     pub output_caller: bool,
+    /// Text only: the TUNNEL column after FUNC and CALLER (`--output-tunnel`).
+    pub output_tunnel: bool,
 }
 
 pub struct Printer {
@@ -147,7 +149,12 @@ fn write_reason(reason: &Reason<'_>, out: &mut Vec<u8>) {
 
 /// `saddr:sport->daddr:dport(proto)`, IPv6 addresses in brackets.
 fn write_tuple(e: &Event<'_>, out: &mut Vec<u8>) {
-    let Some(t) = &e.tuple else {
+    write_tuple_of(e.tuple.as_ref(), out)
+}
+
+/// A tuple as the TUPLE column shows it (the TUNNEL column too).
+fn write_tuple_of(t: Option<&crate::events::Tuple>, out: &mut Vec<u8>) {
+    let Some(t) = t else {
         // pwru prints an all-zero tuple; keeping it keeps the column count fixed for awk.
         out.extend_from_slice(b"0.0.0.0:0->0.0.0.0:0()");
         return;

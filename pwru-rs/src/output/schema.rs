@@ -136,6 +136,11 @@ pub const FIELDS: &[SchemaField] = &[
         "object / null",
         "`--output-skb-metadata`: each expression as written and its value, in the order given, e.g. `{\"skb->mark\": 66, \"skb->dev->name\": \"eth0\"}`: numbers as numbers, `char` arrays as strings (to the NUL, 16 bytes at most), pointers and other bytes as `0x…` hex strings; 0 when a pointer on the way is NULL; `null` without the option",
     ),
+    field(
+        "tunnel_tuple",
+        "object / null",
+        "`--output-tunnel`: a tunnel packet's inner tuple, as `tuple` (VXLAN, Geneve, GRE, IPIP; the outer one is `tuple`); `null` for other packets or without the option",
+    ),
 ];
 
 /// The README's table of the schema.

@@ -13,6 +13,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         output_skb_cb: false,
         netns_names_width: None,
         output_caller: false,
+        output_tunnel: false,
     }
 }
 
@@ -62,6 +63,7 @@ fn udp_event() -> Event<'static> {
         caller: None,
         packet: None,
         skb_metadata: None,
+        tunnel_tuple: None,
     }
 }
 
@@ -314,6 +316,7 @@ fn json_round_trip_has_every_field() {
             verdict_code: None,
             xdp: None,
             skb_metadata: None,
+            tunnel_tuple: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -717,4 +720,51 @@ fn skb_metadata_in_text_and_json() {
     assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
     let line2 = text(&printer(false, TimestampChoice::None), &again);
     assert_eq!(line, line2);
+}
+
+#[test]
+fn tunnel_tuple_in_text_and_json() {
+    let mut e = udp_event();
+    let inner = Tuple {
+        saddr: ip("192.168.77.1"),
+        daddr: ip("192.168.77.2"),
+        sport: 0,
+        dport: 0,
+        proto: 1,
+        tcp_flags: None,
+    };
+    e.tunnel_tuple = Some(inner);
+    let mut config = PrinterConfig {
+        output_tunnel: true,
+        ..config(false, TimestampChoice::None)
+    };
+    let p = Printer::new(config, WallClock::fixed(0, 0));
+    let mut header = Vec::new();
+    p.write_header(&mut header);
+    assert!(String::from_utf8(header)
+        .unwrap()
+        .trim_end()
+        .ends_with("FUNC TUNNEL"));
+    let line = text(&p, &e);
+    assert!(
+        line.trim_end()
+            .ends_with("net_dev_queue 192.168.77.1:0->192.168.77.2:0(icmp)"),
+        "{line}"
+    );
+    e.tunnel_tuple = None;
+    let line = text(&p, &e);
+    assert!(
+        line.trim_end()
+            .ends_with("net_dev_queue 0.0.0.0:0->0.0.0.0:0()"),
+        "{line}"
+    );
+    e.tunnel_tuple = Some(inner);
+    let j = json(&e);
+    let t = j.tunnel_tuple.expect("tunnel_tuple");
+    assert_eq!(
+        (t.saddr.as_str(), t.daddr.as_str(), t.proto),
+        ("192.168.77.1", "192.168.77.2", 1)
+    );
+    config = self::config(false, TimestampChoice::None);
+    assert!(!config.output_tunnel);
 }

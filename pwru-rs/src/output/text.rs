@@ -3,7 +3,8 @@
 
 use super::{
     aligned, write_cb, write_dump_text, write_func, write_hex, write_hex_digits, write_iface,
-    write_meta_number, write_process, write_tuple, write_u64, Align, PrinterConfig, WallClock,
+    write_meta_number, write_process, write_tuple, write_tuple_of, write_u64, Align, PrinterConfig,
+    WallClock,
 };
 use crate::{
     cli::TimestampChoice,
@@ -75,6 +76,9 @@ pub(super) fn write_header(config: &PrinterConfig, out: &mut Vec<u8>) {
     if config.output_caller {
         out.extend_from_slice(b" CALLER");
     }
+    if config.output_tunnel {
+        out.extend_from_slice(b" TUNNEL");
+    }
     out.push(b'\n');
 }
 
@@ -137,6 +141,10 @@ pub(super) fn write_event(
     if config.output_caller {
         out.push(b' ');
         out.extend_from_slice(e.caller.unwrap_or("-").as_bytes());
+    }
+    if config.output_tunnel {
+        out.push(b' ');
+        write_tuple_of(e.tunnel_tuple.as_ref(), out);
     }
     // pwru's ` name=value` after the function, one per --output-skb-metadata expression.
     if let Some(metadata) = &e.skb_metadata {
