@@ -63,8 +63,12 @@ fn rotation_keeps_two_backups_of_whole_contiguous_events() {
             "2",
         ],
     );
-    // The same events unrotated: what the kept files must be the end of, exactly.
-    let reference = start(TempDir::new("pwru-rs-reference").unwrap(), &[]);
+    // The same events unrotated (a flood's events are more than the default 100 MB): what the
+    // kept files must be the end of, exactly.
+    let reference = start(
+        TempDir::new("pwru-rs-reference").unwrap(),
+        &["--output-file-max-size", "4096"],
+    );
     // One CPU, so both tracers' ring buffers hold the events in the same order.
     net.a
         .sh(&format!("taskset -c 0 ping -f -q -c 20000 {}", net.addr_b))

@@ -155,6 +155,10 @@ fn bad_expressions_fail_before_anything_is_attached() {
             ],
             "at most 4",
         ),
+        (
+            &["--filter-xdp-expr", "xdp->frame_sz == 1"][..],
+            "add --filter-trace-xdp",
+        ),
     ] {
         let out = integration_tests::run_within(
             std::process::Command::new(integration_tests::pwru_bin())

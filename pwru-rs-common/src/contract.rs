@@ -17,6 +17,8 @@ pub const PACKETS_MAP: &str = "PACKETS";
 /// Per-CPU buffers the skb records are built in, one per nesting level (the stack is too small
 /// for them besides the filters).
 pub const RECORDS_MAP: &str = "RECORDS";
+/// The same for XDP records.
+pub const XDP_RECORDS_MAP: &str = "XDP_RECORDS";
 /// Per-CPU buffers the `--output-skb-metadata` words are gathered in, one per nesting level.
 pub const SKB_METADATA_MAP: &str = "SKB_METADATA";
 /// Per-CPU buffers the `--output-tunnel` inner tuple is built in, one per nesting level.
@@ -142,14 +144,27 @@ pub const TUNNEL_L3_STUB: Stub = Stub {
     section: ".text.tunnel_l3",
     symbol: "pwru_tunnel_filter_l3",
 };
+/// `--filter-xdp-expr`: `u64 f(u64 xdp)`, non-zero when the expression holds on the
+/// `struct xdp_buff`.
+pub const XDP_EXPR_STUB: Stub = Stub {
+    section: ".text.xdp_expr",
+    symbol: "pwru_filter_xdp_expr",
+};
+/// `--output-xdp-metadata`: `u64 f(u64 xdp, u64 word)`.
+pub const XDP_METADATA_STUB: Stub = Stub {
+    section: ".text.xdp_metadata",
+    symbol: "pwru_xdp_metadata",
+};
 /// Every stub of the object.
-pub const STUBS: [Stub; 6] = [
+pub const STUBS: [Stub; 8] = [
     FILTER_L2_STUB,
     FILTER_L3_STUB,
     SKB_EXPR_STUB,
     SKB_METADATA_STUB,
     TUNNEL_L2_STUB,
     TUNNEL_L3_STUB,
+    XDP_EXPR_STUB,
+    XDP_METADATA_STUB,
 ];
 
 /// Runs the injected filters on [`FILTER_TEST_MAP`] under BPF_PROG_TEST_RUN (tests).

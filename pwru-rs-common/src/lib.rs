@@ -76,6 +76,8 @@ pub const FILTER_SKB_EXPR: u32 = 1 << 7;
 /// other packets are not affected.
 pub const FILTER_TUNNEL_L2: u32 = 1 << 8;
 pub const FILTER_TUNNEL_L3: u32 = 1 << 9;
+/// A `--filter-xdp-expr` was injected into its stub (`contract::XDP_EXPR_STUB`).
+pub const FILTER_XDP_EXPR: u32 = 1 << 10;
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;
@@ -107,6 +109,9 @@ pub const OUTPUT_PACKET: u32 = 1 << 6;
 pub const OUTPUT_SKB_METADATA: u32 = 1 << 7;
 /// `--output-tunnel`: a tunnel packet's inner tuple, as a [`record::SECTION_TUNNEL_TUPLE`].
 pub const OUTPUT_TUNNEL: u32 = 1 << 8;
+/// `--output-xdp-metadata`: as `OUTPUT_SKB_METADATA` for an XDP program's packet
+/// (`contract::XDP_METADATA_STUB`, `Config::xdp_metadata_words`).
+pub const OUTPUT_XDP_METADATA: u32 = 1 << 9;
 
 /// UDP ports the tunnel parser knows (IANA's).
 pub const VXLAN_PORT: u16 = 4789;
@@ -158,8 +163,11 @@ pub struct Config {
     pub snaplen: u32,
     /// 8-byte words of `--output-skb-metadata` values per event (≤ `MAX_SKB_METADATA_WORDS`).
     pub skb_metadata_words: u32,
+    /// The same for `--output-xdp-metadata`.
+    pub xdp_metadata_words: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Config>() == 48);
+const _: () = assert!(size_of::<Config>() == 56);
 
 /// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
 /// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;

@@ -66,6 +66,24 @@ pub extern "C" fn pwru_skb_metadata(skb: u64, word: u64) -> u64 {
 }
 assert_contract_name!(pwru_skb_metadata, contract::SKB_METADATA_STUB.symbol);
 
+/// `--filter-xdp-expr` on an XDP program's `struct xdp_buff`: non-zero when it holds.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.xdp_expr")]
+#[inline(never)]
+pub extern "C" fn pwru_filter_xdp_expr(xdp: u64) -> u64 {
+    placeholder(xdp, 1)
+}
+assert_contract_name!(pwru_filter_xdp_expr, contract::XDP_EXPR_STUB.symbol);
+
+/// `--output-xdp-metadata`: word `word` of the values read from the `struct xdp_buff`.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".text.xdp_metadata")]
+#[inline(never)]
+pub extern "C" fn pwru_xdp_metadata(xdp: u64, word: u64) -> u64 {
+    placeholder(xdp, word ^ 2)
+}
+assert_contract_name!(pwru_xdp_metadata, contract::XDP_METADATA_STUB.symbol);
+
 /// Never runs unreplaced (the programs call the stubs only when a filter was injected). Its value
 /// must be unknowable to the compiler, or it folds the call and the caller's check away; a helper's
 /// result is. No relocations and no memory access, so it also verifies on its own.

@@ -21,14 +21,15 @@ use pwru_rs_common::{
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
     FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR, FILTER_TRACK_SKB,
     FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2, FILTER_TUNNEL_L3,
-    MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
-    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, TASK_COMM_LEN,
+    FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
+    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL,
+    OUTPUT_XDP_METADATA, TASK_COMM_LEN,
 };
 
 use crate::{
     filter::{
-        pwru_filter_l2, pwru_filter_l3, pwru_filter_skb_expr, pwru_skb_metadata,
-        pwru_tunnel_filter_l2, pwru_tunnel_filter_l3,
+        pwru_filter_l2, pwru_filter_l3, pwru_filter_skb_expr, pwru_filter_xdp_expr,
+        pwru_skb_metadata, pwru_tunnel_filter_l2, pwru_tunnel_filter_l3, pwru_xdp_metadata,
     },
     track, tunnel,
 };
@@ -75,6 +76,11 @@ assert_contract_name!(PACKETS, contract::PACKETS_MAP);
 #[map]
 static RECORDS: PerCpuArray<SkbRecord> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
 assert_contract_name!(RECORDS, contract::RECORDS_MAP);
+
+/// Per-CPU buffers the XDP records are built in, one per nesting level.
+#[map]
+static XDP_RECORDS: PerCpuArray<XdpRecord> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(XDP_RECORDS, contract::XDP_RECORDS_MAP);
 
 /// Per-CPU buffers of `--output-skb-metadata` words, one per nesting level.
 #[map]
@@ -138,6 +144,21 @@ struct Meta {
     dev: u64,
     netns: u32,
     ifindex: u32,
+}
+
+impl Meta {
+    /// Not read yet: every field defined (an `Option` would leave some undefined, see
+    /// `why_traced`). No device sits at the last address.
+    const UNREAD: Meta = Meta {
+        dev: u64::MAX,
+        netns: 0,
+        ifindex: 0,
+    };
+
+    #[inline(always)]
+    fn is_unread(&self) -> bool {
+        self.dev == u64::MAX
+    }
 }
 
 #[inline(always)]
@@ -252,9 +273,10 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     if tracking_by_stack() && tracked_by != TRACKED_BY_STACKID {
         track::remember_stack(skb, stack_key);
     }
-    let meta = match meta {
-        Some(meta) => meta,
-        None => read_meta(skb),
+    let meta = if meta.is_unread() {
+        read_meta(skb)
+    } else {
+        meta
     };
     let protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
     let common = Common {
@@ -481,20 +503,16 @@ unsafe fn write_meta(
     }
 }
 
-/// Whether the skb is traced, and why: `(TRACKED_*, parent skb, meta read by the filters,
-/// headers)`; `None` when it is not.
+/// Whether the skb is traced, and why: `(TRACKED_*, parent skb, meta read by the filters
+/// (`Meta::UNREAD` if they did not), headers)`; `None` when it is not.
 #[inline(always)]
-fn why_traced(
-    skb: u64,
-    stack_key: u64,
-    via_stack: bool,
-) -> Option<(u8, u64, Option<Meta>, Headers)> {
+fn why_traced(skb: u64, stack_key: u64, via_stack: bool) -> Option<(u8, u64, Meta, Headers)> {
     if via_stack {
-        return Some((TRACKED_BY_STACKID, 0, None, read_headers(skb)));
+        return Some((TRACKED_BY_STACKID, 0, Meta::UNREAD, read_headers(skb)));
     }
     // Load-time constants: without tracking, no map lookup.
     if !(tracking() || tracking_by_stack()) {
-        let (meta, headers) = passes_filters(skb, None)?;
+        let (meta, headers) = passes_filters(skb, Headers::UNREAD)?;
         return Some((TRACKED_NONE, 0, meta, headers));
     }
     if tracking() {
@@ -506,22 +524,24 @@ fn why_traced(
             if cfg!(filters) & FILTER_TRACK_XDP != 0 {
                 track::xdp_seen(headers.head);
             }
-            return Some((TRACKED_BY_SKB, t.parent, None, headers));
+            return Some((TRACKED_BY_SKB, t.parent, Meta::UNREAD, headers));
         }
     }
     if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() {
-        return Some((TRACKED_BY_STACKID, 0, None, read_headers(skb)));
+        return Some((TRACKED_BY_STACKID, 0, Meta::UNREAD, read_headers(skb)));
     }
-    // Built on a packet that a traced XDP program passed (a load-time constant).
+    // Built on a packet that a traced XDP program passed (a load-time constant). No `Option`
+    // of the headers: LLVM may spill the undefined fields of a `None`, which the verifier
+    // refuses as reads of uninitialised registers.
     let headers = if cfg!(filters) & FILTER_TRACK_XDP != 0 {
         let headers = read_headers(skb);
         if let Some(xdp) = track::xdp_passed(headers.head) {
             track::track(skb, xdp);
-            return Some((TRACKED_BY_XDP, xdp, None, headers));
+            return Some((TRACKED_BY_XDP, xdp, Meta::UNREAD, headers));
         }
-        Some(headers)
+        headers
     } else {
-        None
+        Headers::UNREAD
     };
     let (meta, headers) = passes_filters(skb, headers)?;
     if tracking() {
@@ -530,10 +550,11 @@ fn why_traced(
     Some((TRACKED_BY_FILTER, 0, meta, headers))
 }
 
-/// The meta filters, then the pcap filter. `None` when the skb does not pass; else what the meta
-/// filters read of its device and netns (if they read it), and its headers.
+/// The meta filters, the expression, the pcap and tunnel filters. `None` when the skb does not
+/// pass; else what the meta filters read of its device and netns (`Meta::UNREAD` if they did
+/// not), and its headers (read here unless `headers` were).
 #[inline(always)]
-fn passes_filters(skb: u64, headers: Option<Headers>) -> Option<(Option<Meta>, Headers)> {
+fn passes_filters(skb: u64, headers: Headers) -> Option<(Meta, Headers)> {
     // Read only what the configured filters need before deciding: most skbs are not the ones
     // wanted. The filter bits are load-time constants, so the verifier drops unused branches.
     let filters = cfg!(filters);
@@ -544,17 +565,18 @@ fn passes_filters(skb: u64, headers: Option<Headers>) -> Option<(Option<Meta>, H
         }
     }
     let meta = if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 {
-        Some(meta_filters(read_meta(skb))?)
+        meta_filters(read_meta(skb))?
     } else {
-        None
+        Meta::UNREAD
     };
     // A load-time constant: without an expression the call is pruned.
     if filters & FILTER_SKB_EXPR != 0 && pwru_filter_skb_expr(skb) == 0 {
         return None;
     }
-    let headers = match headers {
-        Some(h) => h,
-        None => read_headers(skb),
+    let headers = if headers.is_unread() {
+        read_headers(skb)
+    } else {
+        headers
     };
     // A load-time constant: without an expression the verifier prunes the call, so no cost.
     if filters & FILTER_PCAP != 0 && !pcap_matches(skb, &headers) {
@@ -794,14 +816,35 @@ fn tunnel_tuple(level: u32, skb: u64, headers: &Headers) -> *mut TupleSection {
     buf
 }
 
-/// Words of `--output-skb-metadata` per event, bounded for the verifier.
+/// A count of metadata words from the configuration, bounded for the verifier.
 #[inline(always)]
-fn metadata_words() -> u32 {
-    let words = cfg!(skb_metadata_words);
+fn bounded_words(words: u32) -> u32 {
     if words > MAX_SKB_METADATA_WORDS {
         MAX_SKB_METADATA_WORDS
     } else {
         words
+    }
+}
+
+/// Words of `--output-skb-metadata` per event.
+#[inline(always)]
+fn metadata_words() -> u32 {
+    bounded_words(cfg!(skb_metadata_words))
+}
+
+/// `buf[w] = word(w)` for the first `words` words.
+#[inline(always)]
+fn gather_words(
+    buf: *mut [u64; MAX_SKB_METADATA_WORDS as usize],
+    words: u32,
+    word: impl Fn(u64) -> u64,
+) {
+    let mut w = 0;
+    while w < MAX_SKB_METADATA_WORDS {
+        if w < words {
+            unsafe { (*buf)[w as usize] = word(w as u64) };
+        }
+        w += 1;
     }
 }
 
@@ -812,14 +855,7 @@ fn skb_metadata(level: u32, skb: u64) -> *mut [u64; MAX_SKB_METADATA_WORDS as us
     let Some(buf) = SKB_METADATA.get_ptr_mut(level) else {
         return core::ptr::null_mut();
     };
-    let words = metadata_words();
-    let mut w = 0;
-    while w < MAX_SKB_METADATA_WORDS {
-        if w < words {
-            unsafe { (*buf)[w as usize] = pwru_skb_metadata(skb, w as u64) };
-        }
-        w += 1;
-    }
+    gather_words(buf, metadata_words(), |w| pwru_skb_metadata(skb, w));
     buf
 }
 
@@ -1058,6 +1094,22 @@ struct Headers {
     network: u16,
 }
 
+impl Headers {
+    /// Not read yet (every field defined: see `why_traced`). `tail` is never `u32::MAX` in an
+    /// skb that was read (it is an offset into a buffer of at most a few hundred KiB).
+    const UNREAD: Headers = Headers {
+        head: 0,
+        tail: u32::MAX,
+        mac: HEADER_UNSET,
+        network: HEADER_UNSET,
+    };
+
+    #[inline(always)]
+    fn is_unread(&self) -> bool {
+        self.tail == u32::MAX
+    }
+}
+
 /// Bytes of `struct sk_buff` read at once for [`Headers`].
 const HEADERS_WINDOW: usize = 32;
 
@@ -1272,6 +1324,9 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
         if filters & (FILTER_NETNS | FILTER_IFINDEX) != 0 && meta_filters(dev_meta(dev)).is_none() {
             return false;
         }
+        if filters & FILTER_XDP_EXPR != 0 && pwru_filter_xdp_expr(xdp) == 0 {
+            return false;
+        }
         filters & FILTER_PCAP == 0 || pwru_filter_l2(data, data_end) != 0
     };
     let tracked_by = if !tracking() {
@@ -1308,8 +1363,15 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     if len < ETH_HLEN {
         ethertype = 0;
     }
-    let mut record = MaybeUninit::<XdpRecord>::uninit();
-    let r = record.as_mut_ptr();
+    // In this nesting level's per-CPU buffer, not on the stack (see `handle_skb`).
+    let Some(level) = enter_dump_level() else {
+        count(&LOST);
+        return;
+    };
+    let Some(r) = XDP_RECORDS.get_ptr_mut(level) else {
+        leave_dump_level();
+        return;
+    };
     unsafe {
         write_meta(
             &raw mut (*r).meta_header,
@@ -1355,5 +1417,42 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     } else {
         XDP_RECORD_NO_TUPLE
     };
-    unsafe { send_whole(r.cast(), len) };
+    // Load-time constant.
+    if cfg!(outputs) & OUTPUT_XDP_METADATA == 0 {
+        unsafe { send_whole(r.cast(), len) };
+        leave_dump_level();
+        return;
+    }
+    let words = bounded_words(cfg!(xdp_metadata_words));
+    if let Some(buf) = SKB_METADATA.get_ptr_mut(level) {
+        gather_words(buf, words, |w| pwru_xdp_metadata(xdp, w));
+        let metadata_len = 8 + 8 * words;
+        let total = len as u32 + metadata_len;
+        unsafe {
+            (&raw mut (*r).header).write(RecordHeader {
+                kind: KIND_SKB,
+                version: VERSION,
+                len: total,
+            });
+        }
+        let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
+        let d = record.as_mut_ptr();
+        let events = (&raw const EVENTS).cast_mut().cast();
+        if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
+            unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
+            count(&LOST);
+        } else {
+            let mut at = 0u32;
+            write_at(d, &mut at, r.cast(), len as u32);
+            let mut head = SectionHeader {
+                kind: SECTION_SKB_METADATA,
+                _reserved: 0,
+                len: metadata_len - 8,
+            };
+            write_at(d, &mut at, (&raw mut head).cast(), 8);
+            write_at(d, &mut at, buf.cast(), metadata_len - 8);
+            unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
+        }
+    }
+    leave_dump_level();
 }

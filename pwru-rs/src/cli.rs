@@ -103,6 +103,12 @@ pub struct Cli {
     #[arg(long, value_name = "EXPR")]
     pub filter_tunnel_pcap_l3: Option<String>,
 
+    /// --filter-trace-xdp: only XDP packets for which this expression over
+    /// `struct xdp_buff *xdp` holds (as --filter-skb-expr): `xdp->rxq->dev->ifindex == 2`,
+    /// `xdp->rxq->queue_index == 0`.
+    #[arg(long, value_name = "EXPR")]
+    pub filter_xdp_expr: Option<String>,
+
     /// Also trace the tc BPF programs (sched_cls/sched_act: clsact, tcx, netkit; Cilium's
     /// cil_from_container, …) loaded when pwru-rs starts, at entry and exit with the verdict
     /// (TC_ACT_OK, TC_ACT_SHOT, …), as FUNC name(verdict). The filters apply as everywhere.
@@ -184,6 +190,11 @@ pub struct Cli {
     /// --filter-skb-expr without the comparison; a NULL pointer on the way reads as 0.
     #[arg(long, value_name = "EXPR,...", value_delimiter = ',')]
     pub output_skb_metadata: Vec<String>,
+
+    /// --filter-trace-xdp: print these fields of each XDP packet's `struct xdp_buff` (as
+    /// --output-skb-metadata), at most 4: `xdp->rxq->dev->name,xdp->frame_sz`.
+    #[arg(long, value_name = "EXPR,...", value_delimiter = ',')]
+    pub output_xdp_metadata: Vec<String>,
 
     /// Print a tunnel packet's inner tuple (text column TUNNEL after FUNC, JSON
     /// `tunnel_tuple`): VXLAN (UDP 4789), Geneve (UDP 6081), GRE, IPIP.

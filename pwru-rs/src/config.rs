@@ -11,9 +11,9 @@ use anyhow::{bail, Context};
 use pwru_rs_common::{
     contract, FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR,
     FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2,
-    FILTER_TUNNEL_L3, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
-    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, STACK_DEPTH,
-    STACK_MAP_SIZE,
+    FILTER_TUNNEL_L3, FILTER_XDP_EXPR, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB,
+    OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL,
+    OUTPUT_XDP_METADATA, STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -130,6 +130,9 @@ pub struct Config {
     /// kernel's BTF when it is read ([`Expressions::resolve`]).
     pub skb_expr: Option<String>,
     pub skb_metadata: Vec<String>,
+    /// `--filter-xdp-expr` and `--output-xdp-metadata`, the same over `struct xdp_buff`.
+    pub xdp_expr: Option<String>,
+    pub xdp_metadata: Vec<String>,
     /// `--filter-tunnel-pcap-l2` / `-l3`, translated (the stubs' code).
     pub tunnel_filters: Vec<(contract::Stub, Vec<u8>)>,
     /// `--filter-func`, anchored: the whole name must match.
@@ -148,29 +151,12 @@ impl Config {
         // libpcap's verdict on the expression comes first: a typo must not cost a BTF parse.
         let pcap = filter::compile(&cli.pcap_expression())?;
         // So are the expressions' syntax and count (their fields need the kernel's BTF).
-        let skb_expr = cli
-            .filter_skb_expr
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_owned);
-        if let Some(e) = &skb_expr {
-            expr::parse_filter(e)?;
-        }
-        let skb_metadata: Vec<String> = cli
-            .output_skb_metadata
-            .iter()
-            .map(|e| e.trim().to_owned())
-            .filter(|e| !e.is_empty())
-            .collect();
-        if skb_metadata.len() > expr::MAX_METADATA {
-            return Err(expr::ExprError::TooMany {
-                count: skb_metadata.len(),
-            }
-            .into());
-        }
-        for e in &skb_metadata {
-            expr::parse_access(e)?;
+        let skb_expr = filter_expression(cli.filter_skb_expr.as_deref())?;
+        let skb_metadata = metadata_expressions(&cli.output_skb_metadata, expr::SKB)?;
+        let xdp_expr = filter_expression(cli.filter_xdp_expr.as_deref())?;
+        let xdp_metadata = metadata_expressions(&cli.output_xdp_metadata, expr::XDP)?;
+        if (xdp_expr.is_some() || !xdp_metadata.is_empty()) && !cli.filter_trace_xdp {
+            bail!("--filter-xdp-expr and --output-xdp-metadata apply to the packets of traced XDP programs: add --filter-trace-xdp");
         }
         let mut tunnel_filters = Vec::new();
         for (expr, view, stub, bit) in [
@@ -204,6 +190,7 @@ impl Config {
             (cli.output_caller, OUTPUT_CALLER),
             (cli.output_pcap.is_some(), OUTPUT_PACKET),
             (!skb_metadata.is_empty(), OUTPUT_SKB_METADATA),
+            (!xdp_metadata.is_empty(), OUTPUT_XDP_METADATA),
             (cli.output_tunnel, OUTPUT_TUNNEL),
         ] {
             if on {
@@ -251,6 +238,9 @@ impl Config {
         if skb_expr.is_some() {
             kernel.filters |= FILTER_SKB_EXPR;
         }
+        if xdp_expr.is_some() {
+            kernel.filters |= FILTER_XDP_EXPR;
+        }
         for (_, _, bit) in &tunnel_filters {
             kernel.filters |= bit;
         }
@@ -286,6 +276,8 @@ impl Config {
             pcap,
             skb_expr,
             skb_metadata,
+            xdp_expr,
+            xdp_metadata,
             tunnel_filters: tunnel_filters
                 .into_iter()
                 .map(|(stub, code, _)| (stub, code))
@@ -433,9 +425,12 @@ impl Kmods {
 #[derive(Debug, Default)]
 pub struct Expressions {
     pub injections: Vec<(contract::Stub, Vec<u8>)>,
-    pub metadata: Vec<expr::Metadata>,
-    /// `Config::skb_metadata_words` for the kernel side.
-    pub metadata_words: u32,
+    /// `--output-skb-metadata`, `--output-xdp-metadata`: the values, in order.
+    pub skb_metadata: Vec<expr::Metadata>,
+    pub xdp_metadata: Vec<expr::Metadata>,
+    /// `Config::skb_metadata_words`, `Config::xdp_metadata_words` for the kernel side.
+    pub skb_metadata_words: u32,
+    pub xdp_metadata_words: u32,
 }
 
 impl Expressions {
@@ -445,29 +440,87 @@ impl Expressions {
         let bytes = |insns: Vec<crate::asm::Insn>| -> Vec<u8> {
             insns.iter().flat_map(|i| i.to_bytes()).collect()
         };
-        if let Some(e) = &config.skb_expr {
-            let f = expr::filter(btf, expr::SKB, e)?;
-            let code = expr::codegen::filter(&f).context("--filter-skb-expr")?;
-            log::debug!(
-                "--filter-skb-expr '{e}': {f:?}, {} eBPF instructions",
-                code.len()
-            );
-            out.injections.push((contract::SKB_EXPR_STUB, bytes(code)));
+        for (e, root, stub, flag) in [
+            (
+                &config.skb_expr,
+                expr::SKB,
+                contract::SKB_EXPR_STUB,
+                "--filter-skb-expr",
+            ),
+            (
+                &config.xdp_expr,
+                expr::XDP,
+                contract::XDP_EXPR_STUB,
+                "--filter-xdp-expr",
+            ),
+        ] {
+            if let Some(e) = e {
+                let f = expr::filter(btf, root, e)?;
+                let code = expr::codegen::filter(&f).context(flag)?;
+                log::debug!("{flag} '{e}': {f:?}, {} eBPF instructions", code.len());
+                out.injections.push((stub, bytes(code)));
+            }
         }
-        if !config.skb_metadata.is_empty() {
-            let metadata = expr::metadata(btf, expr::SKB, &config.skb_metadata)?;
-            let code = expr::codegen::metadata(&metadata).context("--output-skb-metadata")?;
-            log::debug!(
-                "--output-skb-metadata: {metadata:?}, {} eBPF instructions",
-                code.len()
-            );
-            out.metadata_words = metadata.iter().map(|m| m.words).sum();
-            out.injections
-                .push((contract::SKB_METADATA_STUB, bytes(code)));
-            out.metadata = metadata;
+        for (exprs, root, stub, flag) in [
+            (
+                &config.skb_metadata,
+                expr::SKB,
+                contract::SKB_METADATA_STUB,
+                "--output-skb-metadata",
+            ),
+            (
+                &config.xdp_metadata,
+                expr::XDP,
+                contract::XDP_METADATA_STUB,
+                "--output-xdp-metadata",
+            ),
+        ] {
+            if exprs.is_empty() {
+                continue;
+            }
+            let metadata = expr::metadata(btf, root, exprs)?;
+            let code = expr::codegen::metadata(&metadata).context(flag)?;
+            log::debug!("{flag}: {metadata:?}, {} eBPF instructions", code.len());
+            let words = metadata.iter().map(|m| m.words).sum();
+            out.injections.push((stub, bytes(code)));
+            if root.name == expr::XDP.name {
+                (out.xdp_metadata, out.xdp_metadata_words) = (metadata, words);
+            } else {
+                (out.skb_metadata, out.skb_metadata_words) = (metadata, words);
+            }
         }
         Ok(out)
     }
+}
+
+/// `--filter-skb-expr`/`--filter-xdp-expr` trimmed (`None` when empty), its syntax checked.
+fn filter_expression(e: Option<&str>) -> anyhow::Result<Option<String>> {
+    let e = e.map(str::trim).filter(|e| !e.is_empty());
+    if let Some(e) = e {
+        expr::parse_filter(e)?;
+    }
+    Ok(e.map(str::to_owned))
+}
+
+/// `--output-skb-metadata`/`--output-xdp-metadata`: the non-empty expressions, their count and
+/// syntax checked.
+fn metadata_expressions(exprs: &[String], root: expr::Root) -> anyhow::Result<Vec<String>> {
+    let exprs: Vec<String> = exprs
+        .iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if exprs.len() > expr::MAX_METADATA {
+        return Err(expr::ExprError::TooMany {
+            kind: root.name,
+            count: exprs.len(),
+        }
+        .into());
+    }
+    for e in &exprs {
+        expr::parse_access(e)?;
+    }
+    Ok(exprs)
 }
 
 /// `--filter-func`: the whole name must match.

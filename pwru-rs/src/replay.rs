@@ -99,6 +99,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
         (cli.output_stack, "--output-stack"),
         (cli.filter_skb_expr.is_some(), "--filter-skb-expr"),
         (!cli.output_skb_metadata.is_empty(), "--output-skb-metadata"),
+        (cli.filter_xdp_expr.is_some(), "--filter-xdp-expr"),
+        (!cli.output_xdp_metadata.is_empty(), "--output-xdp-metadata"),
         (
             cli.filter_tunnel_pcap_l2.is_some() || cli.filter_tunnel_pcap_l3.is_some(),
             "--filter-tunnel-pcap-l2/-l3",

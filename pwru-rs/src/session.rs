@@ -139,7 +139,8 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &config.patches(&kernel.expressions),
     )?;
     let mut kernel_config = config.kernel;
-    kernel_config.skb_metadata_words = kernel.expressions.metadata_words;
+    kernel_config.skb_metadata_words = kernel.expressions.skb_metadata_words;
+    kernel_config.xdp_metadata_words = kernel.expressions.xdp_metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
     // Open the output before touching the kernel, so a bad path attaches nothing.
@@ -253,7 +254,13 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     .with_skb_metadata(
         kernel
             .expressions
-            .metadata
+            .skb_metadata
+            .iter()
+            .map(MetadataField::from)
+            .collect(),
+        kernel
+            .expressions
+            .xdp_metadata
             .iter()
             .map(MetadataField::from)
             .collect(),

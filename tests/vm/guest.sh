@@ -192,6 +192,8 @@ tunnel_case() { # NAME N OUTER-FILTER OUTER-CHECK TYPE ARGS...
 tunnel_case vxlan 10 'udp port 4789' '"dport":4789' type vxlan id 42 dstport 4789
 tunnel_case geneve 11 'udp port 6081' '"dport":6081' type geneve id 43
 tunnel_case ipip 12 'ip proto 4' '"proto":4,' type ipip
+tunnel_case gre 13 'ip proto 47' '"proto":47,' type gre
+tunnel_case gretap 14 'ip proto 47' '"proto":47,' type gretap
 
 # --- --output-pcap: the packet-copying programs load here too (the host tests read files back) --
 run_tracer pcapng "${BACKEND[@]}" --filter-netns /run/netns/b --output-pcap /tmp/pcapng.pcapng icmp
@@ -309,6 +311,19 @@ ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
 stop_tracer
 expect_line xdptrack '"func":"pwru_test_xdp(XDP_PASS)"' '"dport":7600'
 expect_line xdptrack '"func":"ip_rcv_core"' '"tracked_by":"xdp"'
+# XDP expressions over the xdp_buff: its device by index, and its fields printed.
+vb_index=$(cat /sys/class/net/vb/ifindex 2>/dev/null || ip netns exec b cat /sys/class/net/vb/ifindex)
+run_tracer xdpexpr --backend=${BACKEND[0]#--backend=} --filter-trace-xdp --filter-func '^ip_rcv_core$' \
+    --filter-xdp-expr "xdp->rxq->dev->ifindex == $vb_index" \
+    --output-xdp-metadata 'xdp->rxq->dev->name,xdp->rxq->queue_index' 'icmp'
+ping_a_to_b
+stop_tracer
+expect_line xdpexpr '"func":"pwru_test_xdp(XDP_PASS)"' '"skb_metadata":{"xdp->rxq->dev->name":"vb","xdp->rxq->queue_index":0}'
+run_tracer xdpexprno --backend=${BACKEND[0]#--backend=} --filter-trace-xdp --filter-func '^ip_rcv_core$' \
+    --filter-xdp-expr "xdp->rxq->dev->ifindex == $((vb_index + 100))" 'icmp'
+ping_a_to_b
+stop_tracer
+expect_no_line xdpexprno '"func":"pwru_test_xdp'
 ip -n b link set dev vb xdp off
 ip netns exec b tc qdisc del dev vb clsact
 

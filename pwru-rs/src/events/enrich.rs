@@ -105,8 +105,10 @@ pub struct Enricher {
     stacks: Option<Stacks>,
     show_stack: bool,
     show_caller: bool,
-    /// `--output-skb-metadata`: how to read the values' section.
+    /// `--output-skb-metadata` / `--output-xdp-metadata`: how to read the values' section of an
+    /// skb's / an XDP packet's record.
     metadata: Vec<MetadataField>,
+    xdp_metadata: Vec<MetadataField>,
 }
 
 /// A record's tuple, resolved; `None` for an IP version it does not know.
@@ -151,12 +153,15 @@ impl Enricher {
             show_stack: false,
             show_caller: false,
             metadata: Vec::new(),
+            xdp_metadata: Vec::new(),
         }
     }
 
-    /// With `--output-skb-metadata`: the fields of the values' section.
-    pub fn with_skb_metadata(mut self, fields: Vec<MetadataField>) -> Self {
-        self.metadata = fields;
+    /// With `--output-skb-metadata` / `--output-xdp-metadata`: the fields of the values'
+    /// section, for skbs and for XDP packets.
+    pub fn with_skb_metadata(mut self, skb: Vec<MetadataField>, xdp: Vec<MetadataField>) -> Self {
+        self.metadata = skb;
+        self.xdp_metadata = xdp;
         self
     }
 
@@ -255,7 +260,11 @@ impl Enricher {
                 .tunnel_tuple
                 .and_then(|t| tuple_of(t, self.tcp_flags)),
             skb_metadata: record.skb_metadata.map(|words| SkbMetadata::Words {
-                fields: &self.metadata,
+                fields: if record.xdp.is_some() {
+                    &self.xdp_metadata
+                } else {
+                    &self.metadata
+                },
                 words,
             }),
         };

@@ -54,8 +54,8 @@ pub enum ExprError {
         part: String,
         message: String,
     },
-    #[error("too many --output-skb-metadata expressions ({count}; at most {MAX_METADATA})")]
-    TooMany { count: usize },
+    #[error("too many --output-{kind}-metadata expressions ({count}; at most {MAX_METADATA})")]
+    TooMany { kind: &'static str, count: usize },
     #[error("BTF: {0}")]
     Btf(String),
 }
@@ -154,6 +154,12 @@ pub struct Root {
 pub const SKB: Root = Root {
     name: "skb",
     struct_name: "sk_buff",
+};
+
+/// An XDP program's packet (`--filter-xdp-expr`, `--output-xdp-metadata`).
+pub const XDP: Root = Root {
+    name: "xdp",
+    struct_name: "xdp_buff",
 };
 
 /// Resolves a `--filter-skb-expr`.
@@ -260,7 +266,10 @@ fn fit(value: i128, width: u32, signed: bool) -> Option<u64> {
 /// Resolves `--output-skb-metadata` expressions and lays out their words.
 pub fn metadata(btf: &KernelBtf, root: Root, exprs: &[String]) -> Result<Vec<Metadata>, ExprError> {
     if exprs.len() > MAX_METADATA {
-        return Err(ExprError::TooMany { count: exprs.len() });
+        return Err(ExprError::TooMany {
+            kind: root.name,
+            count: exprs.len(),
+        });
     }
     let mut out = Vec::with_capacity(exprs.len());
     let mut next_word = 0;

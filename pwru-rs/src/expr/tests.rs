@@ -87,7 +87,10 @@ fn metadata_words_are_laid_out_in_order() {
     let five: Vec<String> = (0..5).map(|_| "skb->len".to_owned()).collect();
     assert_eq!(
         metadata(&btf(), SKB, &five).unwrap_err(),
-        ExprError::TooMany { count: 5 }
+        ExprError::TooMany {
+            kind: "skb",
+            count: 5
+        }
     );
 }
 
@@ -298,4 +301,50 @@ fn large_constants_are_built_without_ld_imm64() {
         .expect("a 32-bit shift builds the constant");
     assert_eq!(code[lsh - 1].imm as u32, 0xffff_8880);
     assert_eq!(code[lsh + 1].imm as u32, 0x1234_5678);
+}
+
+/// The running kernel's BTF, when it has one: the expressions the README shows resolve there.
+#[test]
+fn readme_expressions_resolve_on_the_running_kernel() {
+    let path = Path::new(crate::btf::VMLINUX_BTF);
+    if !path.exists() {
+        eprintln!("no {}: skipped", path.display());
+        return;
+    }
+    let btf = KernelBtf::from_file(path).unwrap();
+    for e in [
+        "skb->dev->ifindex == 9",
+        "skb->mark & 0xff == 0x42",
+        r#"skb->dev->name == "eth0""#,
+        "skb->sk->__sk_common.skc_family == 10",
+        "skb->len > 1000",
+    ] {
+        filter(&btf, SKB, e).unwrap_or_else(|err| panic!("{e}: {err}"));
+    }
+    let xdp = filter(&btf, XDP, "xdp->rxq->dev->ifindex == 2").unwrap();
+    assert_eq!(xdp.access.derefs.len(), 2, "rxq, then dev");
+    let exprs: Vec<String> = [
+        "xdp->rxq->dev->name",
+        "xdp->frame_sz",
+        "xdp->rxq->queue_index",
+    ]
+    .map(String::from)
+    .into();
+    let m = metadata(&btf, XDP, &exprs).unwrap();
+    assert_eq!(m[0].access.kind, ValueKind::Chars);
+    let m = metadata(
+        &btf,
+        SKB,
+        &[
+            "skb->dev->nd_net.net->ns.inum".to_owned(),
+            "skb->hash".to_owned(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(m[0].access.derefs.len(), 2);
+    // An xdp expression is not an skb one.
+    let err = filter(&btf, SKB, "xdp->frame_sz == 1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("start with 'skb'"), "{err}");
 }

@@ -134,7 +134,7 @@ pub const FIELDS: &[SchemaField] = &[
     field(
         "skb_metadata",
         "object / null",
-        "`--output-skb-metadata`: each expression as written and its value, in the order given, e.g. `{\"skb->mark\": 66, \"skb->dev->name\": \"eth0\"}`: numbers as numbers, `char` arrays as strings (to the NUL, 16 bytes at most), pointers and other bytes as `0x…` hex strings; 0 when a pointer on the way is NULL; `null` without the option",
+        "`--output-skb-metadata` (for an XDP program's packet `--output-xdp-metadata`): each expression as written and its value, in the order given, e.g. `{\"skb->mark\": 66, \"skb->dev->name\": \"eth0\"}`: numbers as numbers, `char` arrays as strings (to the NUL, 16 bytes at most), pointers and other bytes as `0x…` hex strings; 0 when a pointer on the way is NULL; `null` without the option",
     ),
     field(
         "tunnel_tuple",

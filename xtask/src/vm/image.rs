@@ -31,6 +31,7 @@ const MODULES_ON_DEMAND: &[&str] = &[
     "vxlan",
     "geneve",
     "ipip",
+    "ip_gre",
     "macvlan",
     "ifb",
     "tun",
