@@ -12,16 +12,8 @@ fn traced_ping(args: &[&str]) -> (integration_tests::Trace, integration_tests::V
     let mut all = vec!["--filter-netns", netns.as_str()];
     all.extend_from_slice(&["--filter-func", "netif_receive_skb", "icmp"]);
     all.extend_from_slice(args);
-    let tracer = Tracer::start(BACKEND, &all);
-    net.ping_a_to_b().unwrap();
-    tracer.wait_for(
-        |t| {
-            !t.with_tuple(Some(&net.addr_a), Some(&net.addr_b))
-                .is_empty()
-        },
-        EVENT_TIMEOUT,
-    );
-    (tracer.stop(), net)
+    let trace = Tracer::start(BACKEND, &all).ping_a_to_b_and_stop(&net);
+    (trace, net)
 }
 
 #[test]

@@ -113,15 +113,7 @@ fn tcpdump_reads_a_trace_of_one_link_type() {
             "icmp",
         ],
     );
-    net.ping_a_to_b().unwrap();
-    tracer.wait_for(
-        |t| {
-            !t.with_tuple(Some(&net.addr_a), Some(&net.addr_b))
-                .is_empty()
-        },
-        EVENT_TIMEOUT,
-    );
-    let trace = tracer.stop();
+    let trace = tracer.ping_a_to_b_and_stop(&net);
     let tcpdump = sh(&format!("tcpdump -nn -r {pcap_arg} 2>/dev/null")).expect("tcpdump reads it");
     assert_eq!(tcpdump.lines().count(), trace.events.len(), "{tcpdump}");
     // The whole packet (under the default snap length of 256): its ICMP header and payload.

@@ -2,7 +2,7 @@
 //! reads through the injected code what the programs' own columns read (len, device, mark set
 //! by nftables), and `--filter-skb-expr` keeps exactly the skbs it holds for.
 
-use integration_tests::{require_root, show, veth_pair, Tracer, VethPair, EVENT_TIMEOUT};
+use integration_tests::{require_root, show, veth_pair, Tracer, VethPair};
 use serde_json::{json, Value};
 
 const BACKEND: &str = "tracepoint";
@@ -21,16 +21,7 @@ fn traced_ping_from_a(net: &VethPair, args: &[&str]) -> integration_tests::Trace
     let netns = net.a.path();
     let mut all = vec!["--filter-netns", netns.as_str()];
     all.extend_from_slice(args);
-    let tracer = Tracer::start(BACKEND, &all);
-    net.ping_a_to_b().unwrap();
-    tracer.wait_for(
-        |t| {
-            !t.with_tuple(Some(&net.addr_a), Some(&net.addr_b))
-                .is_empty()
-        },
-        EVENT_TIMEOUT,
-    );
-    tracer.stop()
+    Tracer::start(BACKEND, &all).ping_a_to_b_and_stop(net)
 }
 
 #[test]

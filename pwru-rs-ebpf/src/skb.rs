@@ -709,21 +709,9 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
     let dumps_len =
         packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len() + metadata_len;
     let total = base_len as u32 + cb_len + tunnel_len + dumps_len;
-    unsafe {
-        (&raw mut (*r).header).write(RecordHeader {
-            kind: KIND_SKB,
-            version: VERSION,
-            len: total,
-        });
-    }
     let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
     let d = record.as_mut_ptr();
-    let events = (&raw const EVENTS).cast_mut().cast();
-    if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
-        // A failed reservation must still be released.
-        unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
-        count(&LOST);
-    } else {
+    if reserve_record(unsafe { &raw mut (*r).header }, total, d) {
         let mut at = 0u32;
         write_at(d, &mut at, r.cast(), base_len as u32);
         if cb_len != 0 {
@@ -733,13 +721,7 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
             write_at(d, &mut at, tunnel.cast(), tunnel_len);
         }
         if !metadata.is_null() {
-            let mut head = SectionHeader {
-                kind: SECTION_SKB_METADATA,
-                _reserved: 0,
-                len: metadata_len - 8,
-            };
-            write_at(d, &mut at, (&raw mut head).cast(), 8);
-            write_at(d, &mut at, metadata.cast(), metadata_len - 8);
+            write_metadata_section(d, &mut at, metadata, metadata_len);
         }
         if !packet.bytes.is_null() {
             let p = &packet;
@@ -790,6 +772,48 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
         }
         unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
+}
+
+/// Writes the record's header for `total` bytes and reserves them as the dynptr `d`; false
+/// (counted as lost) when the ring buffer is full.
+#[inline(always)]
+fn reserve_record(
+    header: *mut RecordHeader,
+    total: u32,
+    d: *mut aya_ebpf::bindings::bpf_dynptr,
+) -> bool {
+    unsafe {
+        header.write(RecordHeader {
+            kind: KIND_SKB,
+            version: VERSION,
+            len: total,
+        });
+    }
+    let events = (&raw const EVENTS).cast_mut().cast();
+    if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
+        // A failed reservation must still be released.
+        unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
+        count(&LOST);
+        return false;
+    }
+    true
+}
+
+/// The metadata words at `words` as a section of `len` bytes (header included).
+#[inline(always)]
+fn write_metadata_section(
+    d: *mut aya_ebpf::bindings::bpf_dynptr,
+    at: &mut u32,
+    words: *mut [u64; MAX_SKB_METADATA_WORDS as usize],
+    len: u32,
+) {
+    let mut head = SectionHeader {
+        kind: SECTION_SKB_METADATA,
+        _reserved: 0,
+        len: len - 8,
+    };
+    write_at(d, at, (&raw mut head).cast(), 8);
+    write_at(d, at, words.cast(), len - 8);
 }
 
 #[inline(always)]
@@ -1427,30 +1451,16 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     if let Some(buf) = SKB_METADATA.get_ptr_mut(level) {
         gather_words(buf, words, |w| pwru_xdp_metadata(xdp, w));
         let metadata_len = 8 + 8 * words;
-        let total = len as u32 + metadata_len;
-        unsafe {
-            (&raw mut (*r).header).write(RecordHeader {
-                kind: KIND_SKB,
-                version: VERSION,
-                len: total,
-            });
-        }
         let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
         let d = record.as_mut_ptr();
-        let events = (&raw const EVENTS).cast_mut().cast();
-        if unsafe { generated::bpf_ringbuf_reserve_dynptr(events, total, 0, d) } != 0 {
-            unsafe { generated::bpf_ringbuf_discard_dynptr(d, 0) };
-            count(&LOST);
-        } else {
+        if reserve_record(
+            unsafe { &raw mut (*r).header },
+            len as u32 + metadata_len,
+            d,
+        ) {
             let mut at = 0u32;
             write_at(d, &mut at, r.cast(), len as u32);
-            let mut head = SectionHeader {
-                kind: SECTION_SKB_METADATA,
-                _reserved: 0,
-                len: metadata_len - 8,
-            };
-            write_at(d, &mut at, (&raw mut head).cast(), 8);
-            write_at(d, &mut at, buf.cast(), metadata_len - 8);
+            write_metadata_section(d, &mut at, buf, metadata_len);
             unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
         }
     }

@@ -169,6 +169,19 @@ impl Tracer {
         }
     }
 
+    /// Pings from `net`'s a to b, waits until the echo request (a → b) shows, and stops.
+    pub fn ping_a_to_b_and_stop(self, net: &VethPair) -> Trace {
+        net.ping_a_to_b().unwrap();
+        self.wait_for(
+            |t| {
+                !t.with_tuple(Some(&net.addr_a), Some(&net.addr_b))
+                    .is_empty()
+            },
+            EVENT_TIMEOUT,
+        );
+        self.stop()
+    }
+
     /// SIGINT (pwru-rs then drains what is left), wait for a clean exit, and parse every line.
     pub fn stop(self) -> Trace {
         let Self { pwru, output, .. } = self;
