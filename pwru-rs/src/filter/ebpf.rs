@@ -219,6 +219,11 @@ pub fn translate(prog: &[CbpfInsn]) -> Result<Vec<Insn>, TranslateError> {
             continue; // the verifier rejects unreachable instructions
         }
         e.asm.bind(at_pc[pc]);
+        if always_rejects(insn) {
+            // Nothing of it may follow the jump: the verifier refuses unreachable code.
+            e.asm.jump(e.reject);
+            continue;
+        }
         let k = insn.k;
         let next = |off: u32| at_pc[pc + 1 + off as usize];
         match insn.class() {
@@ -405,6 +410,30 @@ fn unsupported(pc: usize, insn: &CbpfInsn) -> TranslateError {
 
 /// Which instructions some path from the first one reaches; also checks that every jump goes
 /// forward inside the program and that no path runs off the end.
+/// Whether `insn` rejects every packet, so that the translation is a jump to the reject block
+/// (libpcap's compiler never emits these; arbitrary programs may): a load at a constant offset
+/// no packet reaches (`Asm::load_checked`'s rule), or a division by a constant zero. Whatever
+/// follows it is reached only by jumps (the verifier refuses unreachable code).
+fn always_rejects(insn: &CbpfInsn) -> bool {
+    let unreachable_load = |size: u32| {
+        insn.k
+            .checked_add(size)
+            .is_none_or(|end| end > i32::MAX as u32)
+    };
+    match (insn.class(), insn.mode()) {
+        (cbpf::LD, cbpf::ABS) => unreachable_load(match insn.size() {
+            cbpf::B => 1,
+            cbpf::H => 2,
+            _ => 4,
+        }),
+        (cbpf::LDX, cbpf::MSH) => unreachable_load(1),
+        (cbpf::ALU, _) => {
+            matches!(insn.op(), cbpf::DIV | cbpf::MOD) && insn.src() != cbpf::X && insn.k == 0
+        }
+        _ => false,
+    }
+}
+
 fn reachable(prog: &[CbpfInsn]) -> Result<Vec<bool>, TranslateError> {
     let mut seen = vec![false; prog.len()];
     seen[0] = true;
@@ -428,6 +457,8 @@ fn reachable(prog: &[CbpfInsn]) -> Result<Vec<bool>, TranslateError> {
         };
         match insn.class() {
             cbpf::RET => {}
+            // Translated to a jump to the reject block: nothing falls through.
+            _ if always_rejects(insn) => {}
             cbpf::JMP if insn.op() == cbpf::JA => go(insn.k as u64)?,
             cbpf::JMP => {
                 go(insn.jt as u64)?;
@@ -445,6 +476,65 @@ mod tests {
 
     fn ins(code: u16, jt: u8, jf: u8, k: u32) -> CbpfInsn {
         CbpfInsn { code, jt, jf, k }
+    }
+
+    /// Every eBPF instruction is reached from the first (the verifier refuses the program
+    /// otherwise): a walk over fall-throughs and jumps.
+    fn all_reachable(code: &[Insn]) -> Result<(), usize> {
+        let mut seen = vec![false; code.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            if pc >= code.len() || seen[pc] {
+                continue;
+            }
+            seen[pc] = true;
+            let i = code[pc];
+            let class = i.code & 0x07;
+            let op = i.code & 0xf0;
+            if class == crate::asm::JMP || class == crate::asm::JMP32 {
+                match op {
+                    0x90 => continue, // exit
+                    0x80 => todo.push(pc + 1),
+                    0x00 => todo.push((pc as i64 + 1 + i64::from(i.off)) as usize),
+                    _ => {
+                        todo.push(pc + 1);
+                        todo.push((pc as i64 + 1 + i64::from(i.off)) as usize);
+                    }
+                }
+            } else {
+                todo.push(pc + 1);
+            }
+        }
+        match seen.iter().position(|s| !s) {
+            Some(pc) => Err(pc),
+            None => Ok(()),
+        }
+    }
+
+    #[test]
+    fn instructions_that_always_reject_leave_no_unreachable_code() {
+        let ret1 = ins(cbpf::RET | cbpf::RVAL_K, 0, 0, 1);
+        for first in [
+            ins(cbpf::LD | cbpf::H | cbpf::ABS, 0, 0, u32::MAX),
+            ins(cbpf::LD | cbpf::W | cbpf::ABS, 0, 0, i32::MAX as u32 - 2),
+            ins(cbpf::LDX | cbpf::B | cbpf::MSH, 0, 0, u32::MAX),
+            ins(cbpf::ALU | cbpf::DIV, 0, 0, 0),
+            ins(cbpf::ALU | cbpf::MOD, 0, 0, 0),
+        ] {
+            // Alone, and with code after it that only a jump reaches.
+            for prog in [
+                vec![first, ret1],
+                vec![
+                    ins(cbpf::JMP | cbpf::JEQ, 0, 2, 7),
+                    first,
+                    ins(cbpf::LD | cbpf::W | cbpf::LEN, 0, 0, 0),
+                    ret1,
+                ],
+            ] {
+                let code = translate(&prog).unwrap();
+                assert_eq!(all_reachable(&code), Ok(()), "{prog:?}");
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! ([`ebpf`]) and injected into the kernel object in place of a stub ([`crate::object`]) before
 //! load.
 
-mod cbpf;
+pub mod cbpf;
 mod ebpf;
 pub mod testing;
 
