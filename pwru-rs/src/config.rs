@@ -540,25 +540,51 @@ pub(crate) fn func_regex(re: &str) -> anyhow::Result<Regex> {
 /// The kernel programs need CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); say so up front rather than
 /// fail on the first bpf() call with a bare EPERM.
 fn check_privileges() -> anyhow::Result<()> {
-    if has_bpf_privileges() {
+    let missing = missing_bpf_capabilities();
+    if missing.is_empty() {
         return Ok(());
     }
-    bail!("pwru-rs needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its kernel programs")
+    bail!(
+        "pwru-rs lacks {} to load and attach its kernel programs (it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN: run it as root)",
+        missing.join(" and ")
+    )
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// This process's effective capabilities (`CapEff` of /proc/self/status).
+fn effective_capabilities() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0)
+}
+
+/// The capabilities this process lacks to load and attach the kernel programs (none with
+/// CAP_SYS_ADMIN, or with both CAP_BPF and CAP_PERFMON).
+fn missing_bpf_capabilities() -> Vec<&'static str> {
+    missing_of(effective_capabilities())
+}
+
+fn missing_of(cap_eff: u64) -> Vec<&'static str> {
+    let has = |cap: u32| cap_eff & (1 << cap) != 0;
+    if has(CAP_SYS_ADMIN) {
+        return Vec::new();
+    }
+    [("CAP_BPF", CAP_BPF), ("CAP_PERFMON", CAP_PERFMON)]
+        .into_iter()
+        .filter(|&(_, cap)| !has(cap))
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Whether this process may load and attach the kernel programs.
 pub fn has_bpf_privileges() -> bool {
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_PERFMON: u32 = 38;
-    const CAP_BPF: u32 = 39;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |cap: u32| cap_eff & (1 << cap) != 0;
-    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+    missing_bpf_capabilities().is_empty()
 }
 
 /// Bytes waiting in the ring buffer before the kernel wakes the reader: a quarter of the ring,
@@ -600,6 +626,15 @@ fn meta_filters(cli: &Cli) -> anyhow::Result<pwru_rs_common::Config> {
 #[cfg(test)]
 mod kmods_tests {
     use super::*;
+
+    #[test]
+    fn missing_capabilities_are_named() {
+        let bit = |c: u32| 1u64 << c;
+        assert!(missing_of(bit(CAP_SYS_ADMIN)).is_empty());
+        assert!(missing_of(bit(CAP_BPF) | bit(CAP_PERFMON)).is_empty());
+        assert_eq!(missing_of(bit(CAP_BPF)), ["CAP_PERFMON"]);
+        assert_eq!(missing_of(0), ["CAP_BPF", "CAP_PERFMON"]);
+    }
 
     #[test]
     fn module_btf_files_are_found_or_warned_about() {

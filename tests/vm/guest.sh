@@ -371,6 +371,30 @@ expect_rotation rotall 0
 rotation_flood rotcap --output-file-max-backups 2
 expect_rotation rotcap 2
 
+# --- least privilege: kprobe-multi runs with CAP_BPF, CAP_PERFMON and CAP_SYSLOG (for kallsyms'
+# addresses); without CAP_SYSLOG it says so; plain kprobes need CAP_SYS_ADMIN and say so.
+if kprobe_multi_supported; then
+    rm -f /tmp/caps.ready
+    setpriv --bounding-set=-all,+bpf,+perfmon,+syslog -- pwru-rs --backend kprobe-multi \
+        --filter-netns /run/netns/b --output-json --output-file /tmp/caps.json \
+        --ready-file /tmp/caps.ready icmp 2>/tmp/caps.err &
+    caps_pid=$!
+    for _ in $(seq 600); do [ -e /tmp/caps.ready ] && break; kill -0 $caps_pid 2>/dev/null || break; sleep 0.1; done
+    ping_a_to_b
+    sleep 0.5
+    kill -INT $caps_pid 2>/dev/null
+    wait $caps_pid
+    if grep -q '"saddr":"10.0.0.1"' /tmp/caps.json 2>/dev/null; then
+        pass "caps: kprobe-multi with CAP_BPF, CAP_PERFMON and CAP_SYSLOG traces the ping"
+    else
+        fail "caps: kprobe-multi with CAP_BPF, CAP_PERFMON, CAP_SYSLOG: $(tail -2 /tmp/caps.err)"
+    fi
+    err=$(setpriv --bounding-set=-all,+bpf,+perfmon -- pwru-rs --backend kprobe-multi icmp 2>&1 | grep error)
+    [[ $err == *CAP_SYSLOG* ]] && pass "caps: without CAP_SYSLOG: $err" || fail "caps: without CAP_SYSLOG: $err"
+fi
+err=$(setpriv --bounding-set=-all,+bpf,+perfmon,+syslog -- pwru-rs --backend kprobe --filter-func '^ip_rcv$' icmp 2>&1 | grep error)
+[[ $err == *CAP_SYS_ADMIN* ]] && pass "caps: plain kprobe without CAP_SYS_ADMIN: $err" || fail "caps: plain kprobe without CAP_SYS_ADMIN: $err"
+
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
 if echo "$version" | grep -q 'kprobe: supported' && \

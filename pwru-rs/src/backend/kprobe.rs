@@ -74,7 +74,18 @@ pub fn attach(
                 };
                 match open_kprobe(pmu, target, prog_fds[target.program], false) {
                     Ok(fd) => attached.lock().unwrap().push((target, fd)),
-                    Err(e) => failed.lock().unwrap().push(format!("{}: {e}", target.name)),
+                    Err(e) => {
+                        // The kernel creates perf kprobe events for CAP_SYS_ADMIN only.
+                        let hint = if e.raw_os_error() == Some(libc::EACCES) {
+                            " (plain kprobes need CAP_SYS_ADMIN: run as root; kprobe-multi, where the kernel has it, needs only CAP_BPF, CAP_PERFMON and CAP_SYSLOG)"
+                        } else {
+                            ""
+                        };
+                        failed
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {e}{hint}", target.name))
+                    }
                 }
                 bar.inc(1);
             });

@@ -269,7 +269,7 @@ fn kprobe_program(f: &SkbFunction) -> Option<&'static str> {
 pub enum SelectError {
     #[error("cannot read /proc/kallsyms: {0}")]
     Kallsyms(std::io::Error),
-    #[error("/proc/kallsyms shows no addresses (kernel.kptr_restrict?); run as root")]
+    #[error("/proc/kallsyms shows no addresses: the kprobe backends need CAP_SYSLOG to read them (kernel.kptr_restrict), or run as root")]
     NoAddresses,
     #[error("no kernel function with an skb argument matches --filter-func {0:?}")]
     NothingMatches(String),

@@ -16,7 +16,9 @@ use crate::cmd;
 
 /// Host programs the guest scripts need, with their shared libraries. Busybox has most commands,
 /// but its `ip` cannot make veth peers, it has no `nft`, and the tests are written for bash.
-const HOST_TOOLS: &[&str] = &["bash", "ip", "tc", "ss", "nft", "ping", "timeout"];
+const HOST_TOOLS: &[&str] = &[
+    "bash", "ip", "tc", "ss", "nft", "ping", "timeout", "setpriv",
+];
 /// Copied too when the host has them: handy when a test needs debugging inside the guest.
 const OPTIONAL_HOST_TOOLS: &[&str] = &["bpftool", "strace"];
 /// Loaded by init, with what they depend on, so that their functions are in kallsyms and BTF
