@@ -137,3 +137,71 @@ fn a_malformed_line_is_named_or_skipped_and_counted() {
     assert_eq!(json, live);
     assert!(err.contains("1 malformed lines skipped"), "{err}");
 }
+
+/// A pcap expression at replay, on the bytes `--output-packet-bytes` saved, selects what the
+/// same expression selected live: two tracers on the same traffic, one filtering in the kernel,
+/// one saving every packet's bytes.
+#[test]
+fn a_pcap_filter_at_replay_selects_what_it_selects_live() {
+    require_root();
+    let net = veth_pair();
+    let expression = "udp dst port 7301 or (icmp and src host ".to_owned() + &net.addr_a + ")";
+    let saved = Tracer::start_in_b(
+        BACKEND,
+        &net,
+        &["--output-packet-bytes", "--output-pcap-snaplen", "128"],
+    );
+    let live = Tracer::start_in_b(BACKEND, &net, &[expression.as_str()]);
+    net.a
+        .sh(&format!(
+            "echo x > /dev/udp/{b}/7300; echo x > /dev/udp/{b}/7301; ping -c 1 -W 2 {b}",
+            b = net.addr_b
+        ))
+        .unwrap();
+    let udp_7301 = |t: &integration_tests::Trace| {
+        t.events
+            .iter()
+            .any(|e| integration_tests::dport(e) == Some(7301))
+    };
+    live.wait_for(udp_7301, integration_tests::EVENT_TIMEOUT);
+    saved.wait_for(udp_7301, integration_tests::EVENT_TIMEOUT);
+    std::thread::sleep(Duration::from_millis(300));
+    let (live, saved) = (live.stop(), saved.stop());
+    let key = |e: &pwru_rs::output::JsonEvent| (e.skb.clone(), e.func.clone(), e.len);
+    let mut want: Vec<_> = live.events.iter().map(key).collect();
+    assert!(
+        want.iter().any(|(_, f, _)| !f.is_empty()) && !want.is_empty(),
+        "{}",
+        live.dump()
+    );
+    // Every saved event carries its bytes.
+    assert!(saved
+        .events
+        .iter()
+        .all(|e| e.packet_bytes.is_some() || e.tuple.is_none()));
+    let text: String = saved
+        .events
+        .iter()
+        .filter(|e| e.packet_bytes.is_some())
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    let (ok, json, err) = replay(
+        &text,
+        &["--output-json", "--output-packet-bytes", &expression],
+    );
+    assert!(ok, "{err}");
+    let mut got: Vec<_> = json
+        .lines()
+        .map(|l| serde_json::from_str::<pwru_rs::output::JsonEvent>(l).unwrap())
+        .map(|e| key(&e))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    // The bytes come back as they were written.
+    let first = json.lines().next().unwrap();
+    assert!(
+        text.contains(&first[first.find("\"packet_bytes\"").unwrap()..]),
+        "{first}"
+    );
+}

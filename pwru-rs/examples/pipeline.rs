@@ -89,6 +89,7 @@ fn run(json: bool, all_outputs: bool, events: u64) -> f64 {
             netns_names_width: None,
             output_caller: false,
             output_tunnel: false,
+            packet_bytes: false,
         },
         clock,
     );

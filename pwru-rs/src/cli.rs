@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, ArgGroup, Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -43,6 +43,8 @@ pub enum NetnsSpec {
 /// packet, where are you? Trace every kernel function or tracepoint a packet passes through.
 #[derive(Debug, Parser)]
 #[command(name = "pwru-rs", version, about, long_about = None, disable_version_flag = true)]
+// What copies packet bytes in the kernel: --output-pcap-snaplen needs one of them.
+#[command(group(ArgGroup::new("packet_copy").args(["output_pcap", "output_packet_bytes"]).multiple(true)))]
 pub struct Cli {
     /// pcap-filter(7) expression, as for tcpdump (e.g. `port https`, `host 10.0.0.1 and tcp`).
     #[arg(value_name = "PCAP-FILTER")]
@@ -224,9 +226,16 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub output_pcap: Option<PathBuf>,
 
-    /// --output-pcap: bytes of each packet copied in the kernel (the rest is counted, not kept).
+    /// Add each event's packet bytes to the JSON output (`packet_bytes`: link type, original
+    /// length, hex), so that a saved trace can be filtered by a pcap expression at replay
+    /// (`--input-file`). As many bytes as --output-pcap-snaplen.
+    #[arg(long)]
+    pub output_packet_bytes: bool,
+
+    /// --output-pcap / --output-packet-bytes: bytes of each packet copied in the kernel (the rest
+    /// is counted, not kept).
     #[arg(long, value_name = "BYTES", default_value_t = pwru_rs_common::DEFAULT_SNAPLEN,
-          requires = "output_pcap",
+          requires = "packet_copy",
           value_parser = clap::value_parser!(u32).range(1..=pwru_rs_common::MAX_SNAPLEN as i64))]
     pub output_pcap_snaplen: u32,
 

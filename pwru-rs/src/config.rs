@@ -44,6 +44,8 @@ pub struct OutputConfig {
     pub skb_cb: bool,
     /// `--output-tunnel`.
     pub tunnel: bool,
+    /// `--output-packet-bytes`.
+    pub packet_bytes: bool,
     /// `--output-stack`, `--output-caller`.
     pub stack: bool,
     pub caller: bool,
@@ -75,6 +77,7 @@ impl OutputConfig {
             tcp_flags: cli.output_tcp_flags,
             skb_cb: cli.output_skb_cb,
             tunnel: cli.output_tunnel,
+            packet_bytes: cli.output_packet_bytes,
             stack: cli.output_stack,
             caller: cli.output_caller,
             netns_names: cli.output_netns_names,
@@ -106,6 +109,7 @@ impl OutputConfig {
             output_skb_cb: self.skb_cb,
             output_caller: self.caller,
             output_tunnel: self.tunnel,
+            packet_bytes: self.packet_bytes,
             netns_names_width: self.netns_names.then_some(self.netns_names_max_length),
         }
     }
@@ -188,7 +192,10 @@ impl Config {
             (cli.output_skb_shared_info, OUTPUT_SHINFO),
             (cli.output_stack, OUTPUT_STACK),
             (cli.output_caller, OUTPUT_CALLER),
-            (cli.output_pcap.is_some(), OUTPUT_PACKET),
+            (
+                cli.output_pcap.is_some() || cli.output_packet_bytes,
+                OUTPUT_PACKET,
+            ),
             (!skb_metadata.is_empty(), OUTPUT_SKB_METADATA),
             (!xdp_metadata.is_empty(), OUTPUT_XDP_METADATA),
             (cli.output_tunnel, OUTPUT_TUNNEL),
@@ -198,7 +205,7 @@ impl Config {
             }
         }
         // Without the option the packet buffers shrink to nothing too.
-        kernel.snaplen = if cli.output_pcap.is_some() {
+        kernel.snaplen = if cli.output_pcap.is_some() || cli.output_packet_bytes {
             cli.output_pcap_snaplen
         } else {
             8

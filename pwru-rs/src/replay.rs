@@ -18,8 +18,8 @@ use crate::{
     cli::{Cli, TimestampChoice},
     config::OutputConfig,
     events::{
-        Dump, Event, Frame, Hook, Reason, Sink, SkbMetadata, Stack, Stamp, TrackedBy, Tuple,
-        Verdict, XdpPacket,
+        Dump, Event, Frame, Hook, PacketBytes, Reason, Sink, SkbMetadata, Stack, Stamp, TrackedBy,
+        Tuple, Verdict, XdpPacket,
     },
     netns::Netns,
     output::{JsonEvent, JsonTime, WallClock},
@@ -70,8 +70,8 @@ impl Filters {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("--input-file: a pcap expression needs the packets' bytes, which JSON traces do not carry: filter with --filter-func, --filter-netns, --filter-mark or --filter-ifname")]
-    PcapExpression,
+    #[error("--input-file: a pcap expression needs the packets' bytes, which line {0} does not carry: record the trace with --output-packet-bytes, or filter with --filter-func, --filter-netns, --filter-mark or --filter-ifname")]
+    NoPacketBytes(usize),
     #[error("--input-file: {0} needs the kernel")]
     NeedsKernel(&'static str),
     #[error("--input-file: --timestamp absolute needs a trace written with --timestamp absolute or current (line {0} has no time)")]
@@ -87,9 +87,7 @@ pub enum ReplayError {
 /// Reads the trace and writes it out as the flags say. Returns the events written.
 pub fn run(cli: &Cli) -> anyhow::Result<u64> {
     let path = cli.input_file.as_ref().expect("--input-file given");
-    if !cli.pcap_expression().trim().is_empty() {
-        return Err(ReplayError::PcapExpression.into());
-    }
+    let pcap = OfflinePcap::compile(&cli.pcap_expression())?;
     for (on, flag) in [
         (cli.output_pcap.is_some(), "--output-pcap"),
         (cli.filter_trace_tc, "--filter-trace-tc"),
@@ -165,6 +163,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
         if !filters.pass(&event) {
             continue;
         }
+        if let Some(pcap) = &pcap {
+            match &event.packet {
+                Some(p) if pcap.matches(p) => {}
+                Some(_) => continue,
+                None => return Err(ReplayError::NoPacketBytes(line_no).into()),
+            }
+        }
         event.time = match cli.timestamp {
             TimestampChoice::None => Stamp::None,
             TimestampChoice::Current => Stamp::Nanos(parsed.ts_ns.unwrap_or(0)),
@@ -213,12 +218,46 @@ fn parse_tuple(t: &crate::output::JsonTuple) -> Result<Tuple, String> {
     })
 }
 
+/// A pcap expression applied at replay, by libpcap's own matcher, to the packet bytes a trace
+/// carries (`--output-packet-bytes`): the Ethernet form for a frame, the raw-IP form for a packet
+/// seen from its network header, as the kernel side chooses them live.
+struct OfflinePcap {
+    ethernet: crate::filter::Compiled,
+    raw: Option<crate::filter::Compiled>,
+}
+
+impl OfflinePcap {
+    fn compile(expression: &str) -> anyhow::Result<Option<Self>> {
+        use crate::filter::{compile_cbpf, View};
+        // The same checks as live (libpcap's message for a bad expression).
+        if crate::filter::compile(expression)?.is_none() {
+            return Ok(None);
+        }
+        let expression = expression.trim();
+        let ethernet = compile_cbpf(expression, View::Ethernet)
+            .map_err(|message| anyhow::anyhow!("invalid pcap filter '{expression}': {message}"))?;
+        Ok(Some(Self {
+            ethernet,
+            raw: compile_cbpf(expression, View::Raw).ok(),
+        }))
+    }
+
+    fn matches(&self, p: &PacketBytes<'_>) -> bool {
+        match p.link {
+            pwru_rs_common::record::LINK_ETHERNET => self.ethernet.matches(p.bytes),
+            _ => self.raw.as_ref().is_some_and(|r| r.matches(p.bytes)),
+        }
+    }
+}
+
 /// What a line's strings say, parsed.
 struct Parsed {
     skb: u64,
     parent_skb: Option<u64>,
     tuple: Option<Tuple>,
     tunnel_tuple: Option<Tuple>,
+    /// `packet_bytes`: link type, original length, the bytes.
+    packet: Option<(u32, u32, Vec<u8>)>,
     tracked_by: Option<TrackedBy>,
     /// Kernel ns, when the trace has them (`--timestamp current`).
     ts_ns: Option<u64>,
@@ -235,6 +274,25 @@ impl Parsed {
         };
         let tuple = j.tuple.as_ref().map(parse_tuple).transpose()?;
         let tunnel_tuple = j.tunnel_tuple.as_ref().map(parse_tuple).transpose()?;
+        let packet = match &j.packet_bytes {
+            Some(p) => {
+                let data = p.data.as_bytes();
+                if data.len() % 2 != 0 {
+                    return Err("packet_bytes.data has an odd number of hex digits".into());
+                }
+                let bytes = data
+                    .chunks(2)
+                    .map(|pair| {
+                        std::str::from_utf8(pair)
+                            .ok()
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .ok_or_else(|| format!("packet_bytes.data {:?} is not hex", p.data))
+                    })
+                    .collect::<Result<Vec<u8>, String>>()?;
+                Some((p.link, p.orig_len, bytes))
+            }
+            None => None,
+        };
         let tracked_by = match j.tracked_by.as_deref() {
             None => None,
             Some("filter") => Some(TrackedBy::Filter),
@@ -260,13 +318,14 @@ impl Parsed {
                 .transpose()?,
             tuple,
             tunnel_tuple,
+            packet,
             tracked_by,
             ts_ns,
             wall_ns,
         })
     }
 
-    fn event<'a>(&self, j: &'a JsonEvent, frames: &'a [Frame]) -> Event<'a> {
+    fn event<'a>(&'a self, j: &'a JsonEvent, frames: &'a [Frame]) -> Event<'a> {
         // `func` carries `(reason)` or `(verdict)` after the hook's name.
         let name = j
             .func
@@ -317,7 +376,14 @@ impl Parsed {
                 (None, None) => None,
             },
             caller: j.caller_func.as_deref(),
-            packet: None,
+            packet: self
+                .packet
+                .as_ref()
+                .map(|(link, orig_len, bytes)| PacketBytes {
+                    link: *link,
+                    orig_len: *orig_len,
+                    bytes,
+                }),
             skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
             tunnel_tuple: self.tunnel_tuple,
         }
@@ -437,6 +503,7 @@ mod tests {
             netns_names_width: None,
             output_caller: true,
             output_tunnel: true,
+            packet_bytes: true,
         };
         let printer = Printer::new(config(true), WallClock::fixed(0, 0));
         let mut e = Event::sample(0xffff_8880_1234_5600, "kfree_skb_reason", 123_456_789);
@@ -454,6 +521,11 @@ mod tests {
             tcp_flags: Some(0x12),
         });
         e.cb = Some([1, 2, 3, 4, 5]);
+        e.packet = Some(PacketBytes {
+            link: pwru_rs_common::record::LINK_RAW,
+            orig_len: 84,
+            bytes: &[0x45, 0, 0, 84, 0xab],
+        });
         e.tunnel_tuple = Some(Tuple {
             saddr: "192.168.77.1".parse().unwrap(),
             daddr: "192.168.77.2".parse().unwrap(),

@@ -313,6 +313,7 @@ mod tests {
                 netns_names_width: None,
                 output_caller: false,
                 output_tunnel: false,
+                packet_bytes: false,
             },
             WallClock::fixed(0, 0),
         )

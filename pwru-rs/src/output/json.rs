@@ -77,6 +77,20 @@ pub struct JsonEvent {
     /// `--output-tunnel`: a tunnel packet's inner tuple (as `tuple`); `null` for other packets
     /// or without the option.
     pub tunnel_tuple: Option<JsonTuple>,
+    /// `--output-packet-bytes`: the packet's first bytes as the kernel held them at the hook;
+    /// else `null`.
+    pub packet_bytes: Option<JsonPacket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonPacket {
+    /// pcap link type: 1 Ethernet (from the MAC header), 101 raw IP (from the network header).
+    pub link: u32,
+    /// Bytes the packet has from there (more than `data` holds when cut at the snap length).
+    pub orig_len: u32,
+    /// The bytes, lowercase hex.
+    pub data: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,7 +121,7 @@ pub struct JsonTuple {
     pub flags: Option<String>,
 }
 
-pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
+pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"skb\":\"");
     write_hex(out, e.skb);
     out.extend_from_slice(b"\",\"cpu\":");
@@ -290,6 +304,22 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b",\"tunnel_tuple\":");
     write_tuple(out, e.tunnel_tuple.as_ref());
+    out.extend_from_slice(b",\"packet_bytes\":");
+    match &e.packet {
+        Some(p) if packet_bytes => {
+            out.extend_from_slice(b"{\"link\":");
+            write_u64(out, u64::from(p.link));
+            out.extend_from_slice(b",\"orig_len\":");
+            write_u64(out, u64::from(p.orig_len));
+            out.extend_from_slice(b",\"data\":\"");
+            for b in p.bytes {
+                out.push(HEX_DIGITS[usize::from(b >> 4)]);
+                out.push(HEX_DIGITS[usize::from(b & 0xf)]);
+            }
+            out.extend_from_slice(b"\"}");
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b"}\n");
 }
 

@@ -19,7 +19,7 @@ mod tests;
 use std::net::IpAddr;
 
 pub use clock::WallClock;
-pub use json::{JsonEvent, JsonTime, JsonTuple};
+pub use json::{JsonEvent, JsonPacket, JsonTime, JsonTuple};
 pub use sink::OutputSink;
 
 use crate::{
@@ -43,6 +43,8 @@ pub struct PrinterConfig {
     pub output_caller: bool,
     /// Text only: the TUNNEL column after FUNC and CALLER (`--output-tunnel`).
     pub output_tunnel: bool,
+    /// JSON only: the packet's bytes (`--output-packet-bytes`).
+    pub packet_bytes: bool,
 }
 
 pub struct Printer {
@@ -68,7 +70,7 @@ impl Printer {
         // One growth check for the whole line instead of one per piece.
         out.reserve(512);
         if self.config.json {
-            json::write_event(event, &self.clock, out);
+            json::write_event(event, &self.clock, self.config.packet_bytes, out);
         } else {
             text::write_event(event, &self.config, &self.clock, out);
         }

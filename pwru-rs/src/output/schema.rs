@@ -141,6 +141,11 @@ pub const FIELDS: &[SchemaField] = &[
         "object / null",
         "`--output-tunnel`: a tunnel packet's inner tuple, as `tuple` (VXLAN, Geneve, GRE, IPIP; the outer one is `tuple`); `null` for other packets or without the option",
     ),
+    field(
+        "packet_bytes",
+        "object / null",
+        "`--output-packet-bytes`: `{link: 1 (Ethernet, from the MAC header) or 101 (raw IP), orig_len: number, data: lowercase hex}`, the packet's first `--output-pcap-snaplen` bytes as the kernel held them at the hook, for a pcap expression at replay; `null` without the option or when no header could be read",
+    ),
 ];
 
 /// The README's table of the schema.

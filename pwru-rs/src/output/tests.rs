@@ -14,6 +14,7 @@ fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
         netns_names_width: None,
         output_caller: false,
         output_tunnel: false,
+        packet_bytes: false,
     }
 }
 
@@ -317,6 +318,7 @@ fn json_round_trip_has_every_field() {
             xdp: None,
             skb_metadata: None,
             tunnel_tuple: None,
+            packet_bytes: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
