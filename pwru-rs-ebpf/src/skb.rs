@@ -349,12 +349,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     }
     // With sections, in this nesting level's per-CPU buffer, then copied into a reservation of
     // the whole length.
-    let Some(level) = enter_dump_level() else {
-        count(&LOST);
-        return;
-    };
-    let Some(r) = RECORDS.get_ptr_mut(level) else {
-        leave_dump_level();
+    let Some((level, r)) = claim_buffer(&RECORDS) else {
         return;
     };
     unsafe {
@@ -962,6 +957,23 @@ fn packet_bytes(level: u32, skb: u64, h: &Headers) -> Option<Captured> {
     })
 }
 
+/// Claims this CPU's next nesting level and its buffer in `buffers`; `None` (the event counted
+/// as lost, the level released) when there is none. The caller leaves the level when done.
+#[inline(always)]
+fn claim_buffer<T>(buffers: &PerCpuArray<T>) -> Option<(u32, *mut T)> {
+    let Some(level) = enter_dump_level() else {
+        count(&LOST);
+        return None;
+    };
+    match buffers.get_ptr_mut(level) {
+        Some(buf) => Some((level, buf)),
+        None => {
+            leave_dump_level();
+            None
+        }
+    }
+}
+
 /// Claims this CPU's next nesting level (its record, dump, packet, metadata and tunnel
 /// buffers); `None` when every level is in use (the event is then counted as lost).
 #[inline(always)]
@@ -1317,8 +1329,6 @@ pub struct XdpHit<H> {
 
 const XDP_PASS: u32 = 2;
 const ETH_HLEN: u64 = 14;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
 
 /// An XDP packet: the meta filters on its device (it has no mark: `--filter-mark` does not
 /// apply, as in pwru), the pcap filter on its frame, and with `--filter-track-skb` tracked from
@@ -1377,23 +1387,12 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     }
     let meta = dev_meta(dev);
     let len = data_end.saturating_sub(data);
-    // The ethertype, under one VLAN tag if there is one.
-    let mut ethertype = u16::from_be(read::<u16>(data + 12));
-    let mut l3 = data + ETH_HLEN;
-    if matches!(ethertype, ETH_P_8021Q | ETH_P_8021AD) {
-        ethertype = u16::from_be(read::<u16>(data + 16));
-        l3 += 4;
-    }
+    let (mut ethertype, l3) = tunnel::ethernet_payload(data);
     if len < ETH_HLEN {
         ethertype = 0;
     }
     // In this nesting level's per-CPU buffer, not on the stack (see `handle_skb`).
-    let Some(level) = enter_dump_level() else {
-        count(&LOST);
-        return;
-    };
-    let Some(r) = XDP_RECORDS.get_ptr_mut(level) else {
-        leave_dump_level();
+    let Some((level, r)) = claim_buffer(&XDP_RECORDS) else {
         return;
     };
     unsafe {

@@ -30,18 +30,25 @@ pub struct Inner {
     pub protocol: u16,
 }
 
+/// The ethertype of the Ethernet frame at `frame` and where its payload starts, under one VLAN
+/// tag (802.1Q or 802.1ad) if there is one. An unreadable frame reads as ethertype 0.
+#[inline(always)]
+pub fn ethernet_payload(frame: u64) -> (u16, u64) {
+    let eth: [u8; 18] = read_bytes(frame);
+    let ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        (u16::from_be_bytes([eth[16], eth[17]]), frame + ETH_HLEN + 4)
+    } else {
+        (ethertype, frame + ETH_HLEN)
+    }
+}
+
 /// The outer network header: after the MAC header when the skb has one (the network header is
 /// not set yet where a packet arrives), else the network header; 0 when neither is known.
 #[inline(always)]
 pub fn outer_l3(head: u64, mac: Option<u64>, network: Option<u64>) -> u64 {
     if let Some(mac) = mac {
-        let eth: [u8; 18] = read_bytes(head + mac);
-        let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
-        let mut l3 = head + mac + ETH_HLEN;
-        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
-            ethertype = u16::from_be_bytes([eth[16], eth[17]]);
-            l3 += 4;
-        }
+        let (ethertype, l3) = ethernet_payload(head + mac);
         return match ethertype {
             ETH_P_IP | ETH_P_IPV6 => l3,
             _ => 0,
@@ -130,13 +137,7 @@ fn parse(l3: u64, end: u64) -> Option<Inner> {
         if l2 + ETH_HLEN > end {
             return None;
         }
-        let eth: [u8; 18] = read_bytes(l2);
-        let mut ethertype = u16::from_be_bytes([eth[12], eth[13]]);
-        let mut at = l2 + ETH_HLEN;
-        if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
-            ethertype = u16::from_be_bytes([eth[16], eth[17]]);
-            at += 4;
-        }
+        let (ethertype, at) = ethernet_payload(l2);
         if ethertype == ETH_P_IP || ethertype == ETH_P_IPV6 {
             inner_l3 = at;
             protocol = ethertype;

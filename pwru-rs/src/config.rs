@@ -444,9 +444,6 @@ impl Expressions {
     /// Resolves and compiles the configured expressions (nothing when there are none).
     pub fn resolve(config: &Config, btf: &KernelBtf) -> anyhow::Result<Self> {
         let mut out = Expressions::default();
-        let bytes = |insns: Vec<crate::asm::Insn>| -> Vec<u8> {
-            insns.iter().flat_map(|i| i.to_bytes()).collect()
-        };
         for (e, root, stub, flag) in [
             (
                 &config.skb_expr,
@@ -465,7 +462,7 @@ impl Expressions {
                 let f = expr::filter(btf, root, e)?;
                 let code = expr::codegen::filter(&f).context(flag)?;
                 log::debug!("{flag} '{e}': {f:?}, {} eBPF instructions", code.len());
-                out.injections.push((stub, bytes(code)));
+                out.injections.push((stub, filter::to_bytes(&code)));
             }
         }
         for (exprs, root, stub, flag) in [
@@ -489,7 +486,7 @@ impl Expressions {
             let code = expr::codegen::metadata(&metadata).context(flag)?;
             log::debug!("{flag}: {metadata:?}, {} eBPF instructions", code.len());
             let words = metadata.iter().map(|m| m.words).sum();
-            out.injections.push((stub, bytes(code)));
+            out.injections.push((stub, filter::to_bytes(&code)));
             if root.name == expr::XDP.name {
                 (out.xdp_metadata, out.xdp_metadata_words) = (metadata, words);
             } else {
