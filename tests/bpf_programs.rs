@@ -6,32 +6,10 @@
 use std::time::Duration;
 
 use aya_obj::generated::bpf_prog_type;
-use integration_tests::{pwru_bin, require_root, run_within, Netns};
+use integration_tests::{
+    pwru_bin, pwru_programs, require_root, run_within, trampolines_here, Netns,
+};
 use pwru_rs::loader::sys::loaded_programs;
-
-/// pwru-rs's programs loaded now (they are all tracing, kprobe or raw tracepoint programs).
-fn pwru_programs() -> Vec<String> {
-    loaded_programs(&[
-        bpf_prog_type::BPF_PROG_TYPE_TRACING,
-        bpf_prog_type::BPF_PROG_TYPE_KPROBE,
-        bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT,
-    ])
-    .expect("listing BPF programs")
-    .into_iter()
-    .map(|p| p.name)
-    .filter(|name| name.starts_with("pwru_"))
-    .collect()
-}
-
-fn trampolines_here() -> bool {
-    let btf = pwru_rs::btf::KernelBtf::from_file(std::path::Path::new("/sys/kernel/btf/vmlinux"))
-        .expect("vmlinux BTF");
-    pwru_rs::backend::bpfprog::check_trampolines(
-        &btf,
-        &[pwru_rs::backend::bpfprog::ProgramKind::Tc],
-    )
-    .is_ok()
-}
 
 #[test]
 fn refused_with_one_line_when_the_kernel_has_no_trampolines() {

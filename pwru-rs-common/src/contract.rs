@@ -23,6 +23,8 @@ pub const XDP_RECORDS_MAP: &str = "XDP_RECORDS";
 pub const SKB_METADATA_MAP: &str = "SKB_METADATA";
 /// Per-CPU buffers the `--output-tunnel` inner tuple is built in, one per nesting level.
 pub const TUNNEL_TUPLES_MAP: &str = "TUNNEL_TUPLES";
+/// Per-CPU buffers the `--output-netfilter` section is built in, one per nesting level.
+pub const NETFILTER_MAP: &str = "NETFILTER";
 /// Per-CPU nesting level of the programs using [`DUMPS_MAP`].
 pub const DUMP_NEST_MAP: &str = "DUMP_NEST";
 /// Hash map of tracked skbs: address → [`crate::TrackedSkb`] (`--filter-track-skb`); userspace
@@ -87,6 +89,15 @@ pub const FENTRY_TC: &str = "pwru_fentry_tc";
 pub const FEXIT_TC: &str = "pwru_fexit_tc";
 pub const FENTRY_XDP: &str = "pwru_fentry_xdp";
 pub const FEXIT_XDP: &str = "pwru_fexit_xdp";
+/// `--output-netfilter`: fentry and fexit on `nft_do_chain` (vmlinux's or the nf_tables
+/// module's).
+pub const FENTRY_NFT_DO_CHAIN: &str = "pwru_fentry_nft";
+pub const FEXIT_NFT_DO_CHAIN: &str = "pwru_fexit_nft";
+/// skb → its [`crate::record::NfPending`] while it is in a base chain (LRU: an exit never
+/// seen ages out).
+pub const NF_ACTIVE_MAP: &str = "NF_ACTIVE";
+/// Per-CPU buffers an `NfPending` is built in before it is stored, one per nesting level.
+pub const NF_SCRATCH_MAP: &str = "NF_SCRATCH";
 /// `xdp_buff.data_hard_start` of packets XDP passed, for the skb built on it.
 pub const XDP_PASSED_MAP: &str = "XDP_PASSED";
 

@@ -52,8 +52,26 @@ pub struct Offsets {
     pub xdp_rxq: u32,
     pub rxq_dev: u32,
     pub rxq_queue_index: u32,
+    // `--output-netfilter`: `nft_do_chain(struct nft_pktinfo *pkt, void *priv)`, `priv` being the
+    // base chain's `struct nft_chain`.
+    pub nft_pktinfo_skb: u32,
+    pub nft_pktinfo_state: u32,
+    pub hook_state_hook: u32,
+    pub hook_state_pf: u32,
+    pub nft_chain_name: u32,
+    pub nft_chain_table: u32,
+    pub nft_table_name: u32,
+    /// `nft_table.family` is a bitfield on current kernels: 4 bytes read at this offset, then
+    /// `(word >> shift) & mask`.
+    pub nft_table_family: u32,
+    pub nft_table_family_shift: u32,
+    pub nft_table_family_mask: u32,
+    /// `nft_base_chain.ops.priority` minus `nft_base_chain.chain`: from the chain to its base
+    /// chain's priority (two's complement; the chain is not the base chain's first member).
+    pub nft_chain_priority: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Offsets>() == 104);
+const _: () = assert!(size_of::<Offsets>() == 152);
 
 pub const FILTER_NETNS: u32 = 1 << 0;
 pub const FILTER_MARK: u32 = 1 << 1;
@@ -112,6 +130,8 @@ pub const OUTPUT_TUNNEL: u32 = 1 << 8;
 /// `--output-xdp-metadata`: as `OUTPUT_SKB_METADATA` for an XDP program's packet
 /// (`contract::XDP_METADATA_STUB`, `Config::xdp_metadata_words`).
 pub const OUTPUT_XDP_METADATA: u32 = 1 << 9;
+/// `--output-netfilter`: events of the `nft_do_chain` exit carry a [`record::SECTION_NETFILTER`].
+pub const OUTPUT_NETFILTER: u32 = 1 << 10;
 
 /// UDP ports the tunnel parser knows (IANA's).
 pub const VXLAN_PORT: u16 = 4789;
@@ -210,6 +230,8 @@ pub mod record {
     /// A [`Tuple`] of a tunnel packet's inner packet (`--output-tunnel`).
     pub const SECTION_TUNNEL_TUPLE: u16 = 9;
     /// Bytes to skip: the tuple's place in a record built in place without a tuple.
+    /// [`Netfilter`]: the base chain an `nft_do_chain` exit ran (its verdict is `Meta::verdict`).
+    pub const SECTION_NETFILTER: u16 = 10;
     pub const SECTION_PADDING: u16 = 0xffff;
 
     /// `PacketHeader::link`: pcap link types (LINKTYPE_*).
@@ -237,6 +259,8 @@ pub mod record {
     /// A traced BPF program's address (`bpf_get_func_ip` in fentry/fexit on it), named through
     /// the table of traced programs. Like a tracepoint, it has no return address to its caller.
     pub const HOOK_BPF_PROG: u8 = 3;
+    /// The exit of `nft_do_chain` (`--output-netfilter`): one hook, `Meta::hook` unused.
+    pub const HOOK_NFT_DO_CHAIN: u8 = 4;
 
     /// `Meta::flags` bits.
     pub const META_HAS_REASON: u32 = 1 << 0;
@@ -346,6 +370,41 @@ pub mod record {
     }
     const _: () = assert!(size_of::<Xdp>() == 8);
 
+    /// Bytes kept of a netfilter table's or chain's name (NUL included); longer names are cut.
+    pub const NF_NAME_LEN: usize = 32;
+
+    /// The nftables base chain a packet went through ([`SECTION_NETFILTER`]).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Netfilter {
+        /// NUL-terminated, cut to `NF_NAME_LEN - 1` bytes.
+        pub table: [u8; NF_NAME_LEN],
+        pub chain: [u8; NF_NAME_LEN],
+        /// The base chain's priority (`nf_hook_ops.priority`).
+        pub priority: i32,
+        /// The table's family (`NFPROTO_*`: inet 1, ip 2, arp 3, netdev 5, bridge 7, ip6 10).
+        pub family: u8,
+        /// The hook's protocol family and hook number (`nf_hook_state.pf`, `.hook`).
+        pub pf: u8,
+        pub hook: u8,
+        pub _pad: u8,
+    }
+    const _: () = assert!(size_of::<Netfilter>() == 72);
+
+    impl Default for Netfilter {
+        fn default() -> Self {
+            Netfilter {
+                table: [0; NF_NAME_LEN],
+                chain: [0; NF_NAME_LEN],
+                priority: 0,
+                family: 0,
+                pf: 0,
+                hook: 0,
+                _pad: 0,
+            }
+        }
+    }
+
     /// Starts a packet section; `len` bytes of the packet follow (the section is padded to 8).
     #[repr(C)]
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -398,6 +457,22 @@ pub mod record {
     }
     pub const XDP_RECORD_NO_TUPLE: usize = size_of::<XdpRecord>() - 8 - size_of::<Tuple>();
     const _: () = assert!(size_of::<XdpRecord>() == 200);
+
+    /// `--output-netfilter`: a packet's record at the entry of a base chain, kept until the
+    /// chain's exit (which may come after the chain freed the skb) sends it again with the
+    /// verdict.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct NfPending {
+        pub record: SkbRecord,
+        /// Bytes of `record` to send: `SKB_RECORD_NO_TUPLE` or all of it.
+        pub len: u32,
+        pub _pad: u32,
+        /// The base chain (`struct nft_chain *`) and the hook state.
+        pub chain: u64,
+        pub state: u64,
+    }
+    const _: () = assert!(size_of::<NfPending>() == 208);
 
     /// Bytes of an [`SkbRecord`] without its tuple section.
     pub const SKB_RECORD_NO_TUPLE: usize = size_of::<SkbRecord>() - 8 - size_of::<Tuple>();

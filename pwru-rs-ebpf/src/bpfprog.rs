@@ -27,6 +27,7 @@ fn tc_hit(ctx: *mut core::ffi::c_void, skb: u64, verdict: Option<u32>) {
         // No stack pointer here: `--filter-track-skb-by-stackid` does not see these hooks.
         stack_key: 0,
         via_stack: false,
+        netfilter: crate::skb::NfChain::NONE,
     });
 }
 

@@ -41,6 +41,7 @@ fn hit_at(
         verdict: None,
         stack_key: crate::track::stack_key(sp),
         via_stack,
+        netfilter: crate::skb::NfChain::NONE,
     }
 }
 

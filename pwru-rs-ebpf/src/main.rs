@@ -28,6 +28,7 @@ macro_rules! skb_programs {
 mod bpfprog;
 mod filter;
 mod kprobe;
+mod netfilter;
 mod skb;
 mod tracepoint;
 mod track;

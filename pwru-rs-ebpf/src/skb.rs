@@ -3,27 +3,28 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, generated},
     macros::map,
-    maps::{PerCpuArray, RingBuf, StackTrace},
+    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use core::mem::MaybeUninit;
 
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Cb, DumpHeader, Meta as MetaSection, PacketHeader, RecordHeader, SectionHeader, SkbRecord,
-        Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB, LINK_ETHERNET,
-        LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
-        META_STACK_FAILED, SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_PADDING,
-        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE,
-        SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB,
-        TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
+        Cb, DumpHeader, Meta as MetaSection, Netfilter, NfPending, PacketHeader, RecordHeader,
+        SectionHeader, SkbRecord, Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6,
+        KIND_SKB, LINK_ETHERNET, LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
+        META_HAS_VERDICT, META_STACK_FAILED, NF_NAME_LEN, SECTION_CB, SECTION_META,
+        SECTION_NETFILTER, SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
+        SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP,
+        SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
+        TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
     FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR, FILTER_TRACK_SKB,
     FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2, FILTER_TUNNEL_L3,
-    FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_PACKET, OUTPUT_SHINFO,
-    OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL,
-    OUTPUT_XDP_METADATA, TASK_COMM_LEN,
+    FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_NETFILTER, OUTPUT_PACKET,
+    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
+    OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -92,6 +93,20 @@ assert_contract_name!(SKB_METADATA, contract::SKB_METADATA_MAP);
 #[map]
 static TUNNEL_TUPLES: PerCpuArray<TupleSection> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
 assert_contract_name!(TUNNEL_TUPLES, contract::TUNNEL_TUPLES_MAP);
+
+/// Per-CPU buffers of `--output-netfilter`'s section, one per nesting level.
+#[map]
+static NETFILTER: PerCpuArray<NetfilterSection> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(NETFILTER, contract::NETFILTER_MAP);
+
+/// Packets inside a base chain (`--output-netfilter`), by skb address.
+#[map]
+static NF_ACTIVE: LruHashMap<u64, NfPending> = LruHashMap::with_max_entries(4096, 0);
+assert_contract_name!(NF_ACTIVE, contract::NF_ACTIVE_MAP);
+
+#[map]
+static NF_SCRATCH: PerCpuArray<NfPending> = PerCpuArray::with_max_entries(DUMP_LEVELS, 0);
+assert_contract_name!(NF_SCRATCH, contract::NF_SCRATCH_MAP);
 
 /// This CPU's dump nesting level (see `DUMP_LEVELS`).
 #[map]
@@ -207,6 +222,15 @@ fn net_inum(net: u64) -> u32 {
     }
 }
 
+/// `nft_pktinfo`'s skb and hook state.
+#[inline(always)]
+pub fn nft_pktinfo(pkt: u64) -> (u64, u64) {
+    (
+        read(pkt + off!(nft_pktinfo_skb)),
+        read(pkt + off!(nft_pktinfo_state)),
+    )
+}
+
 /// `--filter-track-skb` (a load-time constant).
 #[inline(always)]
 pub fn tracking() -> bool {
@@ -246,6 +270,26 @@ pub struct Hit<H, C> {
     pub stack_key: u64,
     /// The skb was found by `stack_key` (`--filter-non-skb-funcs`), not passed by the hook.
     pub via_stack: bool,
+    /// The netfilter base chain the hook ran (`nft_do_chain`'s exit), or `NfChain::NONE`.
+    pub netfilter: NfChain,
+}
+
+/// An nftables base chain run on the packet: `nft_do_chain(pkt, priv)`'s `priv` (the base
+/// chain's `struct nft_chain`) and `pkt->state`.
+#[derive(Clone, Copy)]
+pub struct NfChain {
+    pub chain: u64,
+    pub state: u64,
+    /// At the chain's entry: the record is kept for its exit ([`nft_exit`]).
+    pub entry: bool,
+}
+
+impl NfChain {
+    pub const NONE: NfChain = NfChain {
+        chain: 0,
+        state: 0,
+        entry: false,
+    };
 }
 
 /// Entry point of every hook: filter, then build one record and send it.
@@ -261,6 +305,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         verdict,
         stack_key,
         via_stack,
+        netfilter,
     } = hit;
     if skb == 0 {
         return;
@@ -278,6 +323,21 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     } else {
         meta
     };
+    // A drop inside a base chain (nftables frees what it drops on current kernels): the drop
+    // names the chain. A load-time constant: no lookup without the option.
+    let netfilter =
+        if cfg!(outputs) & OUTPUT_NETFILTER != 0 && netfilter.chain == 0 && reason.is_some() {
+            match unsafe { NF_ACTIVE.get(&skb) } {
+                Some(p) => NfChain {
+                    chain: p.chain,
+                    state: p.state,
+                    entry: false,
+                },
+                None => netfilter,
+            }
+        } else {
+            netfilter
+        };
     let protocol = u16::from_be(read::<u16>(skb + off!(skb_protocol)));
     let common = Common {
         ctx,
@@ -315,7 +375,8 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
             | OUTPUT_SHINFO
             | OUTPUT_PACKET
             | OUTPUT_SKB_METADATA
-            | OUTPUT_TUNNEL)
+            | OUTPUT_TUNNEL
+            | OUTPUT_NETFILTER)
         == 0
     {
         let Some(mut entry) = EVENTS.reserve::<SkbRecord>(0) else {
@@ -365,7 +426,10 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     } else {
         SKB_RECORD_NO_TUPLE
     };
-    send_with_sections(level, r, len, skb, &headers);
+    if netfilter.entry {
+        keep_for_exit(level, skb, r, len, netfilter);
+    }
+    send_with_sections(level, r, len, skb, &headers, netfilter);
     leave_dump_level();
 }
 
@@ -604,6 +668,13 @@ struct CbSection {
     cb: Cb,
 }
 
+/// [`Netfilter`] as a section (header and payload: 80 bytes).
+#[repr(C)]
+pub struct NetfilterSection {
+    header: SectionHeader,
+    nf: Netfilter,
+}
+
 /// A tuple as a section (header and payload: 48 bytes), for the tunnel's inner tuple.
 #[repr(C)]
 pub struct TupleSection {
@@ -639,7 +710,14 @@ impl Dump {
 /// `--output-skb-shared-info`). Their length is only known here, so the record is reserved at
 /// that length as a dynptr and written piece by piece.
 #[inline(always)]
-fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, headers: &Headers) {
+fn send_with_sections(
+    level: u32,
+    r: *mut SkbRecord,
+    base_len: usize,
+    skb: u64,
+    headers: &Headers,
+    netfilter: NfChain,
+) {
     let outputs = cfg!(outputs);
     let mut cb = MaybeUninit::<CbSection>::uninit();
     let cb_len = if outputs & OUTPUT_SKB_CB != 0 {
@@ -691,6 +769,16 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
     } else {
         size_of::<TupleSection>() as u32
     };
+    let nf = if outputs & OUTPUT_NETFILTER != 0 && netfilter.chain != 0 {
+        netfilter_section(level, netfilter)
+    } else {
+        core::ptr::null_mut()
+    };
+    let nf_len = if nf.is_null() {
+        0
+    } else {
+        size_of::<NetfilterSection>() as u32
+    };
     let metadata = if outputs & OUTPUT_SKB_METADATA != 0 {
         skb_metadata(level, skb)
     } else {
@@ -703,7 +791,7 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
     };
     let dumps_len =
         packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len() + metadata_len;
-    let total = base_len as u32 + cb_len + tunnel_len + dumps_len;
+    let total = base_len as u32 + cb_len + tunnel_len + nf_len + dumps_len;
     let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
     let d = record.as_mut_ptr();
     if reserve_record(unsafe { &raw mut (*r).header }, total, d) {
@@ -714,6 +802,9 @@ fn send_with_sections(level: u32, r: *mut SkbRecord, base_len: usize, skb: u64, 
         }
         if !tunnel.is_null() {
             write_at(d, &mut at, tunnel.cast(), tunnel_len);
+        }
+        if !nf.is_null() {
+            write_at(d, &mut at, nf.cast(), nf_len);
         }
         if !metadata.is_null() {
             write_metadata_section(d, &mut at, metadata, metadata_len);
@@ -833,6 +924,135 @@ fn tunnel_tuple(level: u32, skb: u64, headers: &Headers) -> *mut TupleSection {
         return core::ptr::null_mut();
     }
     buf
+}
+
+/// The base chain's table, name, family, priority and hook as a section in buffer `level`;
+/// null when the buffer is missing. Names the kernel cannot read come out empty.
+#[inline(always)]
+fn netfilter_section(level: u32, hit: NfChain) -> *mut NetfilterSection {
+    let Some(buf) = NETFILTER.get_ptr_mut(level) else {
+        return core::ptr::null_mut();
+    };
+    let table: u64 = read(hit.chain + off!(nft_chain_table));
+    let (table_name, family_word) = if table != 0 {
+        (
+            read::<u64>(table + off!(nft_table_name)),
+            read::<u32>(table + off!(nft_table_family)),
+        )
+    } else {
+        (0, 0)
+    };
+    let chain_name: u64 = read(hit.chain + off!(nft_chain_name));
+    // A negative offset: the priority is in the base chain, before the chain.
+    let priority_at = hit
+        .chain
+        .wrapping_add(cfg_signed(&raw const OFFSETS.nft_chain_priority));
+    let (pf, hook) = if hit.state != 0 {
+        (
+            read::<u8>(hit.state + off!(hook_state_pf)),
+            read::<u8>(hit.state + off!(hook_state_hook)),
+        )
+    } else {
+        (0, 0)
+    };
+    unsafe {
+        (&raw mut (*buf).header).write(SectionHeader {
+            kind: SECTION_NETFILTER,
+            _reserved: 0,
+            len: size_of::<Netfilter>() as u32,
+        });
+        let nf = &raw mut (*buf).nf;
+        // On failure (a null name) the helper zeroes the buffer: an empty name, never a stale one.
+        generated::bpf_probe_read_kernel_str(
+            (&raw mut (*nf).table).cast(),
+            NF_NAME_LEN as u32,
+            table_name as *const core::ffi::c_void,
+        );
+        generated::bpf_probe_read_kernel_str(
+            (&raw mut (*nf).chain).cast(),
+            NF_NAME_LEN as u32,
+            chain_name as *const core::ffi::c_void,
+        );
+        (&raw mut (*nf).priority).write(read::<i32>(priority_at));
+        let family = (family_word >> (off!(nft_table_family_shift) & 31)) as u32
+            & load_time_u32(&raw const OFFSETS.nft_table_family_mask);
+        (&raw mut (*nf).family).write(family as u8);
+        (&raw mut (*nf).pf).write(pf);
+        (&raw mut (*nf).hook).write(hook);
+        (&raw mut (*nf)._pad).write(0);
+    }
+    buf
+}
+
+/// Keeps the record built at a base chain's entry for the chain's exit.
+#[inline(always)]
+fn keep_for_exit(level: u32, skb: u64, r: *const SkbRecord, len: usize, nf: NfChain) {
+    let Some(p) = NF_SCRATCH.get_ptr_mut(level) else {
+        return;
+    };
+    unsafe {
+        (&raw mut (*p).record).write(*r);
+        (&raw mut (*p).len).write(len as u32);
+        (&raw mut (*p)._pad).write(0);
+        (&raw mut (*p).chain).write(nf.chain);
+        (&raw mut (*p).state).write(nf.state);
+        // A full map forgets its oldest packet (LRU).
+        let _ = NF_ACTIVE.insert(&skb, &*p, 0);
+    }
+}
+
+/// A base chain's exit with its verdict, for a packet traced at its entry: the entry's record
+/// sent again with the verdict and the time, never read from the skb, which the chain may have
+/// freed (a drop) or handed on (stolen).
+#[inline(always)]
+pub fn nft_exit(skb: u64, verdict: u32) {
+    let Some(p) = NF_ACTIVE.get_ptr_mut(&skb) else {
+        return;
+    };
+    let Some(level) = enter_dump_level() else {
+        count(&LOST);
+        let _ = NF_ACTIVE.remove(&skb);
+        return;
+    };
+    let nf = netfilter_section(
+        level,
+        NfChain {
+            chain: unsafe { (*p).chain },
+            state: unsafe { (*p).state },
+            entry: false,
+        },
+    );
+    if !nf.is_null() {
+        let full = unsafe { (*p).len } as usize == size_of::<SkbRecord>();
+        let len = if full {
+            size_of::<SkbRecord>() as u32
+        } else {
+            SKB_RECORD_NO_TUPLE as u32
+        };
+        unsafe {
+            let m = &raw mut (*p).record.meta;
+            (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
+            (&raw mut (*m).verdict).write(verdict);
+            (&raw mut (*m).flags).write((*m).flags | META_HAS_VERDICT);
+        }
+        let total = len + size_of::<NetfilterSection>() as u32;
+        let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
+        let d = record.as_mut_ptr();
+        if reserve_record(unsafe { &raw mut (*p).record.header }, total, d) {
+            let mut at = 0u32;
+            write_at(d, &mut at, p.cast(), len);
+            write_at(d, &mut at, nf.cast(), size_of::<NetfilterSection>() as u32);
+            unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
+        }
+    }
+    leave_dump_level();
+    let _ = NF_ACTIVE.remove(&skb);
+}
+
+/// A load-time offset that may be negative, sign-extended.
+#[inline(always)]
+fn cfg_signed(p: *const u32) -> u64 {
+    load_time_u32(p) as i32 as i64 as u64
 }
 
 /// A count of metadata words from the configuration, bounded for the verifier.

@@ -28,6 +28,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
         verdict: None,
         stack_key: 0,
         via_stack: false,
+        netfilter: crate::skb::NfChain::NONE,
     });
     0
 }

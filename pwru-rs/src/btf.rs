@@ -534,6 +534,33 @@ impl KernelBtf {
         })
     }
 
+    /// [`offsets`](Self::offsets) with those `--output-netfilter` reads of `struct nft_pktinfo`,
+    /// `nf_hook_state`, `nft_chain`, `nft_table` and `nft_base_chain` filled in (these are in
+    /// the nf_tables module's BTF when it is a module: `self` must have it).
+    pub fn with_netfilter_offsets(&self, offsets: Offsets) -> Result<Offsets, BtfError> {
+        let family = self.field("nft_table", &["family"])?;
+        let (shift, mask) = match family.bitfield {
+            Some(b) => (b.shift, (1u64 << b.bits) as u32 - 1),
+            None => (0, ((1u64 << (8 * family.size.min(4))) - 1) as u32),
+        };
+        let chain_in_base = self.field_offset("nft_base_chain", &["chain"])?;
+        let priority = self.field_offset("nft_base_chain", &["ops", "priority"])?;
+        Ok(Offsets {
+            nft_pktinfo_skb: self.field_offset("nft_pktinfo", &["skb"])?,
+            nft_pktinfo_state: self.field_offset("nft_pktinfo", &["state"])?,
+            hook_state_hook: self.field_offset("nf_hook_state", &["hook"])?,
+            hook_state_pf: self.field_offset("nf_hook_state", &["pf"])?,
+            nft_chain_name: self.field_offset("nft_chain", &["name"])?,
+            nft_chain_table: self.field_offset("nft_chain", &["table"])?,
+            nft_table_name: self.field_offset("nft_table", &["name"])?,
+            nft_table_family: family.offset,
+            nft_table_family_shift: shift,
+            nft_table_family_mask: mask,
+            nft_chain_priority: priority.wrapping_sub(chain_in_base),
+            ..offsets
+        })
+    }
+
     /// The name of function `type_id` in a BPF program's own BTF (`bytes`, not split): the
     /// program's full name, where the kernel keeps only 15 bytes of it.
     pub fn program_function_name(bytes: &[u8], type_id: u32) -> Option<String> {

@@ -203,6 +203,14 @@ pub struct Cli {
     #[arg(long)]
     pub output_tunnel: bool,
 
+    /// Show each nftables base chain a traced packet goes through (iptables-nft's too): an
+    /// `nft_do_chain(NF_ACCEPT)` / `(NF_DROP)` event with its table, chain, hook and priority
+    /// (text after FUNC, JSON `netfilter`); a drop by a chain is named in
+    /// `--output-group-by-skb` and `--summary`. Needs BPF trampolines (fexit) and the nf_tables
+    /// code loaded at start; the ruleset is not touched. Rule handles are not shown.
+    #[arg(long)]
+    pub output_netfilter: bool,
+
     /// Print each event's kernel stack (symbolised from /proc/kallsyms), under the event line and
     /// as JSON `stack`.
     #[arg(long)]

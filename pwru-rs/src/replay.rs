@@ -18,8 +18,8 @@ use crate::{
     cli::{Cli, TimestampChoice},
     config::OutputConfig,
     events::{
-        Dump, Event, Frame, Hook, PacketBytes, Reason, Sink, SkbMetadata, Stack, Stamp, TrackedBy,
-        Tuple, Verdict, XdpPacket,
+        Dump, Event, Frame, Hook, NetfilterChain, PacketBytes, Reason, Sink, SkbMetadata, Stack,
+        Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
     },
     netns::Netns,
     output::{JsonEvent, JsonTime, WallClock},
@@ -341,9 +341,14 @@ impl Parsed {
                 code,
                 name: j.reason.as_deref(),
             }),
-            verdict: j.verdict_code.map(|code| match j.xdp {
-                Some(_) => Verdict::xdp(code),
-                None => Verdict::tc(code),
+            verdict: j.verdict_code.map(|code| {
+                if j.netfilter.is_some() {
+                    Verdict::netfilter(code)
+                } else if j.xdp.is_some() {
+                    Verdict::xdp(code)
+                } else {
+                    Verdict::tc(code)
+                }
             }),
             xdp: j.xdp.as_ref().map(|x| XdpPacket {
                 rx_queue: x.rx_queue,
@@ -386,6 +391,13 @@ impl Parsed {
                 }),
             skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
             tunnel_tuple: self.tunnel_tuple,
+            netfilter: j.netfilter.as_ref().map(|nf| NetfilterChain {
+                family: &nf.family,
+                table: nf.table.as_bytes(),
+                chain: nf.chain.as_bytes(),
+                hook: &nf.hook,
+                priority: nf.priority,
+            }),
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct KernelFacts {
     pub copy_functions: Option<Vec<backend::track::CopyFunction>>,
     /// `--filter-skb-expr`, `--output-skb-metadata`, resolved and compiled.
     pub expressions: Expressions,
+    /// `--output-netfilter`: where `nft_do_chain` is.
+    pub netfilter: Option<backend::netfilter::Target>,
 }
 
 impl KernelFacts {
@@ -60,7 +62,7 @@ impl KernelFacts {
         let optional_sections = config.kernel.outputs & !pwru_rs_common::OUTPUT_TCP_FLAGS != 0;
         // Refuse before loading: the verifier's "unknown func" would be a worse message.
         if optional_sections && !btf.has_bpf_helper("ringbuf_reserve_dynptr") {
-            bail!("--output-skb, --output-skb-shared-info, --output-skb-cb, --output-skb-metadata and --output-pcap need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
+            bail!("--output-skb, --output-skb-shared-info, --output-skb-cb, --output-skb-metadata, --output-tunnel, --output-netfilter and --output-pcap need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
         }
         if (skb_dump || shinfo_dump) && !btf.has_bpf_helper("snprintf_btf") {
             bail!("--output-skb and --output-skb-shared-info need bpf_snprintf_btf (Linux 5.10+), which this kernel lacks");
@@ -74,22 +76,41 @@ impl KernelFacts {
             Ok(id.id)
         };
         backend::bpfprog::check_trampolines(&btf, &config.trace_programs)?;
+        let netfilter_wanted = config.kernel.outputs & pwru_rs_common::OUTPUT_NETFILTER != 0;
+        if netfilter_wanted {
+            backend::bpfprog::require_trampolines(
+                &btf,
+                backend::netfilter::FLAG,
+                "fexit on nft_do_chain",
+            )?;
+        }
         let expressions = Expressions::resolve(config, &btf)?;
+        let mut offsets = btf
+            .offsets()
+            .context("kernel BTF lacks a field pwru-rs reads")?;
+        if config.trace_programs.contains(&ProgramKind::Xdp) {
+            offsets = btf
+                .with_xdp_offsets(offsets)
+                .context("--filter-trace-xdp: kernel BTF lacks a field pwru-rs reads")?;
+        }
+        let netfilter = if netfilter_wanted {
+            let (target, with_nf) = backend::netfilter::resolve(
+                &btf,
+                path,
+                Path::new(crate::config::KERNEL_BTF_DIR),
+                offsets,
+            )?;
+            offsets = with_nf;
+            Some(target)
+        } else {
+            None
+        };
         let facts = Self {
+            netfilter,
             expressions,
             skb_btf_id: type_id(skb_dump, "sk_buff")?,
             shinfo_btf_id: type_id(shinfo_dump, "skb_shared_info")?,
-            offsets: {
-                let offsets = btf
-                    .offsets()
-                    .context("kernel BTF lacks a field pwru-rs reads")?;
-                if config.trace_programs.contains(&ProgramKind::Xdp) {
-                    btf.with_xdp_offsets(offsets)
-                        .context("--filter-trace-xdp: kernel BTF lacks a field pwru-rs reads")?
-                } else {
-                    offsets
-                }
-            },
+            offsets,
             functions: btf.skb_functions(),
             tracepoints: btf.skb_tracepoints(),
             drop_reasons: btf.drop_reasons(),
@@ -184,6 +205,9 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &config.trace_programs,
         &mut attached,
     )?;
+    if let Some(target) = kernel.netfilter {
+        backend::netfilter::attach(&ebpf, object.as_bytes(), target, &mut attached)?;
+    }
     if !programs.is_empty() {
         let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();
         log::info!(

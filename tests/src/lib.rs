@@ -7,7 +7,7 @@
 
 use std::{
     fs,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, ExitStatus, Output},
     time::Duration,
 };
@@ -44,6 +44,29 @@ pub fn pwru_bin() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The names of pwru-rs's programs loaded now (they are all tracing, kprobe or raw tracepoint
+/// programs): what a failed start must not leave behind.
+pub fn pwru_programs() -> Vec<String> {
+    use aya_obj::generated::bpf_prog_type;
+    pwru_rs::loader::sys::loaded_programs(&[
+        bpf_prog_type::BPF_PROG_TYPE_TRACING,
+        bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+        bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT,
+    ])
+    .expect("listing BPF programs")
+    .into_iter()
+    .map(|p| p.name)
+    .filter(|name| name.starts_with("pwru_"))
+    .collect()
+}
+
+/// Whether this kernel runs BPF trampolines (fentry/fexit): this project's host does not.
+pub fn trampolines_here() -> bool {
+    let btf = pwru_rs::btf::KernelBtf::from_file(Path::new("/sys/kernel/btf/vmlinux"))
+        .expect("vmlinux BTF");
+    pwru_rs::backend::bpfprog::require_trampolines(&btf, "test", "the test").is_ok()
 }
 
 pub fn require_root() {

@@ -69,6 +69,41 @@ ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/7100' 2>/dev/null
 stop_tracer
 expect_line nfdrop 'SKB_DROP_REASON_NETFILTER_DROP' '"dport":7100'
 
+# --- --output-netfilter: each base chain's verdict, the dropping chain named, the ruleset untouched --
+ip netns exec b nft add chain inet pwrt out '{ type filter hook output priority 10; }'
+ruleset_before=$(ip netns exec b nft -a list ruleset)
+ip netns exec b bash -c 'busybox nc -l -p 7101 >/dev/null 2>&1 &'
+NF_FUNCS='^(kfree_skb_reason|sk_skb_reason_drop|ip_local_deliver)$'
+run_tracer nf --backend=${BACKEND[0]#--backend=} --filter-netns /run/netns/b --filter-func "$NF_FUNCS" \
+    --output-netfilter 'tcp port 7100 or tcp port 7101'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/7100' 2>/dev/null
+ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7101' 2>/dev/null
+stop_tracer
+expect_stderr nf "--output-netfilter: fentry and fexit on nft_do_chain [nf_tables]"
+# The entry, the drop (inside the chain on 6.12, after it on 6.1), the chain's verdict.
+NF_IN='"netfilter":{"family":"inet","table":"pwrt","chain":"in","hook":"input","priority":0}'
+expect_line nf '"func":"nft_do_chain",' "$NF_IN"
+expect_line nf '"func":"nft_do_chain(NF_DROP)"' "$NF_IN"
+expect_line nf '"verdict":"NF_DROP"' '"dport":7100,'
+expect_after nf '"func":"nft_do_chain",' '"reason":"SKB_DROP_REASON_NETFILTER_DROP"' '"dport":7100,'
+expect_line nf '"func":"nft_do_chain(NF_ACCEPT)"' '"dport":7101,'
+expect_after nf '"func":"nft_do_chain(NF_ACCEPT)"' '"func":"ip_local_deliver"' '"dport":7101,'
+# The answer leaves through the output chain.
+expect_line nf '"chain":"out","hook":"output","priority":10' '"sport":7101,'
+if grep -F '"func":"nft_do_chain(NF_ACCEPT)"' /tmp/nf.json | grep -qF '"dport":7100,'; then
+    fail "nf: the chain accepted TCP to port 7100"
+fi
+[ "$(ip netns exec b nft -a list ruleset)" = "$ruleset_before" ] && pass "nf: ruleset unchanged" ||
+    fail "nf: the ruleset changed under --output-netfilter"
+# The packet's story ends with the chain that dropped it; --summary counts verdicts by chain.
+run_tracer nfgroup --backend=${BACKEND[0]#--backend=} --filter-netns /run/netns/b --filter-func "$NF_FUNCS" \
+    --output-netfilter --output-group-by-skb --summary 'tcp port 7100'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/7100' 2>/dev/null
+stop_tracer
+expect_line nfgroup '"reason":"SKB_DROP_REASON_NETFILTER_DROP","netfilter":{"chain":"inet pwrt in","hook":"input"}}'
+expect_line nfgroup '"netfilter":[{"chain":"inet pwrt in","hook":"input","verdict":"NF_DROP","count":'
+ip netns exec b nft delete chain inet pwrt out
+
 # --- --filter-mark -------------------------------------------------------------------------------
 ip netns exec a nft -f - <<'NFT'
 table inet pwrt {

@@ -64,9 +64,12 @@ impl ProgramKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BpfProgError {
-    #[error("{flag}: this kernel refuses BPF trampolines (fentry/fexit), which tracing BPF programs needs: {error}")]
+    #[error(
+        "{flag}: this kernel refuses BPF trampolines (fentry/fexit), which {what} needs: {error}"
+    )]
     NoTrampolines {
         flag: &'static str,
+        what: &'static str,
         error: std::io::Error,
     },
     #[error("{flag}: no {noun} BPF program with BTF is loaded (programs loaded after pwru-rs starts are not traced)")]
@@ -109,17 +112,27 @@ pub struct TracedProgram {
 /// Fails unless this kernel runs BPF trampolines, when `kinds` asks for any: checked at start,
 /// before anything is loaded.
 pub fn check_trampolines(btf: &KernelBtf, kinds: &[ProgramKind]) -> Result<(), BpfProgError> {
-    let Some(&first) = kinds.first() else {
-        return Ok(());
-    };
+    match kinds.first() {
+        Some(first) => require_trampolines(btf, first.flag(), "tracing BPF programs"),
+        None => Ok(()),
+    }
+}
+
+/// Fails unless this kernel runs BPF trampolines, which `flag` needs for `what`.
+pub fn require_trampolines(
+    btf: &KernelBtf,
+    flag: &'static str,
+    what: &'static str,
+) -> Result<(), BpfProgError> {
     let (probe_id, _) = btf
         .function(PROBE_FUNCTION)
         .ok_or(BpfProgError::NoProbeFunction {
-            flag: first.flag(),
+            flag,
             function: PROBE_FUNCTION,
         })?;
     support::trampolines(probe_id.id).map_err(|error| BpfProgError::NoTrampolines {
-        flag: first.flag(),
+        flag,
+        what,
         error,
     })
 }

@@ -4,6 +4,7 @@
 pub mod bpfprog;
 pub mod kprobe;
 pub mod kprobe_multi;
+pub mod netfilter;
 pub mod support;
 pub mod tracepoint;
 pub mod track;

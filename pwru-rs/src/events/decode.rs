@@ -5,10 +5,10 @@
 
 use super::{Dump, PacketBytes};
 use pwru_rs_common::record::{
-    Cb, DumpHeader, Meta, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp, KIND_SKB,
-    SECTION_CB, SECTION_META, SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP,
-    SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP,
-    VERSION,
+    Cb, DumpHeader, Meta, Netfilter, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp,
+    KIND_SKB, SECTION_CB, SECTION_META, SECTION_NETFILTER, SECTION_PACKET, SECTION_PADDING,
+    SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE,
+    SECTION_TUPLE, SECTION_XDP, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -27,6 +27,8 @@ pub struct Record<'a> {
     pub skb_metadata: Option<&'a [u8]>,
     /// `--output-tunnel`: a tunnel packet's inner tuple.
     pub tunnel_tuple: Option<&'a Tuple>,
+    /// `--output-netfilter`: the base chain of an `nft_do_chain` exit.
+    pub netfilter: Option<&'a Netfilter>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -146,6 +148,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         packet: None,
         skb_metadata: None,
         tunnel_tuple: None,
+        netfilter: None,
     })
 }
 
@@ -153,7 +156,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
     let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
-    let mut tunnel_tuple = None;
+    let (mut tunnel_tuple, mut netfilter) = (None, None);
     let (mut skb_dump, mut shinfo_dump, mut packet, mut skb_metadata) = (None, None, None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
@@ -166,6 +169,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             SECTION_META => set_once(&mut meta, section, bytes, payload)?,
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
             SECTION_TUNNEL_TUPLE => set_once(&mut tunnel_tuple, section, bytes, payload)?,
+            SECTION_NETFILTER => set_once(&mut netfilter, section, bytes, payload)?,
             SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
             SECTION_XDP => set_once(&mut xdp, section, bytes, payload)?,
             SECTION_PACKET => packet_once(&mut packet, section, &bytes[payload..end])?,
@@ -198,6 +202,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         packet,
         skb_metadata,
         tunnel_tuple,
+        netfilter,
     })
 }
 

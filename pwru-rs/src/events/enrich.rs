@@ -7,16 +7,16 @@ use std::{
 };
 
 use pwru_rs_common::record::{
-    HOOK_BPF_PROG, HOOK_COOKIE, HOOK_FUNC_IP, IP_V4, IP_V6, META_HAS_DEV, META_HAS_REASON,
-    META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, TRACKED_BY_FILTER, TRACKED_BY_SKB,
-    TRACKED_BY_STACKID, TRACKED_BY_XDP,
+    HOOK_BPF_PROG, HOOK_COOKIE, HOOK_FUNC_IP, HOOK_NFT_DO_CHAIN, IP_V4, IP_V6, META_HAS_DEV,
+    META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, TRACKED_BY_FILTER,
+    TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
 };
 
 use super::{
     decode::Record,
     stacks::{self, Stacks},
-    Event, Hook, MetadataField, Reason, SkbMetadata, Stack, Stamp, TrackedBy, Tuple, Verdict,
-    XdpPacket,
+    Event, Hook, MetadataField, NetfilterChain, Reason, SkbMetadata, Stack, Stamp, TrackedBy,
+    Tuple, Verdict, XdpPacket,
 };
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
@@ -54,6 +54,7 @@ impl HookTable {
     pub fn name(&self, kind: u8, hook: u64) -> Option<&str> {
         match kind {
             HOOK_COOKIE => self.by_cookie.get(hook as usize).map(String::as_str),
+            HOOK_NFT_DO_CHAIN => Some("nft_do_chain"),
             HOOK_FUNC_IP | HOOK_BPF_PROG => {
                 let at = self
                     .by_address
@@ -213,9 +214,22 @@ impl Enricher {
         let xdp = record.xdp.map(|x| XdpPacket {
             rx_queue: x.rx_queue,
         });
-        let verdict = (m.flags & META_HAS_VERDICT != 0).then(|| match xdp {
-            Some(_) => Verdict::xdp(m.verdict as i32),
-            None => Verdict::tc(m.verdict as i32),
+        let netfilter = record.netfilter.map(|nf| NetfilterChain {
+            family: NetfilterChain::family_name(nf.family),
+            table: before_nul(&nf.table),
+            chain: before_nul(&nf.chain),
+            hook: NetfilterChain::hook_name(nf.pf, nf.hook),
+            priority: nf.priority,
+        });
+        let verdict = (m.flags & META_HAS_VERDICT != 0).then(|| {
+            let code = m.verdict as i32;
+            if netfilter.is_some() {
+                Verdict::netfilter(code)
+            } else if xdp.is_some() {
+                Verdict::xdp(code)
+            } else {
+                Verdict::tc(code)
+            }
         });
         let ifname = if m.flags & META_HAS_DEV != 0 {
             until_nul(&m.ifname)
@@ -259,6 +273,7 @@ impl Enricher {
             tunnel_tuple: record
                 .tunnel_tuple
                 .and_then(|t| tuple_of(t, self.tcp_flags)),
+            netfilter,
             skb_metadata: record.skb_metadata.map(|words| SkbMetadata::Words {
                 fields: if record.xdp.is_some() {
                     &self.xdp_metadata
@@ -315,6 +330,11 @@ fn v4(addr: &[u8; 16]) -> IpAddr {
 /// The bytes before the first NUL (all 16 without one), found in one 128-bit word: this runs
 /// twice per event.
 #[inline]
+/// The bytes before the first NUL (all of them without one).
+fn before_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or_default()
+}
+
 fn until_nul(bytes: &[u8; 16]) -> &[u8] {
     const ONES: u128 = u128::from_le_bytes([0x01; 16]);
     const HIGHS: u128 = u128::from_le_bytes([0x80; 16]);
@@ -369,6 +389,7 @@ mod tests {
             packet: None,
             skb_metadata: None,
             tunnel_tuple: None,
+            netfilter: None,
         }
     }
 

@@ -66,6 +66,69 @@ pub struct Event<'a> {
     pub skb_metadata: Option<SkbMetadata<'a>>,
     /// `--output-tunnel`: a tunnel packet's inner tuple; `None` for other packets.
     pub tunnel_tuple: Option<Tuple>,
+    /// `--output-netfilter`: at `nft_do_chain`'s entry and exit, the base chain it runs (at
+    /// the exit `verdict` is the chain's), and at a drop inside a chain, that chain; `None`
+    /// elsewhere.
+    pub netfilter: Option<NetfilterChain<'a>>,
+}
+
+/// An nftables base chain a packet went through (iptables-nft's chains are nftables chains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetfilterChain<'a> {
+    /// The table's family as nft names it: `ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`.
+    pub family: &'a str,
+    /// Raw bytes up to the first NUL (cut to 31 bytes by the kernel side).
+    pub table: &'a [u8],
+    pub chain: &'a [u8],
+    /// The hook as nft names it: `prerouting`, `input`, `forward`, `output`, `postrouting`,
+    /// `ingress`, `egress`.
+    pub hook: &'a str,
+    pub priority: i32,
+}
+
+impl NetfilterChain<'_> {
+    /// As nft lists it: `inet filter input`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.family,
+            String::from_utf8_lossy(self.table),
+            String::from_utf8_lossy(self.chain)
+        )
+    }
+
+    /// nft's name of an `NFPROTO_*` table family.
+    pub fn family_name(family: u8) -> &'static str {
+        match family {
+            1 => "inet",
+            2 => "ip",
+            3 => "arp",
+            5 => "netdev",
+            7 => "bridge",
+            10 => "ip6",
+            _ => "unknown",
+        }
+    }
+
+    /// nft's name of hook `hook` of protocol family `pf` (`nf_hook_state`'s).
+    pub fn hook_name(pf: u8, hook: u8) -> &'static str {
+        const INET: [&str; 6] = [
+            "prerouting",
+            "input",
+            "forward",
+            "output",
+            "postrouting",
+            "ingress",
+        ];
+        let names: &[&str] = match pf {
+            // NFPROTO_NETDEV
+            5 => &["ingress", "egress"],
+            // NFPROTO_ARP
+            3 => &["input", "output", "forward"],
+            _ => &INET,
+        };
+        names.get(usize::from(hook)).copied().unwrap_or("unknown")
+    }
 }
 
 /// An `--output-skb-metadata` expression as the output reads its value (from [`crate::expr`]).
@@ -214,6 +277,7 @@ impl Event<'static> {
             packet: None,
             skb_metadata: None,
             tunnel_tuple: None,
+            netfilter: None,
         }
     }
 }
@@ -298,6 +362,29 @@ impl Verdict {
         let name = usize::try_from(code.wrapping_add(1))
             .ok()
             .and_then(|i| NAMES.get(i).copied());
+        Self { code, name }
+    }
+
+    /// A netfilter verdict (`NF_*`, linux/netfilter.h): the low byte names it; the rest is an
+    /// errno or a queue number (`NF_QUEUE_NR`), kept in `code`. `NF_STOLEN` with an errno is
+    /// how current kernels return a drop they have already freed (`NF_DROP_REASON`): `NF_DROP`.
+    pub fn netfilter(code: i32) -> Self {
+        const NF_STOLEN: i32 = 2;
+        if code & 0xff == NF_STOLEN && code >> 16 != 0 {
+            return Self {
+                code,
+                name: Some("NF_DROP"),
+            };
+        }
+        const NAMES: [&str; 6] = [
+            "NF_DROP",
+            "NF_ACCEPT",
+            "NF_STOLEN",
+            "NF_QUEUE",
+            "NF_REPEAT",
+            "NF_STOP",
+        ];
+        let name = NAMES.get((code & 0xff) as usize).copied();
         Self { code, name }
     }
 

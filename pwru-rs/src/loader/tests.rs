@@ -43,13 +43,20 @@ fn programs_exist_with_their_kinds() {
     ]) {
         assert_eq!(kind(name), raw_tp, "{name}");
     }
-    for name in [contract::FEXIT_COPY_OF_2, contract::FEXIT_COPY_OF_4]
-        .iter()
-        .chain(&contract::FEXIT_PSKB)
+    for name in [
+        contract::FEXIT_COPY_OF_2,
+        contract::FEXIT_COPY_OF_4,
+        contract::FEXIT_NFT_DO_CHAIN,
+    ]
+    .iter()
+    .chain(&contract::FEXIT_PSKB)
     {
         assert!(kind(name).starts_with("FExit"), "{name}: {}", kind(name));
     }
-    for name in contract::FENTRY_PSKB {
+    for name in contract::FENTRY_PSKB
+        .into_iter()
+        .chain([contract::FENTRY_NFT_DO_CHAIN])
+    {
         assert!(kind(name).starts_with("FEntry"), "{name}: {}", kind(name));
     }
 }
@@ -83,6 +90,15 @@ fn maps_exist_with_their_types() {
         ),
         (
             contract::PACKETS_MAP,
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        ),
+        (contract::NF_ACTIVE_MAP, bpf_map_type::BPF_MAP_TYPE_LRU_HASH),
+        (
+            contract::NF_SCRATCH_MAP,
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+        ),
+        (
+            contract::NETFILTER_MAP,
             bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
         ),
     ] {

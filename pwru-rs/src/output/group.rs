@@ -41,6 +41,9 @@ struct Group {
     last_ns: u64,
     /// The drop, when the last event reported one: (function, reason).
     drop: Option<(String, String)>,
+    /// `--output-netfilter`: the base chain the packet is in or was dropped by (nft's label,
+    /// hook), which a drop is then blamed on.
+    nf_drop: Option<(String, String)>,
 }
 
 struct Held {
@@ -80,6 +83,9 @@ impl Grouper {
         self.expire(e.ts_ns, out);
         let gid = match self.skbs.get(&e.skb) {
             Some(&gid) => gid,
+            // A chain's exit after the chain freed what it dropped: that packet's block is
+            // written, ending in the drop that names the chain.
+            None if e.netfilter.is_some() && e.verdict.is_some() => return,
             None => {
                 // A clone or copy joins its parent's packet.
                 let parent = e.parent_skb.and_then(|p| self.skbs.get(&p).copied());
@@ -115,6 +121,15 @@ impl Grouper {
             bytes: self.line.clone(),
         });
         g.last_ns = e.ts_ns;
+        if let Some(nf) = &e.netfilter {
+            // Inside a chain (its entry, or a drop there) or dropped by it: the chain to blame
+            // for a drop; a chain that let the packet go is not.
+            let blamed = match &e.verdict {
+                Some(v) => v.name == Some("NF_DROP"),
+                None => true,
+            };
+            g.nf_drop = blamed.then(|| (nf.label(), nf.hook.to_owned()));
+        }
         g.drop = e.reason.as_ref().map(|r| {
             let mut reason = Vec::new();
             write_reason(r, &mut reason);
@@ -160,6 +175,7 @@ impl Grouper {
                 open: 1,
                 last_ns: e.ts_ns,
                 drop: None,
+                nf_drop: None,
             },
         );
         gid
@@ -248,7 +264,11 @@ fn write_text(g: &Group, why: Close, out: &mut Vec<u8>) {
         previous = e.ts_ns;
     }
     if let Some((func, reason)) = &g.drop {
-        out.extend_from_slice(format!("  dropped at {func}: {reason}\n").as_bytes());
+        out.extend_from_slice(format!("  dropped at {func}: {reason}").as_bytes());
+        if let Some((chain, hook)) = &g.nf_drop {
+            out.extend_from_slice(format!(", by nftables chain {chain} (hook {hook})").as_bytes());
+        }
+        out.push(b'\n');
     }
     out.push(b'\n');
 }
@@ -283,11 +303,17 @@ fn write_json(g: &Group, why: Close, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b"],\"drop\":");
     match &g.drop {
-        Some((func, reason)) => out.extend_from_slice(
-            serde_json::json!({ "func": func, "reason": reason })
-                .to_string()
-                .as_bytes(),
-        ),
+        Some((func, reason)) => {
+            let netfilter = g
+                .nf_drop
+                .as_ref()
+                .map(|(chain, hook)| serde_json::json!({ "chain": chain, "hook": hook }));
+            out.extend_from_slice(
+                serde_json::json!({ "func": func, "reason": reason, "netfilter": netfilter })
+                    .to_string()
+                    .as_bytes(),
+            )
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
@@ -350,6 +376,107 @@ mod tests {
             text.ends_with("  dropped at kfree_skb: SKB_DROP_REASON_NO_SOCKET\n\n"),
             "{text}"
         );
+    }
+
+    fn chain_event(
+        hook: &'static str,
+        ts_ns: u64,
+        verdict: Option<i32>,
+        chain: &'static [u8],
+    ) -> Event<'static> {
+        let mut e = event(0xa, hook, ts_ns);
+        e.netfilter = Some(crate::events::NetfilterChain {
+            family: "inet",
+            table: b"filter",
+            chain,
+            hook: "input",
+            priority: 0,
+        });
+        e.verdict = verdict.map(crate::events::Verdict::netfilter);
+        e
+    }
+
+    fn netfilter_drop() -> Event<'static> {
+        let mut drop = event(0xa, "kfree_skb_reason", 4_000);
+        drop.reason = Some(Reason {
+            code: 11,
+            name: Some("SKB_DROP_REASON_NETFILTER_DROP"),
+        });
+        drop
+    }
+
+    #[test]
+    fn a_netfilter_drop_names_the_chain_that_dropped_it() {
+        let p = printer(false);
+        // The chain frees what it drops (6.8+): entry, drop inside, then the exit, late.
+        let mut g = Grouper::new(false, 16, 1_000_000_000);
+        let mut out = Vec::new();
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_000, None, b"early"),
+            &mut out,
+        );
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_500, Some(1), b"early"),
+            &mut out,
+        );
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 2_000, None, b"input"),
+            &mut out,
+        );
+        g.add(&p, &netfilter_drop(), &mut out);
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 5_000, Some(1 << 16 | 2), b"input"),
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("skb 0xa: 4 events"),
+            "the late exit starts no block: {text}"
+        );
+        assert!(
+            text.ends_with("  dropped at kfree_skb_reason: SKB_DROP_REASON_NETFILTER_DROP, by nftables chain inet filter input (hook input)\n\n"),
+            "{text}"
+        );
+        // The chain returns NF_DROP and the hook frees it (older kernels), in JSON.
+        let p = printer(true);
+        let mut g = Grouper::new(true, 16, 1_000_000_000);
+        let mut out = Vec::new();
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_000, None, b"input"),
+            &mut out,
+        );
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_500, Some(0), b"input"),
+            &mut out,
+        );
+        g.add(&p, &netfilter_drop(), &mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            line["drop"]["netfilter"],
+            serde_json::json!({ "chain": "inet filter input", "hook": "input" })
+        );
+        // A chain that accepted is not blamed for a later drop.
+        let mut g = Grouper::new(true, 16, 1_000_000_000);
+        let mut out = Vec::new();
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_000, None, b"input"),
+            &mut out,
+        );
+        g.add(
+            &p,
+            &chain_event("nft_do_chain", 1_500, Some(1), b"input"),
+            &mut out,
+        );
+        g.add(&p, &netfilter_drop(), &mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["drop"]["netfilter"], serde_json::Value::Null);
     }
 
     #[test]

@@ -80,6 +80,23 @@ pub struct JsonEvent {
     /// `--output-packet-bytes`: the packet's first bytes as the kernel held them at the hook;
     /// else `null`.
     pub packet_bytes: Option<JsonPacket>,
+    /// `--output-netfilter`: at an `nft_do_chain` exit (`func` `nft_do_chain(NF_DROP)`, the
+    /// verdict in `verdict`/`verdict_code`), the base chain it ran; else `null`. Absent in
+    /// traces of older versions.
+    #[serde(default)]
+    pub netfilter: Option<JsonNetfilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonNetfilter {
+    /// The table's family as nft names it (`ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`).
+    pub family: String,
+    pub table: String,
+    pub chain: String,
+    /// `prerouting`, `input`, `forward`, `output`, `postrouting`, `ingress`, `egress`.
+    pub hook: String,
+    pub priority: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +336,26 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
             out.extend_from_slice(b"\"}");
         }
         _ => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"netfilter\":");
+    match &e.netfilter {
+        Some(nf) => {
+            out.extend_from_slice(b"{\"family\":");
+            quoted_bytes(out, nf.family.as_bytes());
+            out.extend_from_slice(b",\"table\":");
+            quoted_bytes(out, nf.table);
+            out.extend_from_slice(b",\"chain\":");
+            quoted_bytes(out, nf.chain);
+            out.extend_from_slice(b",\"hook\":");
+            quoted_bytes(out, nf.hook.as_bytes());
+            out.extend_from_slice(b",\"priority\":");
+            if nf.priority < 0 {
+                out.push(b'-');
+            }
+            write_u64(out, u64::from(nf.priority.unsigned_abs()));
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
 }

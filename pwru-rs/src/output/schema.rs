@@ -119,7 +119,7 @@ pub const FIELDS: &[SchemaField] = &[
     field(
         "verdict",
         "string / null",
-        "`--filter-trace-tc`/`--filter-trace-xdp`: at a BPF program's exit, its return value's name (`TC_ACT_OK`, `TC_ACT_SHOT`, `TC_ACT_REDIRECT`, …; `XDP_PASS`, `XDP_DROP`, `XDP_TX`, `XDP_REDIRECT`, `XDP_ABORTED`); `null` at its entry, elsewhere, or for a value without a name",
+        "`--filter-trace-tc`/`--filter-trace-xdp`: at a BPF program's exit, its return value's name (`TC_ACT_OK`, `TC_ACT_SHOT`, `TC_ACT_REDIRECT`, …; `XDP_PASS`, `XDP_DROP`, `XDP_TX`, `XDP_REDIRECT`, `XDP_ABORTED`); `--output-netfilter`: a base chain's verdict (`NF_ACCEPT`, `NF_DROP`, …; a drop the kernel already freed, `NF_STOLEN` with an errno, is `NF_DROP`); `null` at an entry, elsewhere, or for a value without a name",
     ),
     field(
         "verdict_code",
@@ -145,6 +145,11 @@ pub const FIELDS: &[SchemaField] = &[
         "packet_bytes",
         "object / null",
         "`--output-packet-bytes`: `{link: 1 (Ethernet, from the MAC header) or 101 (raw IP), orig_len: number, data: lowercase hex}`, the packet's first `--output-pcap-snaplen` bytes as the kernel held them at the hook, for a pcap expression at replay; `null` without the option or when no header could be read",
+    ),
+    field(
+        "netfilter",
+        "object / null",
+        "`--output-netfilter`: `{family, table, chain, hook, priority}` of the nftables base chain (iptables-nft's too) at `nft_do_chain`'s entry (`func` `nft_do_chain`), at its exit (`nft_do_chain(NF_ACCEPT)`, the verdict in `verdict`/`verdict_code`: `NF_DROP`, `NF_ACCEPT`, `NF_STOLEN`, `NF_QUEUE`, `NF_REPEAT`, `NF_STOP`) and at a drop inside the chain; `family` and `hook` as nft names them (`inet`, `input`); `null` elsewhere",
     ),
 ];
 

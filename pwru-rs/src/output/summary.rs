@@ -44,6 +44,8 @@ pub struct Summary {
     /// Paths closed early for lack of room.
     closed_early: u64,
     hops: HashMap<(u32, u32), Hop>,
+    /// `--output-netfilter`: (chain label, hook, verdict) → packets.
+    netfilter: HashMap<(String, String, String), u64>,
 }
 
 struct OpenPath {
@@ -79,6 +81,20 @@ pub struct JsonSummary {
     pub paths_closed_early: u64,
     /// The most frequent transitions between consecutive hooks of one skb.
     pub hops: Vec<JsonHop>,
+    /// `--output-netfilter`: verdicts by nftables base chain, most first (empty without).
+    #[serde(default)]
+    pub netfilter: Vec<JsonChainVerdicts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonChainVerdicts {
+    /// As nft lists it: `inet filter input`.
+    pub chain: String,
+    pub hook: String,
+    /// `NF_ACCEPT`, `NF_DROP`, …
+    pub verdict: String,
+    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +138,20 @@ impl Summary {
                 .entry(String::from_utf8_lossy(&text).into_owned())
                 .or_default() += 1;
             *self.drops_by_func.entry(id).or_default() += 1;
+        }
+        if let (Some(nf), Some(verdict)) = (&e.netfilter, &e.verdict) {
+            let verdict = match verdict.name {
+                Some(name) => name.to_owned(),
+                None => verdict.code.to_string(),
+            };
+            *self
+                .netfilter
+                .entry((nf.label(), nf.hook.to_owned(), verdict))
+                .or_default() += 1;
+        }
+        // A chain's exit after the chain freed what it dropped: that skb's path ended there.
+        if e.netfilter.is_some() && e.verdict.is_some() && !self.open.contains_key(&e.skb) {
+            return;
         }
         self.follow(e.skb, id, e.ts_ns);
         if is_life_end(name) {
@@ -253,6 +283,21 @@ impl Summary {
                 .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
         });
         hops.truncate(TOP);
+        let mut netfilter: Vec<JsonChainVerdicts> = self
+            .netfilter
+            .into_iter()
+            .map(|((chain, hook, verdict), count)| JsonChainVerdicts {
+                chain,
+                hook,
+                verdict,
+                count,
+            })
+            .collect();
+        netfilter.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.chain, &a.verdict).cmp(&(&b.chain, &b.verdict)))
+        });
         JsonSummary {
             events: self.events,
             hooks,
@@ -262,6 +307,7 @@ impl Summary {
             paths,
             paths_closed_early: self.closed_early,
             hops,
+            netfilter,
         }
     }
 }
@@ -322,6 +368,31 @@ pub fn write(s: &JsonSummary, json: bool, out: &mut dyn Write) -> std::io::Resul
             out,
             "{}",
             table(&["function", "drops"], counts(&s.drops_by_func))
+        )?;
+    }
+    if !s.netfilter.is_empty() {
+        writeln!(
+            out,
+            "\nNetfilter verdicts by chain{}:",
+            more(s.netfilter.len())
+        )?;
+        let rows = s
+            .netfilter
+            .iter()
+            .take(TOP)
+            .map(|v| {
+                vec![
+                    v.chain.clone(),
+                    v.hook.clone(),
+                    v.verdict.clone(),
+                    v.count.to_string(),
+                ]
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            table(&["chain", "hook", "verdict", "packets"], rows)
         )?;
     }
     writeln!(
@@ -448,6 +519,58 @@ mod tests {
         let back: serde_json::Value = serde_json::from_slice(&line).unwrap();
         let back: JsonSummary = serde_json::from_value(back["summary"].clone()).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[test]
+    fn netfilter_verdicts_by_chain() {
+        let mut s = Summary::default();
+        let chain = |skb, ts, code: Option<i32>, name: &'static [u8]| {
+            let mut e = event(skb, "nft_do_chain", ts, None);
+            e.netfilter = Some(crate::events::NetfilterChain {
+                family: "ip",
+                table: b"filter",
+                chain: name,
+                hook: "input",
+                priority: 0,
+            });
+            e.verdict = code.map(crate::events::Verdict::netfilter);
+            e
+        };
+        for skb in 1..=3 {
+            s.record(&chain(skb, skb * 100, None, b"INPUT"));
+            s.record(&chain(skb, skb * 100 + 1, Some(1), b"INPUT"));
+        }
+        s.record(&chain(4, 1_000, None, b"INPUT"));
+        s.record(&event(
+            4,
+            "kfree_skb_reason",
+            1_001,
+            Some("SKB_DROP_REASON_NETFILTER_DROP"),
+        ));
+        // The exit of a chain that freed what it dropped comes after the drop.
+        s.record(&chain(4, 1_002, Some(1 << 16 | 2), b"INPUT"));
+        let j = s.finish();
+        assert_eq!(j.events, 9);
+        assert_eq!(j.hooks.iter().map(|c| c.count).sum::<u64>(), 9);
+        let verdicts: Vec<(&str, &str, u64)> = j
+            .netfilter
+            .iter()
+            .map(|v| (v.chain.as_str(), v.verdict.as_str(), v.count))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("ip filter INPUT", "NF_ACCEPT", 3),
+                ("ip filter INPUT", "NF_DROP", 1)
+            ]
+        );
+        // The late exit opens no path of its own.
+        assert_eq!(j.distinct_paths, 2);
+        let mut text = Vec::new();
+        write(&j, false, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("Netfilter verdicts by chain:"), "{text}");
+        assert!(text.contains("ip filter INPUT"), "{text}");
     }
 
     #[test]

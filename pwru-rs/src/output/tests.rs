@@ -1,8 +1,8 @@
 use std::net::IpAddr;
 
 use super::*;
-use crate::events::{Frame, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket};
-use json::JsonXdp;
+use crate::events::{Frame, NetfilterChain, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket};
+use json::{JsonNetfilter, JsonXdp};
 
 fn config(json: bool, timestamp: TimestampChoice) -> PrinterConfig {
     PrinterConfig {
@@ -65,6 +65,7 @@ fn udp_event() -> Event<'static> {
         packet: None,
         skb_metadata: None,
         tunnel_tuple: None,
+        netfilter: None,
     }
 }
 
@@ -319,6 +320,7 @@ fn json_round_trip_has_every_field() {
             skb_metadata: None,
             tunnel_tuple: None,
             packet_bytes: None,
+            netfilter: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -359,7 +361,12 @@ fn json_writer_keys_are_the_documented_schema_in_every_case() {
         stack: Some(Stack::Failed("stack map full (ENOMEM)")),
         ..udp_event()
     };
-    for e in [udp_event(), drop, clone, stacked, unstacked] {
+    let chain = Event {
+        netfilter: Some(sample_chain()),
+        verdict: Some(Verdict::netfilter(1)),
+        ..udp_event()
+    };
+    for e in [udp_event(), drop, clone, stacked, unstacked, chain] {
         let mut out = Vec::new();
         printer(true, TimestampChoice::None).write_event(&e, &mut out);
         assert_eq!(schema::tests::keys_of(&out), documented);
@@ -769,4 +776,82 @@ fn tunnel_tuple_in_text_and_json() {
     );
     config = self::config(false, TimestampChoice::None);
     assert!(!config.output_tunnel);
+}
+
+fn sample_chain() -> NetfilterChain<'static> {
+    NetfilterChain {
+        family: "inet",
+        table: b"filter",
+        chain: b"input",
+        hook: "input",
+        priority: -150,
+    }
+}
+
+#[test]
+fn netfilter_chain_and_verdict_in_text_and_json() {
+    let mut e = udp_event();
+    e.hook = Hook::Known("nft_do_chain");
+    e.netfilter = Some(sample_chain());
+    e.verdict = Some(Verdict::netfilter(0));
+    let p = printer(false, TimestampChoice::None);
+    let line = text(&p, &e);
+    assert!(
+        line.trim_end().ends_with(
+            "nft_do_chain(NF_DROP) table=inet/filter chain=input hook=input priority=-150"
+        ),
+        "{line}"
+    );
+    let j = json(&e);
+    assert_eq!(j.func, "nft_do_chain(NF_DROP)");
+    assert_eq!(
+        (j.verdict.as_deref(), j.verdict_code),
+        (Some("NF_DROP"), Some(0))
+    );
+    assert_eq!(
+        j.netfilter,
+        Some(JsonNetfilter {
+            family: "inet".into(),
+            table: "filter".into(),
+            chain: "input".into(),
+            hook: "input".into(),
+            priority: -150,
+        })
+    );
+    // At the entry: the chain, no verdict.
+    e.verdict = None;
+    assert!(text(&p, &e)
+        .trim_end()
+        .ends_with("nft_do_chain table=inet/filter chain=input hook=input priority=-150"));
+    e.netfilter = None;
+    assert_eq!(json(&e).netfilter, None);
+}
+
+#[test]
+fn netfilter_verdicts_are_named_as_the_kernel_means_them() {
+    let name = |code: i32| Verdict::netfilter(code).name;
+    assert_eq!(name(0), Some("NF_DROP"));
+    assert_eq!(name(1), Some("NF_ACCEPT"));
+    assert_eq!(name(2), Some("NF_STOLEN"));
+    // NF_QUEUE_NR(5): the queue number above the verdict.
+    assert_eq!(name(5 << 16 | 3), Some("NF_QUEUE"));
+    // NF_DROP_ERR(-EPERM) on older kernels; NF_DROP_REASON's stolen-with-errno on newer ones.
+    assert_eq!(name(1 << 16), Some("NF_DROP"));
+    assert_eq!(name(1 << 16 | 2), Some("NF_DROP"));
+    assert_eq!(name(9), None);
+    assert_eq!(Verdict::netfilter(1 << 16 | 2).code, 65538);
+}
+
+#[test]
+fn netfilter_hooks_and_families_by_nft_names() {
+    assert_eq!(NetfilterChain::hook_name(2, 1), "input");
+    assert_eq!(NetfilterChain::hook_name(10, 4), "postrouting");
+    assert_eq!(NetfilterChain::hook_name(1, 5), "ingress");
+    assert_eq!(NetfilterChain::hook_name(5, 1), "egress");
+    assert_eq!(NetfilterChain::hook_name(3, 1), "output");
+    assert_eq!(NetfilterChain::hook_name(2, 9), "unknown");
+    assert_eq!(NetfilterChain::family_name(1), "inet");
+    assert_eq!(NetfilterChain::family_name(10), "ip6");
+    assert_eq!(NetfilterChain::family_name(7), "bridge");
+    assert_eq!(sample_chain().label(), "inet filter input");
 }

@@ -161,6 +161,19 @@ pub(super) fn write_event(
             }
         });
     }
+    // `--output-netfilter`: the base chain that gave the verdict shown in FUNC.
+    if let Some(nf) = &e.netfilter {
+        out.extend_from_slice(b" table=");
+        out.extend_from_slice(nf.family.as_bytes());
+        out.push(b'/');
+        out.extend(nf.table.escape_ascii());
+        out.extend_from_slice(b" chain=");
+        out.extend(nf.chain.escape_ascii());
+        out.extend_from_slice(b" hook=");
+        out.extend_from_slice(nf.hook.as_bytes());
+        out.extend_from_slice(b" priority=");
+        out.extend_from_slice(nf.priority.to_string().as_bytes());
+    }
     // The stack under the line, a frame a line, innermost first.
     match e.stack {
         Some(Stack::Frames(frames)) => {
