@@ -87,6 +87,49 @@ fn a_trace_replays_as_it_was_written() {
 }
 
 #[test]
+fn a_replayed_trace_prints_the_text_the_live_run_printed() {
+    require_root();
+    let net = veth_pair();
+    let netns = net.b.path();
+    let args = ["--filter-netns", netns.as_str(), "--output-caller", "icmp"];
+    // Two tracers on the same traffic: one prints text, one saves JSON.
+    let text_tracer = Tracer::start_text(BACKEND, &args);
+    let json_tracer = Tracer::start(BACKEND, &args);
+    net.ping_a_to_b().unwrap();
+    // The reply, the last of the ping's events, seen: both have every event by then.
+    json_tracer.wait_for(
+        |t| {
+            !t.with_tuple(Some(&net.addr_b), Some(&net.addr_a))
+                .is_empty()
+        },
+        integration_tests::EVENT_TIMEOUT,
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let (saved, live) = (json_tracer.stop(), text_tracer.stop_text());
+    let json: String = saved
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    let (ok, replayed, err) = replay(&json, &["--output-caller"]);
+    assert!(ok, "{err}");
+    // Same header and the same lines (the two tracers' ring buffers may interleave CPUs
+    // differently: compared as sets of lines).
+    let sorted = |t: &str| {
+        let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(replayed.lines().next(), live.lines().next(), "headers");
+    assert!(live.lines().count() > 2, "{live}");
+    assert_eq!(
+        sorted(&replayed),
+        sorted(&live),
+        "live:\n{live}\nreplayed:\n{replayed}"
+    );
+}
+
+#[test]
 fn offline_filters_select_what_they_would_live() {
     require_root();
     let live = live_trace();
@@ -204,4 +247,74 @@ fn a_pcap_filter_at_replay_selects_what_it_selects_live() {
         text.contains(&first[first.find("\"packet_bytes\"").unwrap()..]),
         "{first}"
     );
+}
+
+#[test]
+fn a_replayed_trace_with_bytes_writes_the_pcapng_the_live_run_wrote() {
+    require_root();
+    let net = veth_pair();
+    let dir = std::env::temp_dir().join(format!("pwru-rs-replay-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (live_pcap, replayed_pcap) = (dir.join("live.pcapng"), dir.join("replayed.pcapng"));
+    let live_arg = live_pcap.to_string_lossy().into_owned();
+    let tracer = Tracer::start_in_b(
+        BACKEND,
+        &net,
+        &[
+            "--output-pcap",
+            &live_arg,
+            "--output-packet-bytes",
+            "--timestamp",
+            "absolute",
+            "icmp",
+        ],
+    );
+    let trace = tracer.ping_a_to_b_and_stop(&net);
+    assert!(!trace.events.is_empty());
+    let saved: String = trace
+        .events
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap() + "\n")
+        .collect();
+    // The replay runs as nobody: its file goes where it may write.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (ok, _, err) = replay(&saved, &["--output-pcap", replayed_pcap.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let live = std::fs::read(&live_pcap).unwrap();
+    let replayed = std::fs::read(&replayed_pcap).unwrap();
+    // Same packets, bytes, times, interfaces and comments: the same file.
+    assert_eq!(
+        replayed.len(),
+        live.len(),
+        "sizes differ; events: {}",
+        trace.events.len()
+    );
+    assert!(
+        replayed == live,
+        "the replayed pcapng differs from the live one"
+    );
+    // Without wall-clock times, or without bytes, one line says what to record.
+    let (ok, _, err) = replay(
+        &strip_key(&saved, "time"),
+        &["--output-pcap", replayed_pcap.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("--timestamp absolute"), "{err}");
+    let (ok, _, err) = replay(
+        &strip_key(&saved, "packet_bytes"),
+        &["--output-pcap", replayed_pcap.to_str().unwrap()],
+    );
+    assert!(!ok && err.contains("--output-packet-bytes"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The JSON lines with `key` set to null.
+fn strip_key(lines: &str, key: &str) -> String {
+    lines
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v[key] = serde_json::Value::Null;
+            v.to_string() + "\n"
+        })
+        .collect()
 }

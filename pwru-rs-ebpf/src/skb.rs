@@ -809,27 +809,7 @@ fn send_with_sections(
         if !metadata.is_null() {
             write_metadata_section(d, &mut at, metadata, metadata_len);
         }
-        if !packet.bytes.is_null() {
-            let p = &packet;
-            let mut head = [
-                SectionHeader {
-                    kind: SECTION_PACKET,
-                    _reserved: 0,
-                    len: size_of::<PacketHeader>() as u32 + p.header.len,
-                },
-                // PacketHeader is two SectionHeaders long: written as one 24-byte piece.
-                unsafe {
-                    core::mem::transmute::<[u32; 2], SectionHeader>([
-                        p.header.len,
-                        p.header.orig_len,
-                    ])
-                },
-                unsafe { core::mem::transmute::<[u32; 2], SectionHeader>([p.header.link, 0]) },
-            ];
-            write_at(d, &mut at, head.as_mut_ptr().cast(), 24);
-            write_at(d, &mut at, p.bytes.cast_mut(), p.header.len);
-            at = (at + 7) & !7;
-        }
+        write_packet_section(d, &mut at, &packet);
         for (kind, dump) in [
             (SECTION_SKB_DUMP, &skb_dump),
             (SECTION_SHINFO_DUMP, &shinfo_dump),
@@ -883,6 +863,29 @@ fn reserve_record(
         return false;
     }
     true
+}
+
+/// The packet's bytes as a section (none when there are none), padded to 8 bytes.
+#[inline(always)]
+fn write_packet_section(d: *mut aya_ebpf::bindings::bpf_dynptr, at: &mut u32, p: &Captured) {
+    if p.bytes.is_null() {
+        return;
+    }
+    let mut head = [
+        SectionHeader {
+            kind: SECTION_PACKET,
+            _reserved: 0,
+            len: size_of::<PacketHeader>() as u32 + p.header.len,
+        },
+        // PacketHeader is two SectionHeaders long: written as one 24-byte piece.
+        unsafe {
+            core::mem::transmute::<[u32; 2], SectionHeader>([p.header.len, p.header.orig_len])
+        },
+        unsafe { core::mem::transmute::<[u32; 2], SectionHeader>([p.header.link, 0]) },
+    ];
+    write_at(d, at, head.as_mut_ptr().cast(), 24);
+    write_at(d, at, p.bytes.cast_mut(), p.header.len);
+    *at = (*at + 7) & !7;
 }
 
 /// The metadata words at `words` as a section of `len` bytes (header included).
@@ -1149,6 +1152,13 @@ fn packet_bytes(level: u32, skb: u64, h: &Headers) -> Option<Captured> {
     let len: u32 = read(skb + off!(skb_len));
     // skb->len counts from skb->data, which may be past the start (an Ethernet header pulled).
     let orig_len = (len as u64 + data.saturating_sub(start)) as u32;
+    copy_packet(level, start, end, orig_len, link)
+}
+
+/// Copies the packet's bytes from `start` (up to `end`, the linear data's, and the snap
+/// length) into buffer `level`.
+#[inline(always)]
+fn copy_packet(level: u32, start: u64, end: u64, orig_len: u32, link: u32) -> Option<Captured> {
     let buf = PACKETS.get_ptr_mut(level)?;
     let snaplen = cfg!(snaplen);
     let mut caplen = orig_len;
@@ -1660,28 +1670,58 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     } else {
         XDP_RECORD_NO_TUPLE
     };
-    // Load-time constant.
-    if cfg!(outputs) & OUTPUT_XDP_METADATA == 0 {
+    // Load-time constants.
+    let outputs = cfg!(outputs);
+    if outputs & (OUTPUT_XDP_METADATA | OUTPUT_PACKET) == 0 {
         unsafe { send_whole(r.cast(), len) };
         leave_dump_level();
         return;
     }
-    let words = bounded_words(cfg!(xdp_metadata_words));
-    if let Some(buf) = SKB_METADATA.get_ptr_mut(level) {
-        gather_words(buf, words, |w| pwru_xdp_metadata(xdp, w));
-        let metadata_len = 8 + 8 * words;
-        let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
-        let d = record.as_mut_ptr();
-        if reserve_record(
-            unsafe { &raw mut (*r).header },
-            len as u32 + metadata_len,
-            d,
-        ) {
-            let mut at = 0u32;
-            write_at(d, &mut at, r.cast(), len as u32);
-            write_metadata_section(d, &mut at, buf, metadata_len);
-            unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
+    let metadata = if outputs & OUTPUT_XDP_METADATA != 0 {
+        match SKB_METADATA.get_ptr_mut(level) {
+            Some(buf) => {
+                gather_words(buf, bounded_words(cfg!(xdp_metadata_words)), |w| {
+                    pwru_xdp_metadata(xdp, w)
+                });
+                buf
+            }
+            None => core::ptr::null_mut(),
         }
+    } else {
+        core::ptr::null_mut()
+    };
+    let metadata_len = if metadata.is_null() {
+        0
+    } else {
+        8 + 8 * bounded_words(cfg!(xdp_metadata_words))
+    };
+    // The frame from its Ethernet header, as the program sees it.
+    let packet = if outputs & OUTPUT_PACKET != 0 && data_end > data {
+        copy_packet(
+            level,
+            data,
+            data_end,
+            (data_end - data) as u32,
+            LINK_ETHERNET,
+        )
+        .unwrap_or(Captured::NONE)
+    } else {
+        Captured::NONE
+    };
+    let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
+    let d = record.as_mut_ptr();
+    if reserve_record(
+        unsafe { &raw mut (*r).header },
+        len as u32 + metadata_len + packet.section_len(),
+        d,
+    ) {
+        let mut at = 0u32;
+        write_at(d, &mut at, r.cast(), len as u32);
+        if !metadata.is_null() {
+            write_metadata_section(d, &mut at, metadata, metadata_len);
+        }
+        write_packet_section(d, &mut at, &packet);
+        unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
     leave_dump_level();
 }

@@ -266,8 +266,10 @@ pub struct Cli {
     pub output_group_timeout_ms: u64,
 
     /// Read a saved --output-json trace instead of the kernel (no root, no BTF) and write it out
-    /// as the output flags say (text, JSON, --output-group-by-skb, --summary, --timestamp);
-    /// --filter-func, --filter-netns, --filter-mark and --filter-ifname (by name) apply.
+    /// as the output flags say (text, JSON, --output-group-by-skb, --summary, --timestamp, and
+    /// --output-pcap from a trace recorded with --output-packet-bytes --timestamp absolute);
+    /// --filter-func, --filter-netns, --filter-mark, --filter-ifname (by name) and, on saved
+    /// packet bytes, a pcap expression apply.
     #[arg(long, value_name = "TRACE.jsonl")]
     pub input_file: Option<PathBuf>,
 

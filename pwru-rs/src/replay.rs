@@ -22,7 +22,7 @@ use crate::{
         Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
     },
     netns::Netns,
-    output::{JsonEvent, JsonTime, WallClock},
+    output::{pcap::PcapWriter, JsonEvent, JsonTime, WallClock},
     session,
 };
 
@@ -76,6 +76,10 @@ pub enum ReplayError {
     NeedsKernel(&'static str),
     #[error("--input-file: --timestamp absolute needs a trace written with --timestamp absolute or current (line {0} has no time)")]
     NoTime(usize),
+    #[error("--input-file: --output-pcap needs the packets' bytes, which line {0} does not carry: record the trace with --output-packet-bytes")]
+    PcapNoBytes(usize),
+    #[error("--input-file: --output-pcap needs wall-clock times, which line {0} does not carry: record the trace with --timestamp absolute")]
+    PcapNoTime(usize),
     #[error("{path}:{line}: {why}")]
     BadLine {
         path: String,
@@ -89,7 +93,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
     let path = cli.input_file.as_ref().expect("--input-file given");
     let pcap = OfflinePcap::compile(&cli.pcap_expression())?;
     for (on, flag) in [
-        (cli.output_pcap.is_some(), "--output-pcap"),
         (cli.filter_trace_tc, "--filter-trace-tc"),
         (cli.filter_trace_xdp, "--filter-trace-xdp"),
         (cli.filter_track_skb, "--filter-track-skb"),
@@ -119,6 +122,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
     let writer = session::open_output(&output)?;
     let clock = WallClock::now();
     let mut sink = session::output_sink(&output, writer, clock);
+    let mut pcap_out = match &cli.output_pcap {
+        Some(out) => Some(
+            PcapWriter::create(out, clock, cli.output_pcap_snaplen)
+                .with_context(|| format!("--output-pcap {}", out.display()))?,
+        ),
+        None => None,
+    };
     let mut last_seen: HashMap<u64, u64> = HashMap::new();
     let (mut written, mut skipped) = (0u64, 0u64);
     let shown = path.display().to_string();
@@ -170,6 +180,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
                 None => return Err(ReplayError::NoPacketBytes(line_no).into()),
             }
         }
+        if let Some(out) = &mut pcap_out {
+            // As live: an event without a header has no bytes, and no packet.
+            if event.packet.is_none() && event.tuple.is_some() {
+                return Err(ReplayError::PcapNoBytes(line_no).into());
+            }
+            let wall = parsed.wall_ns.ok_or(ReplayError::PcapNoTime(line_no))?;
+            out.write_at(&event, wall)
+                .with_context(|| format!("--output-pcap: writing line {line_no}'s packet"))?;
+        }
         event.time = match cli.timestamp {
             TimestampChoice::None => Stamp::None,
             TimestampChoice::Current => Stamp::Nanos(parsed.ts_ns.unwrap_or(0)),
@@ -189,6 +208,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<u64> {
         }
     }
     sink.finish().context("writing the output")?;
+    if let Some(out) = &mut pcap_out {
+        out.flush().context("--output-pcap: writing")?;
+    }
     if skipped > 0 {
         log::warn!("--input-skip-bad: {skipped} malformed lines skipped");
     }

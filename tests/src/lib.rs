@@ -207,6 +207,21 @@ impl Tracer {
 
     /// SIGINT (pwru-rs then drains what is left), wait for a clean exit, and parse every line.
     pub fn stop(self) -> Trace {
+        let (text, stderr) = self.stop_raw();
+        Trace {
+            events: text.lines().map(parse_event).collect(),
+            stderr,
+        }
+    }
+
+    /// [`Tracer::stop`] for a text tracer ([`Tracer::start_text`]): what it wrote.
+    pub fn stop_text(self) -> String {
+        assert!(!self.json, "a JSON tracer's events are read with stop");
+        self.stop_raw().0
+    }
+
+    /// SIGINT, a clean exit: (the output file, stderr).
+    fn stop_raw(self) -> (String, String) {
         let Self { pwru, output, .. } = self;
         let stopped = pwru.stop(STOP_TIMEOUT).unwrap();
         assert!(
@@ -215,11 +230,7 @@ impl Tracer {
             stopped.status,
             stopped.stderr
         );
-        let text = fs::read_to_string(&output).unwrap();
-        Trace {
-            events: text.lines().map(parse_event).collect(),
-            stderr: stopped.stderr,
-        }
+        (fs::read_to_string(&output).unwrap(), stopped.stderr)
     }
 
     /// Waits at most `timeout` for pwru-rs to exit by itself.

@@ -322,7 +322,7 @@ ip netns exec b tc qdisc add dev vb clsact
 ip netns exec b tc filter add dev vb ingress bpf da obj $DP sec classifier || fail "tc: cannot attach the test dataplane"
 ip -n b link set dev vb xdp obj $DP sec xdp || fail "ip: cannot attach the test dataplane's XDP program"
 ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'
-run_tracer bpfprog "${BACKEND[@]}" --filter-trace-tc --filter-trace-xdp 'tcp port 9 or tcp port 7600'
+run_tracer bpfprog "${BACKEND[@]}" --filter-trace-tc --filter-trace-xdp --output-packet-bytes 'tcp port 9 or tcp port 7600'
 ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/9' 2>/dev/null
 ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
 stop_tracer
@@ -332,6 +332,8 @@ expect_line bpfprog '"func":"pwru_test_tc(TC_ACT_SHOT)"' '"dport":9,'
 expect_line bpfprog '"verdict":"TC_ACT_SHOT","verdict_code":2' '"dport":9,'
 expect_line bpfprog '"func":"pwru_test_tc(TC_ACT_OK)"' '"dport":7600'
 expect_line bpfprog '"func":"pwru_test_xdp(XDP_PASS)"' '"xdp":{"rx_queue":0}'
+# The XDP program's frame, from its Ethernet header (the SYN: 74 bytes).
+expect_line bpfprog '"func":"pwru_test_xdp(XDP_PASS)"' '"packet_bytes":{"link":1,"orig_len":74,'
 if grep -F '"func":"pwru_test_tc(TC_ACT_OK)"' /tmp/bpfprog.json | grep -qF '"dport":9,'; then
     fail "bpfprog: the dataplane passed TCP to port 9"
 fi

@@ -70,8 +70,13 @@ impl PcapWriter {
     }
 
     /// Writes `e` as a packet when it carries bytes (an skb without a MAC or network header
-    /// has none).
+    /// has none), at the wall-clock time of its kernel time.
     pub fn write(&mut self, e: &Event<'_>) -> std::io::Result<()> {
+        self.write_at(e, self.clock.wall_ns(e.ts_ns))
+    }
+
+    /// [`write`](Self::write) at wall-clock time `ts` (ns since the epoch): a replayed trace's.
+    pub fn write_at(&mut self, e: &Event<'_>, ts: u64) -> std::io::Result<()> {
         let Some(packet) = e.packet else {
             return Ok(());
         };
@@ -97,7 +102,6 @@ impl PcapWriter {
             self.comment.extend_from_slice(b" reason=");
             super::write_reason(reason, &mut self.comment);
         }
-        let ts = self.clock.wall_ns(e.ts_ns);
         let mut epb = EnhancedPacketBlock {
             block_type: 0,
             block_len1: 0,
