@@ -323,6 +323,11 @@ impl Config {
                     code: code.clone(),
                 }),
         );
+        if crate::fault::verifier_reject() {
+            for injection in &mut injections {
+                injection.code = crate::fault::REJECTED_PROGRAM.to_vec();
+            }
+        }
         Patches {
             injections,
             map_value_sizes: vec![

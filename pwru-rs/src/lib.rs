@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod expr;
+pub mod fault;
 pub mod filter;
 pub mod ksym;
 pub mod loader;

@@ -25,6 +25,20 @@ fn main() -> ExitCode {
             }
         })
         .init();
+    // A bug is one line too, and unwinds: what is attached is detached on the way out.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("panic");
+        eprintln!("pwru-rs: error: internal error (a bug, please report it): {message}{location}");
+    }));
     if cli.version {
         print!("{}", version::report());
         return ExitCode::SUCCESS;

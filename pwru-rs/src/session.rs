@@ -218,11 +218,19 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         );
     }
     log::info!(
-        "attached {} {} in {:.1} ms (backend: {})",
+        "attached {} {} in {:.1} ms (backend: {}{})",
         attached.len(),
         attached.backend.hook_noun(),
         attach_started.elapsed().as_secs_f64() * 1e3,
-        attached.backend
+        attached.backend,
+        if attached.skipped > 0 {
+            format!(
+                "; {} skipped: not traceable or refused, --debug names them",
+                attached.skipped
+            )
+        } else {
+            String::new()
+        }
     );
 
     let ring = RingBuf::try_from(
@@ -361,17 +369,50 @@ fn read_events<S: events::Sink>(
         },
     )?;
     log::info!("listening for events... (Ctrl-C to stop)");
+    let watch_stdout = config.output.file.is_none() && stdout_is_a_pipe();
+    let reader_gone = std::cell::Cell::new(false);
     let stop = runtime.block_on(async {
         let stop = async {
             tokio::select! {
                 _ = sigint.recv() => {},
                 _ = sigterm.recv() => {},
                 _ = sighup.recv() => {},
+                _ = pipe_reader_gone(), if watch_stdout => reader_gone.set(true),
             }
         };
         events::run(ring, pipeline, stop).await
     })?;
+    let stop = if reader_gone.get() {
+        StopReason::OutputClosed
+    } else {
+        stop
+    };
     Ok((stop, ready))
+}
+
+fn stdout_is_a_pipe() -> bool {
+    // SAFETY: fstat into a zeroed stat of fd 1, which stays open.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    unsafe { libc::fstat(1, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO }
+}
+
+/// Resolves when the reader of the pipe on stdout has gone (`pwru-rs … | head -n 3`): without
+/// traffic no write would fail to tell, and the trace would run on with nobody reading it.
+async fn pipe_reader_gone() {
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        every.tick().await;
+        let mut fd = libc::pollfd {
+            fd: 1,
+            events: 0,
+            revents: 0,
+        };
+        // A pipe's write end reports POLLERR once its last reader closed it.
+        // SAFETY: one valid pollfd, no wait.
+        if unsafe { libc::poll(&mut fd, 1, 0) } == 1 && fd.revents & libc::POLLERR != 0 {
+            return;
+        }
+    }
 }
 
 /// Where events go, formatted as the output flags say (pcapng aside).

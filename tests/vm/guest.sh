@@ -432,6 +432,75 @@ fi
 err=$(setpriv --bounding-set=-all,+bpf,+perfmon,+syslog -- pwru-rs --backend kprobe --filter-func '^ip_rcv$' icmp 2>&1 | grep error)
 [[ $err == *CAP_SYS_ADMIN* ]] && pass "caps: plain kprobe without CAP_SYS_ADMIN: $err" || fail "caps: plain kprobe without CAP_SYS_ADMIN: $err"
 
+# --- what pwru-rs survives on the kprobe backends: each signal, an attach failing half-way; then
+# nothing of it in the kernel (programs, maps; links hold programs) nor in kprobe_events ----------
+# pwru-rs's objects, once the kernel has freed what it frees a moment after the exit.
+pwru_objects() {
+    local n i
+    for i in $(seq 50); do
+        n=$( { bpftool prog show; bpftool map show; } 2>/dev/null |
+            grep -cE ' name (pwru_[a-z0-9_]*|EVENTS|TRACKED|DUMPS|RECORDS|STACKS) ')
+        [ "$n" -eq 0 ] && break
+        sleep 0.1
+    done
+    local events
+    events=$(grep -c pwru /sys/kernel/tracing/kprobe_events 2>/dev/null)
+    echo "$n ${events:-0}"
+}
+if command -v bpftool >/dev/null; then
+    SURVIVE_BACKENDS="kprobe"
+    kprobe_multi_supported && SURVIVE_BACKENDS="kprobe-multi kprobe"
+    for backend in $SURVIVE_BACKENDS; do
+        for sig in INT TERM HUP KILL; do
+            run_tracer "survive-$backend-$sig" --backend $backend --filter-func "$RX_FUNCS" icmp
+            ping_a_to_b
+            kill -$sig "$TRACER_PID"
+            wait "$TRACER_PID"
+            rc=$?
+            want=0
+            [ $sig = KILL ] && want=137
+            left=$(pwru_objects)
+            if [ $rc -eq $want ] && [ "$left" = "0 0" ]; then
+                pass "survive: $backend SIG$sig: exit $rc, nothing left"
+            else
+                fail "survive: $backend SIG$sig: exit $rc (want $want), left (objects, kprobe events): $left"
+            fi
+            TRACER_PID=
+        done
+    done
+    # kprobe-multi: a link refused half-way is an error, and what was linked goes with it.
+    if kprobe_multi_supported; then
+        out=$(PWRU_RS_TEST_FAIL_ATTACH_AT=1 timeout 120 pwru-rs --backend kprobe-multi icmp 2>&1 >/dev/null)
+        rc=$?
+        left=$(pwru_objects)
+        if [ $rc -eq 1 ] && [ "$(echo "$out" | grep -c error)" -eq 1 ] && [ "$left" = "0 0" ]; then
+            pass "survive: kprobe-multi link refused half-way: $(echo "$out" | grep error)"
+        else
+            fail "survive: kprobe-multi link refused half-way: exit $rc, left $left: $out"
+        fi
+    fi
+    # Plain kprobes: a refused function is skipped, counted, and the rest traced.
+    run_tracer survive-kprobe-skip --backend kprobe --filter-func "$RX_FUNCS" icmp
+    stop_tracer
+    left=$(pwru_objects)
+    [ "$left" = "0 0" ] && pass "survive: kprobe stop: nothing left" || fail "survive: kprobe stop: left $left"
+    rm -f /tmp/skip.ready
+    skipped=
+    if PWRU_RS_TEST_FAIL_ATTACH_AT=0 pwru_start /tmp/skip.ready /tmp/skip.err 180 --backend kprobe \
+        --filter-func "$RX_FUNCS" --output-file /dev/null icmp; then
+        skipped=$(sed -n 's/.*"skipped":\([0-9]*\).*/\1/p' /tmp/skip.ready)
+        pwru_stop
+    fi
+    left=$(pwru_objects)
+    if [ "$PWRU_STATUS" -eq 0 ] && [ "${skipped:-0}" -ge 1 ] && [ "$left" = "0 0" ]; then
+        pass "survive: kprobe with one function refused: skipped $skipped, exit 0, nothing left"
+    else
+        fail "survive: kprobe with one function refused: exit $PWRU_STATUS, skipped ${skipped:-?}, left $left: $(tail -2 /tmp/skip.err)"
+    fi
+else
+    echo "survive: no bpftool in this guest: the leftover checks run on the host only"
+fi
+
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
 if echo "$version" | grep -q 'kprobe: supported' && \

@@ -72,7 +72,11 @@ pub fn attach(
                 let Some(target) = selection.targets.get(i) else {
                     break;
                 };
-                match open_kprobe(pmu, target, prog_fds[target.program], false) {
+                let opened = match crate::fault::attach_failure(i) {
+                    Some(injected) => Err(injected),
+                    None => open_kprobe(pmu, target, prog_fds[target.program], false),
+                };
+                match opened {
                     Ok(fd) => attached.lock().unwrap().push((target, fd)),
                     Err(e) => {
                         // The kernel creates perf kprobe events for CAP_SYS_ADMIN only.

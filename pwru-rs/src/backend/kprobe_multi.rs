@@ -95,12 +95,14 @@ pub fn attach(
     let verified = started.elapsed();
     let mut links = Vec::with_capacity(by_program.len());
     for ((program, prog), addresses) in loaded.iter().zip(by_program.values()) {
-        let link = sys::link_kprobe_multi(prog.as_fd(), addresses).map_err(|error| {
-            KprobeMultiError::Link {
-                program,
-                count: addresses.len(),
-                error,
-            }
+        let link = match crate::fault::attach_failure(links.len()) {
+            Some(injected) => Err(injected),
+            None => sys::link_kprobe_multi(prog.as_fd(), addresses),
+        };
+        let link = link.map_err(|error| KprobeMultiError::Link {
+            program,
+            count: addresses.len(),
+            error,
         })?;
         links.push(link);
     }

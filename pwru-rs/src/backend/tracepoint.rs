@@ -88,7 +88,11 @@ pub fn attach(
         };
         let prog_fd = load_program(ebpf, name)?;
         // The cookie is the hook's index in `hook_names`, reported back as `Event::hook`.
-        match sys::raw_tracepoint_open(&tp.name, prog_fd, hook_names.len() as u64) {
+        let opened = match crate::fault::attach_failure(hook_names.len()) {
+            Some(injected) => Err(injected),
+            None => sys::raw_tracepoint_open(&tp.name, prog_fd, hook_names.len() as u64),
+        };
+        match opened {
             Ok(link) => {
                 links.push(link);
                 hook_names.push(tp.name.clone());

@@ -64,6 +64,8 @@ pub struct Pipeline<'s, S: Sink> {
     last_error: Option<DecodeError>,
     /// For records that are not 8-byte aligned (the kernel's are).
     realigned: AlignedRecord,
+    /// `crate::fault::PANIC_AFTER`.
+    panic_after: Option<u64>,
 }
 
 impl<'s, S: Sink> Pipeline<'s, S> {
@@ -74,6 +76,7 @@ impl<'s, S: Sink> Pipeline<'s, S> {
             counts: Counts::default(),
             last_error: None,
             realigned: AlignedRecord::default(),
+            panic_after: crate::fault::panic_after(),
         }
     }
 
@@ -97,6 +100,9 @@ impl<'s, S: Sink> Pipeline<'s, S> {
             }
         };
         self.counts.received += 1;
+        if self.panic_after.is_some_and(|n| self.counts.received > n) {
+            panic!("{} reached", crate::fault::PANIC_AFTER);
+        }
         let event = self.enricher.enrich(&record);
         self.sink.consume(&event).map_err(EventsError::Write)
     }

@@ -195,6 +195,7 @@ fn fd_by_id(cmd: bpf_cmd, id: u32) -> std::io::Result<Option<OwnedFd>> {
     let mut attr = zeroed_attr();
     match cmd {
         bpf_cmd::BPF_BTF_GET_FD_BY_ID => attr.__bindgen_anon_6.__bindgen_anon_1.btf_id = id,
+        bpf_cmd::BPF_MAP_GET_FD_BY_ID => attr.__bindgen_anon_6.__bindgen_anon_1.map_id = id,
         _ => attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id,
     }
     match bpf_fd(cmd, &mut attr) {
@@ -280,6 +281,26 @@ pub fn loaded_programs(types: &[bpf_prog_type]) -> std::io::Result<Vec<LoadedPro
         });
     }
     Ok(found)
+}
+
+/// The names of every loaded BPF map (the kernel's copies, 15 bytes at most), in id order:
+/// what a test checks nothing of pwru-rs's is left by.
+pub fn loaded_map_names() -> std::io::Result<Vec<String>> {
+    use aya_obj::generated::bpf_map_info;
+    let mut names = Vec::new();
+    let mut id = 0;
+    while let Some(next) = next_id(bpf_cmd::BPF_MAP_GET_NEXT_ID, id)? {
+        id = next;
+        let Some(fd) = fd_by_id(bpf_cmd::BPF_MAP_GET_FD_BY_ID, id)? else {
+            continue;
+        };
+        // SAFETY: plain integers; all-zero is valid.
+        let mut info: bpf_map_info = unsafe { std::mem::zeroed() };
+        obj_info(fd.as_fd(), &mut info)?;
+        let len = info.name.iter().position(|&c| c == 0).unwrap_or(16);
+        names.push(info.name[..len].iter().map(|&c| c as u8 as char).collect());
+    }
+    Ok(names)
 }
 
 /// The raw BTF of the BTF object with this id (a program's), `None` when it is gone.
