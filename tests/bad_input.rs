@@ -169,3 +169,65 @@ fn unwritable_pcap_file() {
         "{err}"
     );
 }
+
+/// Hostile values for the flags: empty, huge, negative, unicode, too long. Each is one error
+/// line and exit status 1, before anything is attached.
+#[test]
+fn hostile_values_are_one_error_line_and_exit_1() {
+    require_root();
+    let long_name = "x".repeat(100);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--filter-mark", ""], "--filter-mark"),
+        (vec!["--filter-mark", "0x1ffffffff"], "32-bit"),
+        (vec!["--filter-mark", "-1"], "'-1'"),
+        (vec!["--filter-mark", "１２"], "--filter-mark"),
+        (vec!["--filter-netns", ""], "--filter-netns"),
+        (vec!["--filter-ifname", ""], "not found"),
+        (vec!["--filter-ifname", "ëth0"], "ëth0"),
+        (vec!["--filter-ifname", &long_name], "not found"),
+        (vec!["--output-limit-lines", ""], "--output-limit-lines"),
+        (
+            vec!["--output-limit-lines", "99999999999999999999999"],
+            "too large",
+        ),
+        (vec!["--output-limit-lines", "-5"], "'-5'"),
+        (vec!["--ringbuf-size", "0"], "power of two"),
+        (vec!["--ringbuf-size", "99999999999"], "32-bit"),
+        (vec!["--set-percpu-buf", "huge"], "--set-percpu-buf"),
+        (vec!["--kernel-btf", ""], "--kernel-btf"),
+        (vec!["--filter-func", "ü+("], "--filter-func"),
+        (
+            vec!["--output-skb-metadata", "skb->nope"],
+            "no member 'nope'",
+        ),
+        (vec!["--timestamp", "yesterday"], "possible values"),
+        (vec!["--input-file", "/nonexistent"], "/nonexistent"),
+        (vec!["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["--backend", "tracepoint"];
+        all.extend(&args);
+        let out = run_within(Command::new(pwru_bin()).args(&all), Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} printed to stdout");
+        let line = one_error_line(&stderr);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // A truncated BTF file, and one of the other byte order (another architecture's).
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").unwrap();
+    let dir = std::env::temp_dir();
+    let truncated = dir.join(format!("pwru-rs-trunc-{}.btf", std::process::id()));
+    std::fs::write(&truncated, &btf[..100]).unwrap();
+    let mut swapped = btf.clone();
+    swapped.swap(0, 1);
+    let other = dir.join(format!("pwru-rs-swapped-{}.btf", std::process::id()));
+    std::fs::write(&other, &swapped).unwrap();
+    for path in [&truncated, &other] {
+        let p = path.to_str().unwrap();
+        let err = fails(&["--backend", "tracepoint", "--kernel-btf", p]);
+        assert!(one_error_line(&err).contains(p), "{err}");
+        let _ = std::fs::remove_file(path);
+    }
+}

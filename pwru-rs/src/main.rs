@@ -4,7 +4,24 @@ use clap::Parser;
 use pwru_rs::{cli::Cli, config::Config, replay, session, version};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help
+        // Bad input is one line, as every other error, and exit status 1.
+        Err(e) => {
+            // clap's first paragraph (the message and what it lists), without the usage.
+            let rendered = e.render().to_string();
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("pwru-rs: error: {message} (see --help)");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut logger =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if cli.debug {
