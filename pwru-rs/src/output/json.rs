@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    write_cut_marker, write_func, write_hex, write_iface, write_ip, write_meta_number,
+    write_cut_marker, write_func, write_hex, write_i64, write_iface, write_ip, write_meta_number,
     write_process, write_reason, write_tcp_flags_names, write_u64, WallClock, HEX_DIGITS,
 };
 use crate::events::{Event, MetaValue, Stack, Stamp};
@@ -272,10 +272,7 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
                 None => out.extend_from_slice(b"null"),
             }
             out.extend_from_slice(b",\"verdict_code\":");
-            if verdict.code < 0 {
-                out.push(b'-');
-            }
-            write_u64(out, verdict.code.unsigned_abs() as u64);
+            write_i64(out, i64::from(verdict.code));
         }
         None => out.extend_from_slice(b",\"verdict\":null,\"verdict_code\":null"),
     }
@@ -349,10 +346,7 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
             out.extend_from_slice(b",\"hook\":");
             quoted_bytes(out, nf.hook.as_bytes());
             out.extend_from_slice(b",\"priority\":");
-            if nf.priority < 0 {
-                out.push(b'-');
-            }
-            write_u64(out, u64::from(nf.priority.unsigned_abs()));
+            write_i64(out, i64::from(nf.priority));
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),

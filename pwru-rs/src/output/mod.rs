@@ -285,6 +285,14 @@ fn write_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
+/// A signed number in decimal.
+fn write_i64(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
+}
+
 /// Lower-case hex digits, shared by every hex writer.
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
@@ -303,12 +311,7 @@ fn write_meta_number(out: &mut Vec<u8>, value: &crate::events::MetaValue<'_>) ->
     use crate::events::MetaValue;
     match *value {
         MetaValue::Unsigned(v) => write_u64(out, v),
-        MetaValue::Signed(v) => {
-            if v < 0 {
-                out.push(b'-');
-            }
-            write_u64(out, v.unsigned_abs());
-        }
+        MetaValue::Signed(v) => write_i64(out, v),
         MetaValue::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         MetaValue::Pointer(p) => write_hex(out, p),
         MetaValue::Bytes(bytes) => {
