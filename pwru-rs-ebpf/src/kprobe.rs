@@ -3,7 +3,10 @@
 //! is printed. The same programs serve plain kprobes and kprobe-multi links.
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_kernel, generated::bpf_get_func_ip},
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{bpf_get_attach_cookie, bpf_get_func_ip},
+    },
     macros::kprobe,
     programs::ProbeContext,
     EbpfContext,
@@ -66,6 +69,52 @@ fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>
     }
     0
 }
+
+/// kprobe-multi: every function in one link; the function's cookie says where its skb and drop
+/// reason are, and whether the skb's life ends there (`contract::kprobe_multi_cookie`).
+#[kprobe]
+pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let skb_arg = (cookie & contract::COOKIE_SKB_ARG) as usize;
+    let reason = match (cookie >> contract::COOKIE_REASON_SHIFT) & contract::COOKIE_REASON {
+        0 => None,
+        n => Some(n as usize - 1),
+    };
+    let skb = arg_at(&ctx, skb_arg);
+    let reason = reason.map(|n| arg_at(&ctx, n) as u32);
+    handle_skb(hit_at(&ctx, skb, reason, false));
+    if cookie & contract::COOKIE_LIFE_END != 0
+        && (crate::skb::tracking() || crate::skb::tracking_by_stack())
+    {
+        crate::track::forget(skb);
+    }
+    0
+}
+
+/// Argument `n` (0-4) of the probed function, `n` known only at run time. Every register is read
+/// at its fixed offset, then one picked: the verifier refuses a load through a context pointer
+/// moved by a run-time amount, which is what indexing by `n` compiles to.
+#[inline(always)]
+fn arg_at(ctx: &ProbeContext, n: usize) -> u64 {
+    let regs = ctx.regs;
+    let [a0, a1, a2, a3, a4] = unsafe {
+        [
+            core::ptr::read_volatile(&raw const (*regs).rdi),
+            core::ptr::read_volatile(&raw const (*regs).rsi),
+            core::ptr::read_volatile(&raw const (*regs).rdx),
+            core::ptr::read_volatile(&raw const (*regs).rcx),
+            core::ptr::read_volatile(&raw const (*regs).r8),
+        ]
+    };
+    match n {
+        0 => a0,
+        1 => a1,
+        2 => a2,
+        3 => a3,
+        _ => a4,
+    }
+}
+pwru_rs_common::assert_contract_name!(pwru_kprobe_multi, contract::KPROBE_MULTI);
 
 skb_programs! {
     kprobe(ProbeContext) -> u32 = hit_then_forget;

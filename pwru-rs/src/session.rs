@@ -307,31 +307,35 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     let mut pipeline = Pipeline::new(enricher, &mut sink);
     let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;
     let counts = pipeline.counts;
-    match sink.finish() {
+    drop(pipeline);
+    // Detaching waits for the kernel's grace periods (most of the time to exit): everything
+    // else overlaps it, and it is joined before anything is reported, so at exit nothing of
+    // pwru-rs is left in the kernel, whatever happened meanwhile.
+    let hooks = attached.len();
+    let detaching = attached.detach_in_background(config.kprobe_batch, true);
+    let finished = sink.finish();
+    let lost = events::per_cpu_count(&lost, contract::LOST_MAP);
+    let untracked = (config.track_skb || config.track_by_stack)
+        .then(|| events::per_cpu_count(&track_full, contract::TRACK_FULL_MAP));
+    drop(ebpf);
+    let took = detaching
+        .join()
+        .map_err(|_| anyhow::anyhow!("detaching panicked"))?;
+    log::info!(
+        "detached {hooks} hooks in {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
+    match finished {
         Ok(()) => {}
         // Its reader is gone: nothing more can be said there.
         Err(_) if stop == StopReason::OutputClosed => {}
         Err(e) => return Err(anyhow::Error::new(e).context("writing the output")),
     }
-
-    let hooks = attached.len();
-    let took = attached.detach(config.kprobe_batch, true);
-    log::info!(
-        "detached {hooks} hooks in {:.1} ms",
-        took.as_secs_f64() * 1e3
-    );
     let summary = Summary {
         stop,
         counts,
-        lost: events::per_cpu_count(&lost, contract::LOST_MAP)?,
-        untracked: if config.track_skb || config.track_by_stack {
-            Some(events::per_cpu_count(
-                &track_full,
-                contract::TRACK_FULL_MAP,
-            )?)
-        } else {
-            None
-        },
+        lost: lost?,
+        untracked: untracked.transpose()?,
     };
     drop(ready);
     report(&summary);

@@ -244,7 +244,7 @@ struct Target {
 fn load_all(
     targets: &[Target],
     pair: &[(&'static str, bpf_attach_type); 2],
-    instructions: &std::collections::BTreeMap<&'static str, Vec<aya_obj::generated::bpf_insn>>,
+    instructions: &crate::loader::relocate::Relocated<'static>,
 ) -> Vec<Result<OwnedFd, sys::ProgLoadError>> {
     let jobs: Vec<(&Target, &'static str, bpf_attach_type)> = targets
         .iter()
@@ -257,7 +257,8 @@ fn load_all(
             expected_attach_type: Some(attach_type),
             attach_btf_id: target.entry,
             attach_prog_fd: Some(target.program.fd.as_fd()),
-            insns: &instructions[pwru_program],
+            insns: instructions.insns(pwru_program),
+            btf: instructions.btf(pwru_program),
         })
     };
     let workers = std::thread::available_parallelism()

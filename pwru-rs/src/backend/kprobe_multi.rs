@@ -5,13 +5,11 @@
 //! create such a link: the programs are relocated against aya's maps (`loader::relocate`) and
 //! loaded and linked by hand (`loader::sys`).
 
-use std::{
-    collections::BTreeMap,
-    os::fd::{AsFd, OwnedFd},
-};
+use std::os::fd::AsFd;
 
 use aya::Ebpf;
 use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
+use pwru_rs_common::contract;
 
 use super::{Attached, Backend, Selection};
 use crate::{
@@ -69,46 +67,37 @@ pub fn attach(
     object: &[u8],
     selection: &Selection,
 ) -> Result<Attached, KprobeMultiError> {
-    // Group the addresses by program: one link each.
-    let mut by_program: BTreeMap<&'static str, Vec<u64>> = BTreeMap::new();
-    for t in &selection.targets {
-        by_program.entry(t.program).or_default().push(t.address);
-    }
-    let programs: Vec<&'static str> = by_program.keys().copied().collect();
+    let program = contract::KPROBE_MULTI;
     let started = std::time::Instant::now();
-    let instructions = relocated_programs(ebpf, object, &programs)?;
-    let loaded = programs
-        .iter()
-        .map(|&program| {
-            sys::prog_load(&ProgLoad {
-                name: program,
-                prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE,
-                expected_attach_type: Some(bpf_attach_type::BPF_TRACE_KPROBE_MULTI),
-                attach_btf_id: 0,
-                attach_prog_fd: None,
-                insns: &instructions[program],
-            })
-            .map(|fd| (program, fd))
-            .map_err(KprobeMultiError::Load)
-        })
-        .collect::<Result<Vec<(&'static str, OwnedFd)>, _>>()?;
+    let relocated = relocated_programs(ebpf, object, &[program])?;
+    let prog = sys::prog_load(&ProgLoad {
+        name: program,
+        prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+        expected_attach_type: Some(bpf_attach_type::BPF_TRACE_KPROBE_MULTI),
+        attach_btf_id: 0,
+        attach_prog_fd: None,
+        insns: relocated.insns(program),
+        btf: relocated.btf(program),
+    })
+    .map_err(KprobeMultiError::Load)?;
     let verified = started.elapsed();
-    let mut links = Vec::with_capacity(by_program.len());
-    for ((program, prog), addresses) in loaded.iter().zip(by_program.values()) {
-        let link = match crate::fault::attach_failure(links.len()) {
-            Some(injected) => Err(injected),
-            None => sys::link_kprobe_multi(prog.as_fd(), addresses),
-        };
-        let link = link.map_err(|error| KprobeMultiError::Link {
-            program,
-            count: addresses.len(),
-            error,
-        })?;
-        links.push(link);
+    let addresses: Vec<u64> = selection.targets.iter().map(|t| t.address).collect();
+    let cookies: Vec<u64> = selection
+        .targets
+        .iter()
+        .map(|t| cookie(t.program))
+        .collect();
+    let link = match crate::fault::attach_failure(0) {
+        Some(injected) => Err(injected),
+        None => sys::link_kprobe_multi(prog.as_fd(), &addresses, &cookies),
     }
+    .map_err(|error| KprobeMultiError::Link {
+        program,
+        count: addresses.len(),
+        error,
+    })?;
     log::info!(
-        "kprobe-multi: {} programs relocated and verified in {:.1} ms, {} functions linked in {:.1} ms",
-        loaded.len(),
+        "kprobe-multi: program verified in {:.1} ms, {} functions linked in {:.1} ms",
         verified.as_secs_f64() * 1e3,
         selection.targets.len(),
         (started.elapsed() - verified).as_secs_f64() * 1e3
@@ -120,15 +109,29 @@ pub fn attach(
             .map(|t| (t.address, t.hook_name()))
             .collect(),
     );
-    // The links hold the programs; their fds stay open only so that /proc/PID/fdinfo (and
-    // `bpftool prog show`) attribute the programs and their run statistics to this process.
-    links.extend(loaded.into_iter().map(|(_, prog)| prog));
+    // The link holds the program; its fd stays open only so that /proc/PID/fdinfo (and
+    // `bpftool prog show`) attribute the program and its run statistics to this process.
     Ok(Attached {
         backend: Backend::KprobeMulti,
         hooks,
         skipped: selection.skipped,
-        links,
+        links: vec![link, prog],
     })
+}
+
+/// Where the skb is for a function the kprobe backend would give to `program`: what
+/// [`contract::KPROBE_MULTI`] reads from the function's cookie.
+fn cookie(program: &str) -> u64 {
+    use contract::kprobe_multi_cookie as cookie;
+    match program {
+        contract::KPROBE_SKB_0_REASON_1 => cookie(0, Some(1), false),
+        contract::KPROBE_SKB_1_REASON_2 => cookie(1, Some(2), false),
+        contract::KPROBE_SKB_0_FREE => cookie(0, None, true),
+        p => {
+            let position = contract::KPROBE_PROGRAMS.iter().position(|&k| k == p);
+            cookie(position.expect("a kprobe program") as u8, None, false)
+        }
+    }
 }
 
 #[cfg(test)]

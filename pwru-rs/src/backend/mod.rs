@@ -199,14 +199,25 @@ impl Attached {
         self.hooks.is_empty()
     }
 
+    /// [`Self::detach`] on a thread of its own, so that the rest of the teardown (the last
+    /// events, the maps) overlaps the kernel's grace periods; join it for the time taken.
+    pub fn detach_in_background(
+        self,
+        workers: usize,
+        progress: bool,
+    ) -> std::thread::JoinHandle<Duration> {
+        std::thread::spawn(move || self.detach(workers, progress))
+    }
+
     /// Detaches everything, closing links from `workers` threads at once: each kprobe's
     /// unregistration waits for an RCU grace period, and concurrent closes share them.
     pub fn detach(self, workers: usize, progress: bool) -> Duration {
         let started = std::time::Instant::now();
         let bar = crate::progress::bar(progress, self.links.len() as u64, "detaching");
+        let threads = workers.clamp(1, self.links.len().max(1));
         let links = std::sync::Mutex::new(self.links);
         std::thread::scope(|s| {
-            for _ in 0..workers.max(1) {
+            for _ in 0..threads {
                 s.spawn(|| loop {
                     let Some(link) = links.lock().unwrap().pop() else {
                         break;

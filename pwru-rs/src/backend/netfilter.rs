@@ -128,7 +128,8 @@ pub fn attach(
             expected_attach_type: Some(attach_type),
             attach_btf_id: target.btf_id,
             attach_prog_fd: module_btf.as_ref().map(|fd| fd.as_fd()),
-            insns: &instructions[name],
+            insns: instructions.insns(name),
+            btf: instructions.btf(name),
         })
         .map_err(NetfilterError::Load)?;
         let link = sys::tracing_attach(prog.as_fd()).map_err(NetfilterError::Attach)?;

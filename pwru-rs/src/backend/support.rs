@@ -57,6 +57,7 @@ fn load_with_target(
         attach_btf_id,
         attach_prog_fd: None,
         insns: &insns,
+        btf: None,
     })
     .map_err(|e| e.error)
 }
@@ -92,7 +93,7 @@ fn kprobe_multi() -> Result<(), String> {
         .address(PROBE_FUNCTION)
         .filter(|&a| a != 0)
         .ok_or_else(|| format!("no address for {PROBE_FUNCTION} in /proc/kallsyms"))?;
-    sys::link_kprobe_multi(prog.as_fd(), &[address])
+    sys::link_kprobe_multi(prog.as_fd(), &[address], &[0])
         .map(drop)
         .map_err(|e| format!("kprobe-multi link refused: {e}"))
 }

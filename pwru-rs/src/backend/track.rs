@@ -246,7 +246,8 @@ fn copy_hooks(
                 expected_attach_type: Some(attach_type),
                 attach_btf_id: copy.btf_id,
                 attach_prog_fd: module_btf.as_ref().map(|fd| fd.as_fd()),
-                insns: &instructions[program],
+                insns: instructions.insns(program),
+                btf: instructions.btf(program),
             })
         };
         let mut programs = vec![(copy.program, bpf_attach_type::BPF_TRACE_FEXIT)];

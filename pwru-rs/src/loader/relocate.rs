@@ -4,11 +4,13 @@
 
 use std::{
     collections::{BTreeMap, HashSet},
-    os::fd::{AsFd, AsRawFd, RawFd},
+    os::fd::{AsFd, AsRawFd, OwnedFd, RawFd},
 };
 
 use aya::{maps::Map, Ebpf};
-use aya_obj::generated::bpf_insn;
+use aya_obj::generated::{bpf_func_info, bpf_insn, bpf_line_info};
+
+use super::sys::{self, ProgBtf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelocateError {
@@ -20,14 +22,63 @@ pub enum RelocateError {
     MissingProgram(String),
 }
 
-/// Instructions of each program in `wanted`, ready for `BPF_PROG_LOAD`.
+/// Programs of the object, relocated, with the object's BTF loaded in the kernel for them.
+pub struct Relocated<'n> {
+    programs: BTreeMap<&'n str, Program>,
+    /// `None` when this kernel takes no BTF (or refused the object's): the programs then load
+    /// without it, only less readable in bpftool.
+    btf: Option<OwnedFd>,
+}
+
+struct Program {
+    insns: Vec<bpf_insn>,
+    func_info: Vec<u8>,
+    line_info: Vec<u8>,
+}
+
+impl Relocated<'_> {
+    /// Program `name`'s instructions (it was asked for).
+    pub fn insns(&self, name: &str) -> &[bpf_insn] {
+        &self.programs[name].insns
+    }
+
+    /// Program `name`'s BTF records, for `BPF_PROG_LOAD`.
+    pub fn btf(&self, name: &str) -> Option<ProgBtf<'_>> {
+        let program = &self.programs[name];
+        let fd = self.btf.as_ref()?.as_fd();
+        Some(ProgBtf {
+            fd,
+            func_info: &program.func_info,
+            func_info_rec_size: size_of::<bpf_func_info>() as u32,
+            line_info: &program.line_info,
+            line_info_rec_size: size_of::<bpf_line_info>() as u32,
+        })
+    }
+}
+
+/// Each program in `wanted`, ready for `BPF_PROG_LOAD`.
 pub fn relocated_programs<'n>(
     ebpf: &Ebpf,
     object: &[u8],
     wanted: &[&'n str],
-) -> Result<BTreeMap<&'n str, Vec<bpf_insn>>, RelocateError> {
+) -> Result<Relocated<'n>, RelocateError> {
     let mut obj =
         aya_obj::Object::parse(object).map_err(|e| RelocateError::Parse(e.to_string()))?;
+    // aya fixes the object's BTF up (section sizes, variable offsets) and strips what this
+    // kernel does not know before loading it; the same here, for the programs loaded by hand.
+    let btf = match aya::features().btf() {
+        Some(features) => match obj.fixup_and_sanitize_btf(features) {
+            Ok(Some(btf)) => sys::btf_load(&btf.to_bytes())
+                .inspect_err(|e| log::debug!("the object's BTF was not loaded: {e}"))
+                .ok(),
+            Ok(None) => None,
+            Err(e) => {
+                log::debug!("the object's BTF cannot be fixed up: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let text_sections: HashSet<usize> = obj.functions.keys().map(|(section, _)| *section).collect();
     let fds: BTreeMap<&str, RawFd> = ebpf.maps().map(|(name, map)| (name, map_fd(map))).collect();
     // Every map any function references must be given, .rodata included.
@@ -51,9 +102,16 @@ pub fn relocated_programs<'n>(
             .functions
             .get(&program.function_key())
             .ok_or_else(missing)?;
-        out.insert(name, function.instructions.clone());
+        out.insert(
+            name,
+            Program {
+                insns: function.instructions.clone(),
+                func_info: function.func_info.func_info_bytes(),
+                line_info: function.line_info.line_info_bytes(),
+            },
+        );
     }
-    Ok(out)
+    Ok(Relocated { programs: out, btf })
 }
 
 /// The fd of any map aya created (the match is exhaustive: a new map kind fails to compile here

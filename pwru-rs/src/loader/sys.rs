@@ -53,6 +53,19 @@ pub struct ProgLoad<'a> {
     pub attach_btf_id: u32,
     pub attach_prog_fd: Option<BorrowedFd<'a>>,
     pub insns: &'a [bpf_insn],
+    /// The program's BTF function and line records, so that `bpftool prog dump` shows its
+    /// functions by name and its source lines (and `bpftool prog show` its full name).
+    pub btf: Option<ProgBtf<'a>>,
+}
+
+/// A program's BTF: the object's BTF loaded in the kernel and the program's records in it.
+#[derive(Clone, Copy)]
+pub struct ProgBtf<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub func_info: &'a [u8],
+    pub func_info_rec_size: u32,
+    pub line_info: &'a [u8],
+    pub line_info_rec_size: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +111,17 @@ pub fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
         if let Some(fd) = p.attach_prog_fd {
             load.__bindgen_anon_1.attach_prog_fd = fd.as_raw_fd() as u32;
         }
+        if let Some(btf) = p.btf.filter(|b| b.func_info_rec_size > 0) {
+            load.prog_btf_fd = btf.fd.as_raw_fd() as u32;
+            load.func_info_rec_size = btf.func_info_rec_size;
+            load.func_info = btf.func_info.as_ptr() as u64;
+            load.func_info_cnt = btf.func_info.len() as u32 / btf.func_info_rec_size;
+            if btf.line_info_rec_size > 0 {
+                load.line_info_rec_size = btf.line_info_rec_size;
+                load.line_info = btf.line_info.as_ptr() as u64;
+                load.line_info_cnt = btf.line_info.len() as u32 / btf.line_info_rec_size;
+            }
+        }
         if let Some(log) = log {
             load.log_level = 1;
             load.log_size = log.len() as u32;
@@ -119,8 +143,23 @@ pub fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
     })
 }
 
+/// `BPF_BTF_LOAD`: BTF data into the kernel, for programs to refer to.
+pub fn btf_load(data: &[u8]) -> std::io::Result<OwnedFd> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing plain fields of the BPF_BTF_LOAD member of a zeroed union.
+    let load = unsafe { &mut attr.__bindgen_anon_7 };
+    load.btf = data.as_ptr() as u64;
+    load.btf_size = data.len() as u32;
+    bpf_fd(bpf_cmd::BPF_BTF_LOAD, &mut attr)
+}
+
 /// `BPF_LINK_CREATE` of a kprobe-multi link: `prog` on every address at once.
-pub fn link_kprobe_multi(prog: BorrowedFd<'_>, addresses: &[u64]) -> std::io::Result<OwnedFd> {
+pub fn link_kprobe_multi(
+    prog: BorrowedFd<'_>,
+    addresses: &[u64],
+    cookies: &[u64],
+) -> std::io::Result<OwnedFd> {
+    assert_eq!(addresses.len(), cookies.len(), "one cookie per address");
     let mut attr = zeroed_attr();
     // SAFETY: writing plain fields of the BPF_LINK_CREATE member of a zeroed union.
     unsafe {
@@ -129,6 +168,7 @@ pub fn link_kprobe_multi(prog: BorrowedFd<'_>, addresses: &[u64]) -> std::io::Re
         link.attach_type = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
         link.__bindgen_anon_3.kprobe_multi.cnt = addresses.len() as u32;
         link.__bindgen_anon_3.kprobe_multi.addrs = addresses.as_ptr() as u64;
+        link.__bindgen_anon_3.kprobe_multi.cookies = cookies.as_ptr() as u64;
     }
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
