@@ -5,13 +5,13 @@
 //! create such a link: the programs are relocated against aya's maps (`loader::relocate`) and
 //! loaded and linked by hand (`loader::sys`).
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use aya::Ebpf;
 use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
 use pwru_rs_common::contract;
 
-use super::{Attached, Backend, Selection};
+use super::{Attached, Backend, ProbeTarget, Selection};
 use crate::{
     events::HookTable,
     loader::{
@@ -67,37 +67,55 @@ pub fn attach(
     object: &[u8],
     selection: &Selection,
 ) -> Result<Attached, KprobeMultiError> {
-    let program = contract::KPROBE_MULTI;
-    let started = std::time::Instant::now();
-    let relocated = relocated_programs(ebpf, object, &[program])?;
-    let prog = sys::prog_load(&ProgLoad {
-        name: program,
-        prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE,
-        expected_attach_type: Some(bpf_attach_type::BPF_TRACE_KPROBE_MULTI),
-        attach_btf_id: 0,
-        attach_prog_fd: None,
-        insns: relocated.insns(program),
-        btf: relocated.btf(program),
-    })
-    .map_err(KprobeMultiError::Load)?;
-    let verified = started.elapsed();
-    let addresses: Vec<u64> = selection.targets.iter().map(|t| t.address).collect();
-    let cookies: Vec<u64> = selection
+    // The skb functions in one link; `--filter-non-skb-funcs` in a second, of their program.
+    let (non_skb, skb): (Vec<&ProbeTarget>, Vec<&ProbeTarget>) = selection
         .targets
         .iter()
-        .map(|t| cookie(t.program))
-        .collect();
-    let link = match crate::fault::attach_failure(0) {
-        Some(injected) => Err(injected),
-        None => sys::link_kprobe_multi(prog.as_fd(), &addresses, &cookies),
+        .partition(|t| t.program == contract::KPROBE_NON_SKB);
+    let groups: Vec<(&'static str, Vec<&ProbeTarget>)> = [
+        (contract::KPROBE_MULTI, skb),
+        (contract::KPROBE_NON_SKB, non_skb),
+    ]
+    .into_iter()
+    .filter(|(_, targets)| !targets.is_empty())
+    .collect();
+    let names: Vec<&'static str> = groups.iter().map(|(name, _)| *name).collect();
+    let started = std::time::Instant::now();
+    let relocated = relocated_programs(ebpf, object, &names)?;
+    let loaded = names
+        .iter()
+        .map(|&program| {
+            sys::prog_load(&ProgLoad {
+                name: program,
+                prog_type: bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+                expected_attach_type: Some(bpf_attach_type::BPF_TRACE_KPROBE_MULTI),
+                attach_btf_id: 0,
+                attach_prog_fd: None,
+                insns: relocated.insns(program),
+                btf: relocated.btf(program),
+            })
+            .map_err(KprobeMultiError::Load)
+        })
+        .collect::<Result<Vec<OwnedFd>, _>>()?;
+    let verified = started.elapsed();
+    let mut links = Vec::with_capacity(2 * groups.len());
+    for ((program, targets), prog) in groups.iter().zip(&loaded) {
+        let addresses: Vec<u64> = targets.iter().map(|t| t.address).collect();
+        let cookies: Vec<u64> = targets.iter().map(|t| cookie(t.program)).collect();
+        let link = match crate::fault::attach_failure(links.len()) {
+            Some(injected) => Err(injected),
+            None => sys::link_kprobe_multi(prog.as_fd(), &addresses, &cookies),
+        }
+        .map_err(|error| KprobeMultiError::Link {
+            program,
+            count: addresses.len(),
+            error,
+        })?;
+        links.push(link);
     }
-    .map_err(|error| KprobeMultiError::Link {
-        program,
-        count: addresses.len(),
-        error,
-    })?;
     log::info!(
-        "kprobe-multi: program verified in {:.1} ms, {} functions linked in {:.1} ms",
+        "kprobe-multi: {} program(s) verified in {:.1} ms, {} functions linked in {:.1} ms",
+        loaded.len(),
         verified.as_secs_f64() * 1e3,
         selection.targets.len(),
         (started.elapsed() - verified).as_secs_f64() * 1e3
@@ -109,13 +127,13 @@ pub fn attach(
             .map(|t| (t.address, t.hook_name()))
             .collect(),
     );
-    // The link holds the program; its fd stays open only so that /proc/PID/fdinfo (and
-    // `bpftool prog show`) attribute the program and its run statistics to this process.
+    // The links hold the programs; their fds stay open only so that /proc/PID/fdinfo (and
+    // `bpftool prog show`) attribute the programs and their run statistics to this process.
     Ok(Attached {
         backend: Backend::KprobeMulti,
         hooks,
         skipped: selection.skipped,
-        links: vec![link, prog],
+        links: links.into_iter().chain(loaded).collect(),
     })
 }
 
@@ -127,6 +145,8 @@ fn cookie(program: &str) -> u64 {
         contract::KPROBE_SKB_0_REASON_1 => cookie(0, Some(1), false),
         contract::KPROBE_SKB_1_REASON_2 => cookie(1, Some(2), false),
         contract::KPROBE_SKB_0_FREE => cookie(0, None, true),
+        // Its own program, which finds the skb by the stack.
+        contract::KPROBE_NON_SKB => 0,
         p => {
             let position = contract::KPROBE_PROGRAMS.iter().position(|&k| k == p);
             cookie(position.expect("a kprobe program") as u8, None, false)
