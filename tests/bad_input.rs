@@ -202,6 +202,14 @@ fn hostile_values_are_one_error_line_and_exit_1() {
         ),
         (vec!["--timestamp", "yesterday"], "possible values"),
         (vec!["--input-file", "/nonexistent"], "/nonexistent"),
+        (
+            vec!["--ready-file", "/nonexistent/ready"],
+            "no directory /nonexistent",
+        ),
+        (
+            vec!["--stats-file", "/nonexistent/stats"],
+            "no directory /nonexistent",
+        ),
         (vec!["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, says) in cases {

@@ -5,7 +5,7 @@
 use integration_tests::{
     dport, require_root, show, tuple, veth_pair, Trace, Tracer, VethPair, EVENT_TIMEOUT,
 };
-use pwru_rs::ready::ReadyInfo;
+use pwru_rs::ready::{ReadyInfo, RunStats};
 
 const BACKEND: &str = "tracepoint";
 
@@ -65,6 +65,27 @@ fn ready_file_says_what_was_attached() {
     let one = start(&["--filter-func", "kfree_skb"]);
     assert_eq!(one.ready().hooks, 1, "{}", one.ready().json);
     one.stop();
+}
+
+#[test]
+fn stats_file_counts_what_was_printed() {
+    require_root();
+    let net = veth_pair();
+    let stats = std::env::temp_dir().join(format!("pwru-rs-stats-{}", std::process::id()));
+    let _ = std::fs::remove_file(&stats);
+    let tracer = start(&["--stats-file", stats.to_str().unwrap(), "icmp"]);
+    let hooks = tracer.ready().hooks;
+    let trace = tracer.ping_a_to_b_and_stop(&net);
+    let text = std::fs::read_to_string(&stats).expect("the stats file is written at exit");
+    let _ = std::fs::remove_file(&stats);
+    let s: RunStats = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("stats file does not fit RunStats: {e}: {text}"));
+    assert_eq!(s.backend, BACKEND, "{text}");
+    assert_eq!(s.hooks as u64, hooks, "{text}");
+    assert_eq!(s.received as usize, trace.events.len(), "{text}");
+    assert_eq!((s.lost, s.malformed), (0, 0), "{text}");
+    assert!(s.attach_ms > 0.0 && s.detach_ms > 0.0, "{text}");
+    assert_eq!(s.link_ms, None, "no link times on tracepoints: {text}");
 }
 
 #[test]

@@ -5,15 +5,16 @@
 # `--ready-file READY` and its stderr to the file ERR (`-`: this shell's stderr), and waits until READY appears (pwru-rs
 # renames it into place complete, so it can be read at once). Sets PWRU_PID. Returns 0 once
 # ready; 1 if pwru-rs exited first, 2 if it was not ready after TIMEOUT seconds (it is then
-# stopped with SIGINT); PWRU_STATUS then holds its exit status.
+# stopped with SIGINT); PWRU_STATUS then holds its exit status. PWRU_BIN, when set, is the
+# binary to start instead (the benchmark runs cilium/pwru, which takes the same two flags).
 pwru_start() {
     local ready=$1 err=$2 timeout=$3
     shift 3
     rm -f "$ready"
     if [ "$err" = - ]; then
-        pwru-rs "$@" --ready-file "$ready" &
+        "${PWRU_BIN:-pwru-rs}" "$@" --ready-file "$ready" &
     else
-        pwru-rs "$@" --ready-file "$ready" 2>"$err" &
+        "${PWRU_BIN:-pwru-rs}" "$@" --ready-file "$ready" 2>"$err" &
     fi
     PWRU_PID=$!
     local deadline=$((SECONDS + timeout))

@@ -3,11 +3,9 @@
 //! is printed. The same programs serve plain kprobes and kprobe-multi links.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_probe_read_kernel,
-        generated::{bpf_get_attach_cookie, bpf_get_func_ip},
-    },
-    macros::kprobe,
+    helpers::{bpf_probe_read_kernel, generated::bpf_get_func_ip},
+    macros::{kprobe, map},
+    maps::HashMap,
     programs::ProbeContext,
     EbpfContext,
 };
@@ -70,26 +68,49 @@ fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>
     0
 }
 
-/// kprobe-multi: every function in one link; the function's cookie says where its skb and drop
-/// reason are, and whether the skb's life ends there (`contract::kprobe_multi_cookie`).
+/// Where each function's skb is (`contract::func_args_entry`), by function address; userspace
+/// fills it before linking. Not preallocated: only the entries written take memory.
+#[map]
+static FUNC_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(1 << 16, BPF_F_NO_PREALLOC);
+const BPF_F_NO_PREALLOC: u32 = 1;
+pwru_rs_common::assert_contract_name!(FUNC_ARGS, contract::FUNC_ARGS_MAP);
+
+/// kprobe-multi: every function in one link; [`FUNC_ARGS`] says where the function's skb and
+/// drop reason are, and whether the skb's life ends there.
 #[kprobe]
 pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
-    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
-    let skb_arg = (cookie & contract::COOKIE_SKB_ARG) as usize;
-    let reason = match (cookie >> contract::COOKIE_REASON_SHIFT) & contract::COOKIE_REASON {
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let Some(&args) = (unsafe { FUNC_ARGS.get(&ip) }) else {
+        return 0;
+    };
+    let skb_arg = (args & contract::FUNC_ARGS_SKB) as usize;
+    let reason = match (args >> contract::FUNC_ARGS_REASON_SHIFT) & contract::FUNC_ARGS_REASON {
         0 => None,
         n => Some(n as usize - 1),
     };
     let skb = arg_at(&ctx, skb_arg);
     let reason = reason.map(|n| arg_at(&ctx, n) as u32);
-    handle_skb(hit_at(&ctx, skb, reason, false));
-    if cookie & contract::COOKIE_LIFE_END != 0
+    let sp = unsafe { (*ctx.regs).rsp };
+    handle_skb(Hit {
+        ctx: ctx.as_ptr(),
+        skb,
+        hook_kind: HOOK_FUNC_IP,
+        hook: move || ip,
+        caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
+        reason,
+        verdict: None,
+        stack_key: crate::track::stack_key(sp),
+        via_stack: false,
+        netfilter: crate::skb::NfChain::NONE,
+    });
+    if args & contract::FUNC_ARGS_LIFE_END != 0
         && (crate::skb::tracking() || crate::skb::tracking_by_stack())
     {
         crate::track::forget(skb);
     }
     0
 }
+pwru_rs_common::assert_contract_name!(pwru_kprobe_multi, contract::KPROBE_MULTI);
 
 /// Argument `n` (0-4) of the probed function, `n` known only at run time. Every register is read
 /// at its fixed offset, then one picked: the verifier refuses a load through a context pointer

@@ -322,6 +322,11 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
 
+    /// At exit, write the run's figures to this file as one JSON line (hooks attached, attach
+    /// and detach times, events received and lost).
+    #[arg(long, value_name = "PATH")]
+    pub stats_file: Option<PathBuf>,
+
     /// Size of the kernel-to-user ring buffer in bytes (a power of two, at least one page).
     #[arg(long, value_name = "BYTES", default_value_t = 8 << 20, value_parser = parse_ringbuf_size)]
     pub ringbuf_size: u32,

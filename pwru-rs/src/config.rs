@@ -148,6 +148,7 @@ pub struct Config {
     pub track_skb_map_size: u32,
     pub output: OutputConfig,
     pub ready_file: Option<PathBuf>,
+    pub stats_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -302,6 +303,7 @@ impl Config {
             },
             output: OutputConfig::from_cli(cli),
             ready_file: cli.ready_file.clone(),
+            stats_file: cli.stats_file.clone(),
         })
     }
 

@@ -22,7 +22,7 @@ use crate::{
     netns_names::{self, NetnsNames},
     object,
     output::{group::Grouper, pcap::PcapWriter, OutputSink, Printer, WallClock},
-    ready::{ReadyFile, ReadyInfo},
+    ready::{ReadyFile, ReadyInfo, RunStats},
 };
 
 /// What the kernel's BTF says, read once at start.
@@ -164,7 +164,16 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     kernel_config.xdp_metadata_words = kernel.expressions.xdp_metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
-    // Open the output before touching the kernel, so a bad path attaches nothing.
+    // Open the output before touching the kernel, so a bad path attaches nothing; the same for
+    // the files written later (their directory, at least, must be there).
+    for (flag, path) in [
+        ("--ready-file", &config.ready_file),
+        ("--stats-file", &config.stats_file),
+    ] {
+        if let Some(path) = path {
+            check_dir_of(flag, path)?;
+        }
+    }
     let writer = open_output(&config.output)?;
     let clock = WallClock::now();
     let pcap = match &config.output.pcap {
@@ -217,11 +226,12 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             names.join(", ")
         );
     }
+    let attach_time = attach_started.elapsed();
     log::info!(
         "attached {} {} in {:.1} ms (backend: {}{})",
         attached.len(),
         attached.backend.hook_noun(),
-        attach_started.elapsed().as_secs_f64() * 1e3,
+        attach_time.as_secs_f64() * 1e3,
         attached.backend,
         if attached.skipped > 0 {
             format!(
@@ -312,6 +322,22 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     // else overlaps it, and it is joined before anything is reported, so at exit nothing of
     // pwru-rs is left in the kernel, whatever happened meanwhile.
     let hooks = attached.len();
+    let stats = config.stats_file.as_ref().map(|path| {
+        (
+            path,
+            RunStats {
+                backend: attached.backend.name().to_owned(),
+                hooks,
+                skipped: attached.skipped,
+                attach_ms: attach_time.as_secs_f64() * 1e3,
+                link_ms: attached.link_time.map(|t| t.as_secs_f64() * 1e3),
+                detach_ms: 0.0,
+                received: counts.received,
+                lost: 0,
+                malformed: counts.malformed,
+            },
+        )
+    });
     let detaching = attached.detach_in_background(config.kprobe_batch, true);
     let finished = sink.finish();
     let lost = events::per_cpu_count(&lost, contract::LOST_MAP);
@@ -338,6 +364,11 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         untracked: untracked.transpose()?,
     };
     drop(ready);
+    if let Some((path, mut stats)) = stats {
+        stats.detach_ms = took.as_secs_f64() * 1e3;
+        stats.lost = summary.lost;
+        stats.write(path)?;
+    }
     report(&summary);
     Ok(summary)
 }
@@ -456,6 +487,18 @@ pub(crate) fn open_output(output: &OutputConfig) -> anyhow::Result<Box<dyn Write
         }
         None => Box::new(std::io::stdout()),
     })
+}
+
+/// Fails unless the directory `path` is to be created in exists.
+fn check_dir_of(flag: &str, path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!("{flag} {}: no directory {}", path.display(), dir.display());
+    }
+    Ok(())
 }
 
 /// Whether `path` exists and is not a regular file (nor a directory, which fails later).

@@ -1,14 +1,28 @@
 #!/bin/bash
-# Guest part of `cargo xtask bench`: attach/detach times and memory of the kprobe backends.
-# Runs each measurement $(cat /payload/bench-runs) times (default 1) and prints one line per run:
-#   BENCH <backend> <kernel> <functions> <start->ready ms> <attach ms> <link ms or -> \
-#         <detach ms> <SIGINT->exit ms> <peak RSS kB> <map bytes>
+# Guest part of `cargo xtask bench`: pwru-rs and, when the payload holds it (/payload/pwru, a
+# cilium/pwru binary), pwru on the same workloads in the same boot, so every comparison is a
+# ratio measured here. Runs each measurement $(cat /payload/bench-runs) times (default 1) and
+# prints one line per run (pwru-rs's figures come from its --stats-file, pwru's from what it
+# leaves in the kernel: it has no such file):
+#   BENCH <tool> <backend> <kernel> <functions> <start->ready ms> <attach ms or -> <link ms or -> \
+#         <detach ms or -> <SIGINT->exit ms> <peak RSS kB> <map bytes>
+#   HIT <tool> <case> <kernel> <run_time_ns> <run_cnt>
+#   FLOOD <tool> <kernel> <events written> <program runs> <lost or ->
+#   PING <tool> <kernel> <events> <distinct functions>
 set -u
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 KVER=$(uname -r)
 RUNS=$(cat /payload/bench-runs 2>/dev/null || echo 1)
-# pwru's own benchmark subset, so the figures compare with pwru-baseline.md.
-SUBSET='(ip|tcp|udp|icmp|__dev|dev|netif|__netif)_.*'
+# pwru's own benchmark subset, so the plain kprobe figures compare with its published ones.
+SUBSET='^(ip|tcp|udp|icmp|__dev|dev|netif|__netif)_.*'
+PWRU=/payload/pwru
+TOOLS=pwru-rs
+if [ -x $PWRU ]; then
+    TOOLS="pwru pwru-rs"
+    echo "pwru: $($PWRU --version 2>&1 | head -1)"
+else
+    echo "pwru: not available"
+fi
 
 # fdinfo_sum PID KIND FIELD...: the sums of FIELDs over the BPF objects of KIND (prog or map)
 # that PID holds, each object once (several fds may refer to one), space-separated.
@@ -33,78 +47,131 @@ fdinfo_sum() {
 
 . /usr/lib/pwru-vm/pwru.sh
 
-# start_pwru BACKEND [args...]: starts pwru-rs, sets $pid, $ready_ms (start -> ready) and $hooks
-# (what the ready file says was attached).
-start_pwru() {
-    local backend=$1
-    shift
-    local start
-    start=$(now_ms)
-    pwru_start /tmp/ready /tmp/bench.err 600 --backend "$backend" --output-file /dev/null "$@" || {
-        echo "pwru-rs failed: $(cat /tmp/bench.err)"
+# json_field FILE KEY: a number (or null) of a one-line JSON object.
+json_field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
+
+# start TOOL BACKEND OUT [args...]: starts TOOL writing its trace to OUT; sets $pid and
+# $ready_ms (start -> ready file).
+start() {
+    local tool=$1 backend=$2 out=$3
+    shift 3
+    local bin=pwru-rs extra=(--stats-file /tmp/stats.json)
+    if [ "$tool" = pwru ]; then bin=$PWRU extra=(); fi
+    rm -f /tmp/stats.json
+    local t0
+    t0=$(now_ms)
+    PWRU_BIN=$bin pwru_start /tmp/ready /tmp/bench.err 600 --backend "$backend" \
+        --output-file "$out" "${extra[@]}" "$@" || {
+        echo "$tool failed: $(tail -5 /tmp/bench.err)"
         return 1
     }
     pid=$PWRU_PID
-    ready_ms=$(($(now_ms) - start))
-    hooks=$(sed -n 's/.*"hooks":\([0-9]*\).*/\1/p' /tmp/ready)
+    ready_ms=$(($(now_ms) - t0))
 }
 
-# stop_pwru: SIGINT, sets $exit_ms (SIGINT -> exit).
-stop_pwru() {
-    local stop
-    stop=$(now_ms)
+# stop: SIGINT, sets $exit_ms (SIGINT -> exit).
+stop() {
+    local t0
+    t0=$(now_ms)
     pwru_stop || {
-        echo "pwru-rs failed: $(cat /tmp/bench.err)"
+        echo "$1 failed (exit $PWRU_STATUS): $(tail -5 /tmp/bench.err)"
         return 1
     }
-    exit_ms=$(($(now_ms) - stop))
+    exit_ms=$(($(now_ms) - t0))
 }
 
-measure() { # measure BACKEND [args...]
-    local backend=$1
-    start_pwru "$@" || return 1
-    local maps hwm
+# measure TOOL BACKEND [args...]: attach, memory and detach figures of one run.
+measure() {
+    local tool=$1 backend=$2
+    start "$@" || return 1
+    local maps hwm functions
     maps=$(fdinfo_sum $pid map memlock)
     hwm=$(sed -n 's/^VmHWM:\s*\([0-9]*\) kB/\1/p' /proc/$pid/status)
-    stop_pwru || return 1
-    local attach link detach
-    attach=$(sed -n 's/.*attached [0-9]* [a-z]* in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    link=$(sed -n 's/.* functions linked in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    detach=$(sed -n 's/.*detached [0-9]* hooks in \([0-9.]*\) ms.*/\1/p' /tmp/bench.err)
-    echo "BENCH $backend $KVER $hooks $ready_ms $attach ${link:--} $detach $exit_ms $hwm $maps"
+    if [ "$backend" = kprobe-multi ]; then
+        functions=$(wc -l </sys/kernel/tracing/enabled_functions)
+    else
+        functions=$(wc -l </sys/kernel/debug/kprobes/list 2>/dev/null || echo 0)
+    fi
+    stop "$tool" || return 1
+    local attach=- link=- detach=-
+    if [ "$tool" = pwru-rs ]; then
+        functions=$(json_field /tmp/stats.json hooks)
+        attach=$(json_field /tmp/stats.json attach_ms)
+        link=$(json_field /tmp/stats.json link_ms)
+        detach=$(json_field /tmp/stats.json detach_ms)
+        [ "$link" = null ] && link=-
+    fi
+    echo "BENCH $tool $backend $KVER $functions $ready_ms $attach $link $detach $exit_ms $hwm $maps"
 }
 
-# per_hit CASE [pwru-rs args...]: run_time_ns / run_cnt of kprobe-multi on every skb function
-# under pwru-baseline.md's workload. Prints "HIT <case> <kernel> <ns total> <runs>".
+# per_hit TOOL CASE [args...]: run_time_ns / run_cnt of kprobe-multi on every skb function
+# under `ping -c 200 -i 0.01 127.0.0.1`.
 per_hit() {
-    local case=$1
-    shift
-    start_pwru kprobe-multi "$@" || return 1
+    local tool=$1 case=$2
+    shift 2
+    start "$tool" kprobe-multi /dev/null "$@" || return 1
     ping -q -c 200 -i 0.01 127.0.0.1 >/dev/null
     local stats
     stats=$(fdinfo_sum $pid prog run_time_ns run_cnt)
-    stop_pwru || return 1
-    echo "HIT $case $KVER $stats"
+    stop "$tool" || return 1
+    echo "HIT $tool $case $KVER $stats"
+}
+
+# flood TOOL: events kept of a flood that the filter matches, text to a file.
+flood() {
+    local tool=$1
+    start "$tool" kprobe-multi /tmp/flood.txt 'host 127.0.0.1' || return 1
+    ping -q -f -c 2000 127.0.0.1 >/dev/null
+    sleep 3 # let each drain what it can
+    local runs
+    runs=$(fdinfo_sum $pid prog run_cnt)
+    stop "$tool" || return 1
+    local lost=-
+    [ "$tool" = pwru-rs ] && lost=$(json_field /tmp/stats.json lost)
+    echo "FLOOD $tool $KVER $(grep -c '^0x' /tmp/flood.txt) $runs $lost"
+    rm -f /tmp/flood.txt
+}
+
+# one_ping TOOL: events and distinct functions of one ping on lo (JSON).
+one_ping() {
+    local tool=$1
+    start "$tool" kprobe-multi /tmp/ping.json --output-json --filter-ifname lo || return 1
+    ping -c 1 127.0.0.1 >/dev/null
+    sleep 1
+    stop "$tool" || return 1
+    local events funcs
+    events=$(grep -c '"func"' /tmp/ping.json)
+    funcs=$(grep -o '"func":"[^"(]*' /tmp/ping.json | sort -u | wc -l)
+    echo "PING $tool $KVER $events $funcs"
+    rm -f /tmp/ping.json
 }
 
 kprobe_multi=false
 # kprobe-multi came with 5.18; Debian's 6.1 cloud kernel lacks it, so only newer ones try.
 if [[ $KVER == 6.[2-9]* || $KVER == 6.[1-9][0-9]* || $KVER == [7-9].* ]]; then
     kprobe_multi=true
-    echo 1 >/proc/sys/kernel/bpf_stats_enabled
 fi
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
 status=0
 for _ in $(seq "$RUNS"); do
     if $kprobe_multi; then
-        measure kprobe-multi || status=1
-        per_hit no-filter || status=1
-        per_hit miss 'host 10.99.99.99' || status=1
-        per_hit match 'host 127.0.0.1' || status=1
-        per_hit track-miss --filter-track-skb 'host 10.99.99.99' || status=1
-        per_hit expr1-miss --filter-skb-expr 'skb->len == 1' || status=1
-        per_hit expr3-miss --filter-skb-expr 'skb->dev->nd_net.net->ns.inum == 1' || status=1
-        per_hit track-match --filter-track-skb 'host 127.0.0.1' || status=1
+        for tool in $TOOLS; do
+            measure $tool kprobe-multi /dev/null || status=1
+        done
+        # Both tools, case by case, so that a change in the guest's speed hits both alike.
+        for tool in $TOOLS; do per_hit $tool no-filter || status=1; done
+        for tool in $TOOLS; do per_hit $tool miss 'host 10.99.99.99' || status=1; done
+        for tool in $TOOLS; do per_hit $tool match 'host 127.0.0.1' || status=1; done
+        for tool in $TOOLS; do per_hit $tool meta-miss --filter-mark 0x99 || status=1; done
+        per_hit pwru-rs track-miss --filter-track-skb 'host 10.99.99.99' || status=1
+        per_hit pwru-rs expr1-miss --filter-skb-expr 'skb->len == 1' || status=1
+        per_hit pwru-rs expr3-miss --filter-skb-expr 'skb->dev->nd_net.net->ns.inum == 1' || status=1
+        per_hit pwru-rs track-match --filter-track-skb 'host 127.0.0.1' || status=1
+        for tool in $TOOLS; do flood $tool || status=1; done
+        for tool in $TOOLS; do one_ping $tool || status=1; done
     fi
-    measure kprobe --filter-func "$SUBSET" || status=1
+    for tool in $TOOLS; do
+        measure $tool kprobe /dev/null --filter-func "$SUBSET" || status=1
+    done
 done
 exit $status

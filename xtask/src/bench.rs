@@ -22,6 +22,10 @@ pub struct BenchArgs {
     /// One run per figure, smaller workloads, 6.12 guest only (a couple of minutes).
     #[arg(long)]
     quick: bool,
+    /// A cilium/pwru binary to run beside pwru-rs in the guests (default: gunzipped from
+    /// ../shared/anchors/pwru.gz when that is there; without one the pwru columns say so).
+    #[arg(long, value_name = "PATH")]
+    pwru: Option<PathBuf>,
 }
 
 /// Median, min and max of a few samples.
@@ -54,6 +58,7 @@ impl Stat {
 
 struct Bench {
     bin: PathBuf,
+    pwru: Option<PathBuf>,
     runs: usize,
     quick: bool,
     md: String,
@@ -67,6 +72,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     let bin = cmd::build_release()?;
     let mut b = Bench {
         bin,
+        pwru: args.pwru.or_else(anchor_pwru),
         runs: if args.quick { 1 } else { 3 },
         quick: args.quick,
         md: String::new(),
@@ -157,7 +163,7 @@ impl Bench {
         let _ = write!(
             self.md,
             "\n## Userspace pipeline (synthetic events, one core, to /dev/null; {runs} runs)\n\n\
-             | format | ns/event | M events/s | target | pwru |\n|---|---|---|---|---|\n\
+             | format | ns/event | M events/s | target | pwru (its own figures, another day: it has no such benchmark) |\n|---|---|---|---|---|\n\
              | text | {} | {:.2} | ≥ 3 M/s | 1600 ns (0.6 M/s) |\n| JSON | {} | {:.2} | ≥ 2 M/s | 1360 ns (0.7 M/s) |\n\
              | text, every output option (cb, TCP flags, a 4 KiB skb dump) | {} | {:.2} | | |\n\
              | JSON, every output option | {} | {:.2} | | |\n\n\
@@ -288,7 +294,7 @@ impl Bench {
             self.md,
             "\n## Per-hit kernel cost (tracepoint backend, host)\n\nrun_time_ns / run_cnt over all pwru-rs programs, \
              workload `ping -f -c {count} 127.0.0.1` in a namespace of its own (every program run, on any skb in the system, counts).\n\n\
-             | case | ns per hit |\n|---|---|\n{rows}\npwru (6.12 guest, not comparable in absolute terms): miss 1160 ns, match 3807 ns, no filter 3600 ns.\n"
+             | case | ns per hit |\n|---|---|\n{rows}\npwru cannot run here (no kprobes): it is compared in the guests below.\n"
         );
         Ok(())
     }
@@ -435,21 +441,22 @@ impl Bench {
         stop(tracer)?;
         let _ = write!(
             self.md,
-            "\n## Memory (host, every skb tracepoint attached)\n\n| peak RSS | BPF maps (bytes_memlock) | pwru |\n|---|---|---|\n\
-             | {hwm} | {:.1} MiB | 78 MB RSS |\n",
+            "\n## Memory (host, every skb tracepoint attached)\n\n| peak RSS | BPF maps (bytes_memlock) |\n|---|---|\n\
+             | {hwm} | {:.1} MiB |\n",
             map_bytes as f64 / (1 << 20) as f64
         );
         Ok(())
     }
 
-    /// kprobe-multi and kprobe attach/detach and memory in the guests.
+    /// pwru-rs and pwru side by side in the guests: attach/detach, memory, per-hit cost, a
+    /// flood, one ping's path; every ratio from one boot.
     fn guests(&mut self) -> anyhow::Result<()> {
         let kernels: &[&str] = if self.quick {
             &["linux-image-6.12-cloud-amd64"]
         } else {
             &["linux-image-6.12-cloud-amd64", "linux-image-cloud-amd64"]
         };
-        // The guest script and how many runs it makes, as its payload.
+        // The guest script, how many runs it makes and pwru, as its payload.
         let payload = std::env::temp_dir().join(format!("pwru-rs-bench-{}", std::process::id()));
         std::fs::create_dir_all(&payload)?;
         std::fs::copy(
@@ -457,8 +464,11 @@ impl Bench {
             payload.join("bench.sh"),
         )?;
         std::fs::write(payload.join("bench-runs"), format!("{}\n", self.runs))?;
-        let mut runs: Vec<GuestSample> = Vec::new();
-        let mut hits: Vec<(String, String, f64)> = Vec::new();
+        if let Some(pwru) = &self.pwru {
+            std::fs::copy(pwru, payload.join("pwru"))
+                .with_context(|| format!("copying {}", pwru.display()))?;
+        }
+        let mut lines: Vec<String> = Vec::new();
         let mut outcome = Ok(());
         for kernel in kernels {
             let run = vm::run_script(
@@ -466,155 +476,254 @@ impl Bench {
                 &self.bin,
                 &payload,
                 "bench.sh",
-                Duration::from_secs(1200),
+                Duration::from_secs(1800),
             );
             match run {
-                Ok(run) if run.status == 0 => {
-                    runs.extend(run.output.lines().filter_map(GuestSample::parse));
-                    hits.extend(run.output.lines().filter_map(parse_hit));
-                }
                 Ok(run) => {
-                    outcome = Err(anyhow::anyhow!(
-                        "guest bench on {kernel} failed:\n{}",
-                        run.output
-                    ));
+                    lines.extend(run.output.lines().map(str::to_owned));
+                    if run.status != 0 {
+                        outcome = Err(anyhow::anyhow!(
+                            "guest bench on {kernel} failed:\n{}",
+                            run.output
+                        ));
+                    }
                 }
                 Err(e) => outcome = Err(e),
             }
         }
         let _ = std::fs::remove_dir_all(&payload);
+        let samples: Vec<GuestSample> =
+            lines.iter().filter_map(|l| GuestSample::parse(l)).collect();
+        let hits: Vec<Hit> = lines.iter().filter_map(|l| Hit::parse(l)).collect();
+        let pwru_version = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("pwru: "))
+            .unwrap_or("not available")
+            .to_owned();
+        let _ = write!(
+            self.md,
+            "\n## pwru-rs and pwru side by side (QEMU TCG guests)\n\n\
+             Both tools in the same guest boot, on the same workloads, one after the other case by case; \
+             the ratios (pwru-rs / pwru, lower is better) are what counts, the absolute times are TCG's. \
+             pwru: {pwru_version}. pwru-rs's figures come from its `--stats-file`; pwru's from the kernel \
+             (`enabled_functions`, the kprobes list, `/proc/PID/fdinfo`) and its ready file.\n"
+        );
+        self.side_by_side_attach(&samples);
+        self.side_by_side_hits(&hits);
+        self.side_by_side_flood(&lines);
+        outcome
+    }
 
-        let mut rows = String::new();
-        let mut memory = String::new();
+    fn side_by_side_attach(&mut self, samples: &[GuestSample]) {
         let mut groups: Vec<(&str, &str)> = Vec::new();
-        for r in &runs {
+        for r in samples {
             let group = (r.backend.as_str(), r.kernel.as_str());
             if !groups.contains(&group) {
                 groups.push(group);
             }
         }
+        let mut rows = String::new();
         for (backend, kernel) in groups {
-            let of = |f: fn(&GuestSample) -> f64| {
-                Stat::of(
-                    runs.iter()
-                        .filter(|r| r.backend == backend && r.kernel == kernel)
-                        .map(f)
-                        .collect(),
-                )
+            let of = |tool: &str, f: fn(&GuestSample) -> f64| {
+                let v: Vec<f64> = samples
+                    .iter()
+                    .filter(|r| r.tool == tool && r.backend == backend && r.kernel == kernel)
+                    .map(f)
+                    .filter(|v| !v.is_nan())
+                    .collect();
+                (!v.is_empty()).then(|| Stat::of(v))
             };
-            let functions = of(|r| r.functions).median;
-            let per_s = |ms: &Stat| functions / (ms.median / 1e3);
-            let (ready, attach, detach, exit) = (
-                of(|r| r.ready_ms),
-                of(|r| r.attach_ms),
-                of(|r| r.detach_ms),
-                of(|r| r.exit_ms),
-            );
-            let link = of(|r| r.link_ms);
+            let figures: [Figure; 7] = [
+                ("functions attached", |r| r.functions, 0),
+                ("start → ready (ms)", |r| r.ready_ms, 0),
+                ("SIGINT → exit (ms)", |r| r.exit_ms, 0),
+                (
+                    "start → ready per function (ms)",
+                    |r| r.ready_ms / r.functions,
+                    2,
+                ),
+                (
+                    "SIGINT → exit per function (ms)",
+                    |r| r.exit_ms / r.functions,
+                    2,
+                ),
+                ("peak RSS (kB)", |r| r.peak_rss_kb, 0),
+                ("BPF maps (KiB memlock)", |r| r.map_bytes / 1024.0, 0),
+            ];
+            for (name, f, digits) in figures {
+                let (rs, pwru) = (of("pwru-rs", f), of("pwru", f));
+                let Some(rs) = rs else { continue };
+                let _ = writeln!(
+                    rows,
+                    "| {backend} | {kernel} | {name} | {} | {} | {} |",
+                    rs.show(digits),
+                    pwru.map_or("pwru not available".into(), |p| p.show(digits)),
+                    pwru.map_or("–".into(), |p| format!("{:.2}", rs.median / p.median)),
+                );
+            }
+            for (name, f) in [
+                (
+                    "pwru-rs attach: loads + links (ms)",
+                    (|r: &GuestSample| r.attach_ms) as fn(&GuestSample) -> f64,
+                ),
+                ("pwru-rs kprobe-multi link creation (ms)", |r| r.link_ms),
+                ("pwru-rs detach (ms)", |r| r.detach_ms),
+            ] {
+                if let Some(rs) = of("pwru-rs", f) {
+                    let _ = writeln!(
+                        rows,
+                        "| {backend} | {kernel} | {name} | {} | | |",
+                        rs.show(0)
+                    );
+                }
+            }
+        }
+        let _ = write!(
+            self.md,
+            "\n### Attach, detach, memory\n\n\
+             kprobe-multi on every skb function each tool finds; plain kprobe on pwru's benchmark subset \
+             `^(ip|tcp|udp|icmp|__dev|dev|netif|__netif)_.*`. Memory with everything attached \
+             (kernels before 6.4 count a ring buffer's pages as 0 memlock).\n\n\
+             | backend | kernel | figure | pwru-rs | pwru | pwru-rs / pwru |\n|---|---|---|---|---|---|\n{rows}"
+        );
+    }
+
+    fn side_by_side_hits(&mut self, hits: &[Hit]) {
+        let mut rows = String::new();
+        for (case, label) in [
+            ("no-filter", "no filter"),
+            ("miss", "pcap miss `host 10.99.99.99`"),
+            ("match", "pcap match `host 127.0.0.1`"),
+            ("meta-miss", "meta miss `--filter-mark 0x99`"),
+            ("track-miss", "pcap miss, `--filter-track-skb`"),
+            ("expr1-miss", "expr miss `skb->len == 1`"),
+            (
+                "expr3-miss",
+                "expr miss `skb->dev->nd_net.net->ns.inum == 1`",
+            ),
+            ("track-match", "pcap match, `--filter-track-skb`"),
+        ] {
+            let of = |tool: &str| {
+                let v: Vec<f64> = hits
+                    .iter()
+                    .filter(|h| h.tool == tool && h.case == case)
+                    .map(|h| h.ns)
+                    .collect();
+                (!v.is_empty()).then(|| Stat::of(v))
+            };
+            let Some(rs) = of("pwru-rs") else { continue };
+            let pwru = of("pwru");
+            let kernel = hits
+                .iter()
+                .find(|h| h.case == case)
+                .map_or("", |h| h.kernel.as_str());
             let _ = writeln!(
                 rows,
-                "| {backend} | {kernel} | {functions} | {} | {} ({:.0}/s) | {} | {} ({:.0}/s) | {} |",
-                ready.show(0),
-                attach.show(0),
-                per_s(&attach),
-                if link.median.is_nan() { "–".into() } else { link.show(0) },
-                detach.show(0),
-                per_s(&detach),
-                exit.show(0),
-            );
-            let _ = writeln!(
-                memory,
-                "| {backend} | {kernel} | {functions} | {} | {:.1} |",
-                of(|r| r.peak_rss_kb).show(0),
-                of(|r| r.map_bytes).median / (1 << 20) as f64
+                "| {label} | {kernel} | {} | {} | {} |",
+                rs.show(0),
+                pwru.map_or("–".into(), |p| p.show(0)),
+                pwru.map_or("–".into(), |p| format!("{:.2}", rs.median / p.median)),
             );
         }
         let _ = write!(
             self.md,
-            "\n### In QEMU guests (TCG)\n\n\
-             attach = selecting functions, loading and verifying the programs and attaching (after the BTF parse); \
-             link = creating the kprobe-multi links alone; detach as pwru-rs logs it; exit = SIGINT to process exit.\n\n\
-             | backend | kernel | functions | start → ready (ms) | attach (ms, functions/s) | link (ms) | detach (ms, functions/s) | SIGINT → exit (ms) |\n\
-             |---|---|---|---|---|---|---|---|\n{rows}\n\
-             pwru in the same kind of guest (6.12, `../shared/pwru-baseline.md`): kprobe-multi 1458 functions ready in 4.15 s \
-             (attaching 0.10 s), exit 0.63 s; plain kprobe 184 functions attach 1.88 s (98/s), detach 7.48 s (25/s). \
-             Its published rates on hardware: ~342 probes/s attach, ~35 probes/s detach.\n\n\
-             Memory in the guests, every function attached (kernels before 6.4 count a ring buffer's pages as 0 memlock):\n\n\
-             | backend | kernel | functions | peak RSS (kB) | BPF maps (MiB memlock) |\n|---|---|---|---|---|\n{memory}"
+            "\n### Per-hit kernel cost\n\n\
+             kprobe-multi on every skb function, `ping -c 200 -i 0.01 127.0.0.1`; run_time_ns / run_cnt over \
+             each tool's programs (kernel.bpf_stats_enabled; the stats' own clock reads count in both).\n\n\
+             | case | kernel | pwru-rs ns per hit | pwru ns per hit | pwru-rs / pwru |\n|---|---|---|---|---|\n{rows}"
         );
+    }
 
-        // Same workload and cases as pwru-baseline.md, so the ratio means something.
-        let mut hit_rows = String::new();
-        for (case, label, pwru_ns) in [
-            ("no-filter", "no filter", Some(3600.0)),
-            ("miss", "pcap miss `host 10.99.99.99`", Some(1160.0)),
-            ("match", "pcap match `host 127.0.0.1`", Some(3807.0)),
-            (
-                "track-miss",
-                "pcap miss `host 10.99.99.99`, `--filter-track-skb`",
-                None,
-            ),
-            ("expr1-miss", "expr miss `skb->len == 1`", None),
-            (
-                "expr3-miss",
-                "expr miss `skb->dev->nd_net.net->ns.inum == 1`",
-                None,
-            ),
-            (
-                "track-match",
-                "pcap match `host 127.0.0.1`, `--filter-track-skb`",
-                None,
-            ),
-        ] {
-            let samples: Vec<(&str, f64)> = hits
+    fn side_by_side_flood(&mut self, lines: &[String]) {
+        let fields = |prefix: &str| -> Vec<Vec<String>> {
+            lines
                 .iter()
-                .filter(|(c, _, _)| c == case)
-                .map(|(_, k, ns)| (k.as_str(), *ns))
+                .filter_map(|l| l.strip_prefix(prefix))
+                .map(|l| l.split_whitespace().map(str::to_owned).collect())
+                .collect()
+        };
+        let num = |v: &[String], i: usize| v.get(i).and_then(|x| x.parse::<f64>().ok());
+        let mut rows = String::new();
+        for tool in ["pwru-rs", "pwru"] {
+            let flood: Vec<Vec<String>> = fields("FLOOD ")
+                .into_iter()
+                .filter(|f| f[0] == tool)
                 .collect();
-            let Some(&(kernel, _)) = samples.first() else {
+            let ping: Vec<Vec<String>> = fields("PING ")
+                .into_iter()
+                .filter(|f| f[0] == tool)
+                .collect();
+            if flood.is_empty() && ping.is_empty() {
                 continue;
-            };
-            let stat = Stat::of(samples.iter().map(|(_, ns)| *ns).collect());
-            let (pwru, ratio) = match pwru_ns {
-                Some(ns) => (format!("{ns:.0}"), format!("{:.2}", stat.median / ns)),
-                None => ("–".into(), "–".into()),
+            }
+            let stat = |rows: &[Vec<String>], i: usize, digits: usize| {
+                let v: Vec<f64> = rows.iter().filter_map(|f| num(f, i)).collect();
+                if v.is_empty() {
+                    "–".to_owned()
+                } else {
+                    Stat::of(v).show(digits)
+                }
             };
             let _ = writeln!(
-                hit_rows,
-                "| {label} | {kernel} | {} | {pwru} | {ratio} |",
-                stat.show(0)
+                rows,
+                "| {tool} | {} | {} | {} | {} | {} |",
+                stat(&flood, 2, 0),
+                stat(&flood, 3, 0),
+                stat(&flood, 4, 0),
+                stat(&ping, 2, 0),
+                stat(&ping, 3, 0),
             );
         }
-        if !hit_rows.is_empty() {
-            let _ = write!(
-                self.md,
-                "\nPer-hit kernel cost in the guest, kprobe-multi on every skb function, pwru-baseline.md's workload \
-                 (`ping -c 200 -i 0.01 127.0.0.1`; run_time_ns / run_cnt over all programs, kernel.bpf_stats_enabled):\n\n\
-                 | case | kernel | pwru-rs ns per hit | pwru ns per hit | pwru-rs / pwru |\n|---|---|---|---|---|\n{hit_rows}"
-            );
-        }
-        outcome
+        let _ = write!(
+            self.md,
+            "\n### Events kept under a flood; one ping's path\n\n\
+             Flood: `ping -f -c 2000 127.0.0.1`, filter `host 127.0.0.1`, text to a file, 3 s to drain; \
+             program runs are the hits the programs saw (pwru loses the rest silently; pwru-rs counts them as lost). \
+             One ping: `ping -c 1 127.0.0.1`, `--filter-ifname lo`, JSON.\n\n\
+             | tool | flood: events written | flood: program runs | flood: counted lost | one ping: events | one ping: distinct functions |\n\
+             |---|---|---|---|---|---|\n{rows}"
+        );
     }
 }
 
-/// `HIT <case> <kernel> <run_time_ns> <run_cnt>` of tests/vm/bench.sh: (case, kernel, ns per run).
-fn parse_hit(line: &str) -> Option<(String, String, f64)> {
-    let f: Vec<&str> = line.strip_prefix("HIT ")?.split_whitespace().collect();
-    let [case, kernel, ns, runs] = f[..] else {
-        return None;
-    };
-    let (ns, runs): (f64, f64) = (ns.parse().ok()?, runs.parse().ok()?);
-    (runs > 0.0).then(|| (case.to_owned(), kernel.to_owned(), ns / runs))
+/// A row of the attach table: its name, the figure of a run, its digits.
+type Figure = (&'static str, fn(&GuestSample) -> f64, usize);
+
+/// `HIT <tool> <case> <kernel> <run_time_ns> <run_cnt>` of tests/vm/bench.sh.
+struct Hit {
+    tool: String,
+    case: String,
+    kernel: String,
+    /// Per program run.
+    ns: f64,
+}
+
+impl Hit {
+    fn parse(line: &str) -> Option<Self> {
+        let f: Vec<&str> = line.strip_prefix("HIT ")?.split_whitespace().collect();
+        let [tool, case, kernel, ns, runs] = f[..] else {
+            return None;
+        };
+        let (ns, runs): (f64, f64) = (ns.parse().ok()?, runs.parse().ok()?);
+        (runs > 0.0).then(|| Self {
+            tool: tool.to_owned(),
+            case: case.to_owned(),
+            kernel: kernel.to_owned(),
+            ns: ns / runs,
+        })
+    }
 }
 
 /// One `BENCH …` line of tests/vm/bench.sh.
 struct GuestSample {
+    tool: String,
     backend: String,
     kernel: String,
     functions: f64,
     ready_ms: f64,
+    /// NaN for pwru, which says no such figures in a form to rely on.
     attach_ms: f64,
-    /// NaN where there is no link step (kprobe).
+    /// NaN where there is no link step (kprobe) and for pwru.
     link_ms: f64,
     detach_ms: f64,
     exit_ms: f64,
@@ -625,7 +734,7 @@ struct GuestSample {
 impl GuestSample {
     fn parse(line: &str) -> Option<Self> {
         let f: Vec<&str> = line.strip_prefix("BENCH ")?.split_whitespace().collect();
-        let [backend, kernel, numbers @ ..] = &f[..] else {
+        let [tool, backend, kernel, numbers @ ..] = &f[..] else {
             return None;
         };
         let n: Vec<f64> = numbers
@@ -638,6 +747,7 @@ impl GuestSample {
             return None;
         };
         Some(Self {
+            tool: tool.to_string(),
             backend: backend.to_string(),
             kernel: kernel.to_string(),
             functions,
@@ -650,6 +760,27 @@ impl GuestSample {
             map_bytes,
         })
     }
+}
+
+/// pwru from `../shared/anchors/pwru.gz`, gunzipped into the target dir, when it is there.
+fn anchor_pwru() -> Option<PathBuf> {
+    let gz = cmd::root().join("../shared/anchors/pwru.gz");
+    if !gz.is_file() {
+        return None;
+    }
+    let out = cmd::root().join("target/pwru");
+    let bytes = Command::new("gunzip").arg("-c").arg(&gz).output().ok()?;
+    if !bytes.status.success() {
+        eprintln!(
+            "xtask: bench: gunzip {} failed: pwru not compared",
+            gz.display()
+        );
+        return None;
+    }
+    std::fs::write(&out, bytes.stdout).ok()?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).ok()?;
+    Some(out)
 }
 
 /// What pwru-rs attached, and said when it stopped.
@@ -796,4 +927,37 @@ fn tcp_stream_gbps(pair: &VethPair, secs: f64) -> anyhow::Result<f64> {
         .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
     anyhow::ensure!(received == sent, "received {received} of {sent} bytes");
     Ok(sent as f64 * 8.0 / took.as_secs_f64() / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_lines_parse_with_their_tool() {
+        let b = GuestSample::parse(
+            "BENCH pwru-rs kprobe-multi 6.12.1 1608 2136 576.5 184.0 233.7 304 48092 11536920",
+        )
+        .unwrap();
+        assert_eq!(
+            (b.tool.as_str(), b.backend.as_str()),
+            ("pwru-rs", "kprobe-multi")
+        );
+        assert_eq!((b.functions, b.exit_ms, b.link_ms), (1608.0, 304.0, 184.0));
+        let p = GuestSample::parse("BENCH pwru kprobe 6.12.1 184 11708 - - - 8407 81684 5796766")
+            .unwrap();
+        assert!(p.attach_ms.is_nan() && p.link_ms.is_nan() && p.detach_ms.is_nan());
+        assert_eq!(p.exit_ms, 8407.0);
+        let h = Hit::parse("HIT pwru miss 6.12.1 51969985 21119").unwrap();
+        assert_eq!((h.tool.as_str(), h.case.as_str()), ("pwru", "miss"));
+        assert!((h.ns - 51969985.0 / 21119.0).abs() < 1e-6);
+        assert!(
+            Hit::parse("HIT pwru miss 6.12.1 5 0").is_none(),
+            "no runs, no figure"
+        );
+        assert!(
+            Hit::parse("HIT miss 6.12.1 5 1").is_none(),
+            "the old format has no tool"
+        );
+    }
 }

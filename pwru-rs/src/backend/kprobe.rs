@@ -119,6 +119,7 @@ pub fn attach(
         backend: Backend::Kprobe,
         hooks,
         skipped: selection.skipped + failed.len(),
+        link_time: None,
         links,
     })
 }

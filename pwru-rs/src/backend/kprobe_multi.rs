@@ -26,6 +26,10 @@ pub enum KprobeMultiError {
     Relocate(#[from] RelocateError),
     #[error("{0}")]
     Load(ProgLoadError),
+    #[error("the eBPF object has no map {0}")]
+    MissingMap(&'static str),
+    #[error("writing where the skb is for {count} functions failed: {error}")]
+    FuncArgs { count: usize, error: std::io::Error },
     #[error("creating the kprobe-multi link for {program} ({count} functions) failed: {error}")]
     Link {
         program: &'static str,
@@ -54,7 +58,7 @@ impl KprobeMultiError {
             Self::Link { error, .. } => {
                 missing(error) || error.raw_os_error() == Some(libc::EINVAL)
             }
-            Self::Relocate(_) => false,
+            Self::Relocate(_) | Self::MissingMap(_) | Self::FuncArgs { .. } => false,
         }
     }
 }
@@ -98,10 +102,30 @@ pub fn attach(
         })
         .collect::<Result<Vec<OwnedFd>, _>>()?;
     let verified = started.elapsed();
+    // Where each function's skb is, for the skb program.
+    let func_args_map = ebpf
+        .map(contract::FUNC_ARGS_MAP)
+        .map(crate::loader::relocate::map_fd)
+        .ok_or(KprobeMultiError::MissingMap(contract::FUNC_ARGS_MAP))?;
+    for t in selection
+        .targets
+        .iter()
+        .filter(|t| t.program != contract::KPROBE_NON_SKB)
+    {
+        sys::map_update(
+            func_args_map,
+            &t.address.to_ne_bytes(),
+            &func_args(t.program).to_ne_bytes(),
+        )
+        .map_err(|error| KprobeMultiError::FuncArgs {
+            count: selection.targets.len(),
+            error,
+        })?;
+    }
     let mut links = Vec::with_capacity(2 * groups.len());
     for ((program, targets), prog) in groups.iter().zip(&loaded) {
         let addresses: Vec<u64> = targets.iter().map(|t| t.address).collect();
-        let cookies: Vec<u64> = targets.iter().map(|t| cookie(t.program)).collect();
+        let cookies = vec![0; addresses.len()];
         let link = match crate::fault::attach_failure(links.len()) {
             Some(injected) => Err(injected),
             None => sys::link_kprobe_multi(prog.as_fd(), &addresses, &cookies),
@@ -113,12 +137,13 @@ pub fn attach(
         })?;
         links.push(link);
     }
+    let link_time = started.elapsed() - verified;
     log::info!(
         "kprobe-multi: {} program(s) verified in {:.1} ms, {} functions linked in {:.1} ms",
         loaded.len(),
         verified.as_secs_f64() * 1e3,
         selection.targets.len(),
-        (started.elapsed() - verified).as_secs_f64() * 1e3
+        link_time.as_secs_f64() * 1e3
     );
     let hooks = HookTable::by_address(
         selection
@@ -133,23 +158,24 @@ pub fn attach(
         backend: Backend::KprobeMulti,
         hooks,
         skipped: selection.skipped,
+        link_time: Some(link_time),
         links: links.into_iter().chain(loaded).collect(),
     })
 }
 
 /// Where the skb is for a function the kprobe backend would give to `program`: what
-/// [`contract::KPROBE_MULTI`] reads from the function's cookie.
-fn cookie(program: &str) -> u64 {
-    use contract::kprobe_multi_cookie as cookie;
+/// [`contract::KPROBE_MULTI`] finds for the function in [`contract::FUNC_ARGS_MAP`].
+fn func_args(program: &str) -> u64 {
+    use contract::func_args_entry as entry;
     match program {
-        contract::KPROBE_SKB_0_REASON_1 => cookie(0, Some(1), false),
-        contract::KPROBE_SKB_1_REASON_2 => cookie(1, Some(2), false),
-        contract::KPROBE_SKB_0_FREE => cookie(0, None, true),
+        contract::KPROBE_SKB_0_REASON_1 => entry(0, Some(1), false),
+        contract::KPROBE_SKB_1_REASON_2 => entry(1, Some(2), false),
+        contract::KPROBE_SKB_0_FREE => entry(0, None, true),
         // Its own program, which finds the skb by the stack.
         contract::KPROBE_NON_SKB => 0,
         p => {
             let position = contract::KPROBE_PROGRAMS.iter().position(|&k| k == p);
-            cookie(position.expect("a kprobe program") as u8, None, false)
+            entry(position.expect("a kprobe program") as u8, None, false)
         }
     }
 }

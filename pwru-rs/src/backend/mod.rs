@@ -185,6 +185,8 @@ pub struct Attached {
     pub hooks: HookTable,
     /// Candidates that could not be attached here (not traceable, blacklisted, refused).
     pub skipped: usize,
+    /// kprobe-multi: how long creating its links took.
+    pub link_time: Option<Duration>,
     /// Kernel links or perf events; closing the fd detaches.
     links: Vec<OwnedFd>,
 }

@@ -120,6 +120,7 @@ pub fn attach(
         backend: Backend::Tracepoint,
         hooks: HookTable::by_cookie(hook_names),
         skipped: 0,
+        link_time: None,
         links,
     })
 }

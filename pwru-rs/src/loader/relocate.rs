@@ -116,7 +116,7 @@ pub fn relocated_programs<'n>(
 
 /// The fd of any map aya created (the match is exhaustive: a new map kind fails to compile here
 /// instead of failing relocation at run time).
-fn map_fd(map: &Map) -> RawFd {
+pub fn map_fd(map: &Map) -> RawFd {
     let data = match map {
         Map::Array(m)
         | Map::ArrayOfMaps(m)

@@ -143,6 +143,19 @@ pub fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
     })
 }
 
+/// `BPF_MAP_UPDATE_ELEM` of `key` → `value` (sized as the map's key and value).
+pub fn map_update(map_fd: RawFd, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+    let mut attr = zeroed_attr();
+    // SAFETY: writing plain fields of the map-element member of a zeroed union.
+    unsafe {
+        let elem = &mut attr.__bindgen_anon_2;
+        elem.map_fd = map_fd as u32;
+        elem.key = key.as_ptr() as u64;
+        elem.__bindgen_anon_1.value = value.as_ptr() as u64;
+    }
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
+}
+
 /// `BPF_BTF_LOAD`: BTF data into the kernel, for programs to refer to.
 pub fn btf_load(data: &[u8]) -> std::io::Result<OwnedFd> {
     let mut attr = zeroed_attr();
