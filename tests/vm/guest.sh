@@ -447,6 +447,12 @@ pwru_objects() {
     events=$(grep -c pwru /sys/kernel/tracing/kprobe_events 2>/dev/null)
     echo "$n ${events:-0}"
 }
+# What pwru_objects counts, named, with who holds them.
+pwru_object_names() {
+    { bpftool prog show; bpftool map show; } 2>/dev/null |
+        grep -E ' name (pwru_[a-z0-9_]*|EVENTS|TRACKED|DUMPS|RECORDS|STACKS) ' | cut -c1-60 | tr '\n' ';'
+    bpftool prog show 2>/dev/null | grep -A4 ' name pwru_' | grep -o 'pids [^ ]*' | sort -u | tr '\n' ' '
+}
 if command -v bpftool >/dev/null; then
     SURVIVE_BACKENDS="kprobe"
     kprobe_multi_supported && SURVIVE_BACKENDS="kprobe-multi kprobe"
@@ -501,6 +507,93 @@ if command -v bpftool >/dev/null; then
 else
     echo "survive: no bpftool in this guest: the leftover checks run on the host only"
 fi
+
+# --- concurrency: two pwru-rs at once; another tool's kprobe on the same function; a traced
+# module unloaded during the trace. Each ends with a clean exit and nothing of pwru-rs left. ----
+CONC_BACKENDS="kprobe"
+kprobe_multi_supported && CONC_BACKENDS="kprobe-multi kprobe"
+for backend in $CONC_BACKENDS; do
+    # Two instances on the same functions with different filters: each sees its own packets,
+    # and stopping one leaves the other tracing.
+    second=conc2-$backend
+    rm -f /tmp/$second.json
+    if pwru_start /tmp/$second.ready /tmp/$second.err 180 --backend $backend --filter-func "$RX_FUNCS" \
+        --output-json --output-file /tmp/$second.json 'udp port 7777'; then
+        second_pid=$PWRU_PID
+        run_tracer conc1-$backend --backend $backend --filter-func "$RX_FUNCS" --filter-netns /run/netns/b icmp
+        ping_a_to_b
+        ip netns exec a bash -c 'echo x > /dev/udp/10.0.0.2/7777'
+        sleep 0.5
+        PWRU_PID=$second_pid
+        pwru_stop
+        second_rc=$PWRU_STATUS
+        PWRU_PID=$TRACER_PID # stop_tracer's
+        : >/tmp/conc1-$backend.json # from here on, only what arrived after the other stopped
+        ping_a_to_b
+        stop_tracer
+        expect_line conc1-$backend '"func":"ip_rcv' '"saddr":"10.0.0.1"'
+        expect_no_line conc1-$backend '"dport":7777'
+        if [ "$second_rc" -eq 0 ] && grep -q '"dport":7777' /tmp/$second.json &&
+            ! grep -q '"proto":1,' /tmp/$second.json; then
+            pass "$second: its own datagram only, exit 0"
+        else
+            fail "$second: exit $second_rc, events: $(head -c 300 /tmp/$second.json)"
+        fi
+    else
+        fail "$second: pwru-rs did not get ready: $(tail -3 /tmp/$second.err)"
+    fi
+    left=$(pwru_objects)
+    [ "$left" = "0 0" ] || fail "conc-$backend: left $left: $(pwru_object_names)"
+
+    # Another tool's kprobe (here: tracefs) on a function pwru-rs traces: both work, and
+    # pwru-rs leaves the other's probe as it found it.
+    if echo 'p:othertool/iprcv ip_rcv' >>/sys/kernel/tracing/kprobe_events &&
+        echo 1 >/sys/kernel/tracing/events/othertool/iprcv/enable; then
+        run_tracer other-$backend --backend $backend --filter-func "$RX_FUNCS" --filter-netns /run/netns/b icmp
+        ping_a_to_b
+        stop_tracer
+        expect_line other-$backend '"func":"ip_rcv' '"saddr":"10.0.0.1"'
+        hits=$(awk '$1 == "iprcv" {print $2}' /sys/kernel/tracing/kprobe_profile)
+        enabled=$(cat /sys/kernel/tracing/events/othertool/iprcv/enable)
+        if [ "${hits:-0}" -gt 0 ] && [ "$enabled" = 1 ]; then
+            pass "other-$backend: the other tool's kprobe kept ($hits hits, enabled)"
+        else
+            fail "other-$backend: the other tool's kprobe: hits ${hits:-none}, enabled $enabled"
+        fi
+        echo 0 >/sys/kernel/tracing/events/othertool/iprcv/enable
+        echo '-:othertool/iprcv' >>/sys/kernel/tracing/kprobe_events
+    else
+        fail "other-$backend: cannot add a kprobe through tracefs"
+    fi
+
+    # A module whose function is traced, unloaded during the trace (after its traffic). With
+    # kprobe-multi the kernel refuses the unload while the link holds the module; with plain
+    # kprobes it unloads and disarms them. Either way pwru-rs keeps tracing and exits cleanly.
+    if modprobe dummy && ip link add dm0 type dummy && ip addr add 10.9.0.1/24 dev dm0 &&
+        ip link set dm0 up; then
+        run_tracer rmmod-$backend --backend $backend --kmods dummy \
+            --filter-func '^(dummy_xmit|ip_rcv)$' 'host 10.9.0.2 or icmp'
+        ping -c 1 -W 1 10.9.0.2 >/dev/null 2>&1
+        sleep 0.3
+        ip link del dm0
+        if rmmod dummy 2>/tmp/rmmod.err; then unloaded="unloaded"; else unloaded="refused ($(cat /tmp/rmmod.err))"; fi
+        alive=no
+        kill -0 "$TRACER_PID" 2>/dev/null && alive=yes
+        ping_a_to_b
+        stop_tracer
+        expect_line rmmod-$backend '"func":"dummy_xmit [dummy]' '"daddr":"10.9.0.2"'
+        expect_line rmmod-$backend '"func":"ip_rcv' '"saddr":"10.0.0.1"'
+        left=$(pwru_objects)
+        if [ $alive = yes ] && [ "$left" = "0 0" ]; then
+            pass "rmmod-$backend: module $unloaded during the trace; pwru-rs went on, exit 0, nothing left"
+        else
+            fail "rmmod-$backend: module $unloaded; pwru-rs alive after it: $alive; left $left: $(pwru_object_names)"
+        fi
+        rmmod dummy 2>/dev/null
+    else
+        fail "rmmod-$backend: no dummy device"
+    fi
+done
 
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
