@@ -1,5 +1,7 @@
-//! kprobe-multi backend: one BPF link per program (skb position), attached to every function's
-//! address at once, so thousands of functions attach and detach in a fraction of a second.
+//! kprobe-multi backend: one program in one BPF link on every function's address at once (a
+//! hash map by address tells it where the skb is), so thousands of functions attach and detach in
+//! a fraction of a second: each link costs the kernel grace periods at detach. `--filter-non-skb-funcs`
+//! has a second link, of its own program.
 //!
 //! aya 0.14 can neither load a program with `expected_attach_type = BPF_TRACE_KPROBE_MULTI` nor
 //! create such a link: the programs are relocated against aya's maps (`loader::relocate`) and
@@ -125,10 +127,9 @@ pub fn attach(
     let mut links = Vec::with_capacity(2 * groups.len());
     for ((program, targets), prog) in groups.iter().zip(&loaded) {
         let addresses: Vec<u64> = targets.iter().map(|t| t.address).collect();
-        let cookies = vec![0; addresses.len()];
         let link = match crate::fault::attach_failure(links.len()) {
             Some(injected) => Err(injected),
-            None => sys::link_kprobe_multi(prog.as_fd(), &addresses, &cookies),
+            None => sys::link_kprobe_multi(prog.as_fd(), &addresses),
         }
         .map_err(|error| KprobeMultiError::Link {
             program,

@@ -93,7 +93,7 @@ fn kprobe_multi() -> Result<(), String> {
         .address(PROBE_FUNCTION)
         .filter(|&a| a != 0)
         .ok_or_else(|| format!("no address for {PROBE_FUNCTION} in /proc/kallsyms"))?;
-    sys::link_kprobe_multi(prog.as_fd(), &[address], &[0])
+    sys::link_kprobe_multi(prog.as_fd(), &[address])
         .map(drop)
         .map_err(|e| format!("kprobe-multi link refused: {e}"))
 }

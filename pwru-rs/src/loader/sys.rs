@@ -167,12 +167,7 @@ pub fn btf_load(data: &[u8]) -> std::io::Result<OwnedFd> {
 }
 
 /// `BPF_LINK_CREATE` of a kprobe-multi link: `prog` on every address at once.
-pub fn link_kprobe_multi(
-    prog: BorrowedFd<'_>,
-    addresses: &[u64],
-    cookies: &[u64],
-) -> std::io::Result<OwnedFd> {
-    assert_eq!(addresses.len(), cookies.len(), "one cookie per address");
+pub fn link_kprobe_multi(prog: BorrowedFd<'_>, addresses: &[u64]) -> std::io::Result<OwnedFd> {
     let mut attr = zeroed_attr();
     // SAFETY: writing plain fields of the BPF_LINK_CREATE member of a zeroed union.
     unsafe {
@@ -181,7 +176,6 @@ pub fn link_kprobe_multi(
         link.attach_type = bpf_attach_type::BPF_TRACE_KPROBE_MULTI as u32;
         link.__bindgen_anon_3.kprobe_multi.cnt = addresses.len() as u32;
         link.__bindgen_anon_3.kprobe_multi.addrs = addresses.as_ptr() as u64;
-        link.__bindgen_anon_3.kprobe_multi.cookies = cookies.as_ptr() as u64;
     }
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
