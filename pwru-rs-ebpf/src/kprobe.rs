@@ -21,7 +21,7 @@ fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     0
 }
 
-/// A hit of this probe on `skb`.
+/// A hit of this probe on `skb`; the probed function's address comes from the kernel.
 #[inline(always)]
 fn hit_at(
     ctx: &ProbeContext,
@@ -29,13 +29,27 @@ fn hit_at(
     reason: Option<u32>,
     via_stack: bool,
 ) -> Hit<impl FnOnce() -> u64 + '_, impl FnOnce() -> u64 + '_> {
+    // The probed function's address; userspace names it through kallsyms.
+    hit_at_ip(ctx, skb, reason, via_stack, || unsafe {
+        bpf_get_func_ip(ctx.as_ptr())
+    })
+}
+
+/// [`hit_at`] with the function's address from `hook`.
+#[inline(always)]
+fn hit_at_ip<H: FnOnce() -> u64>(
+    ctx: &ProbeContext,
+    skb: u64,
+    reason: Option<u32>,
+    via_stack: bool,
+    hook: H,
+) -> Hit<H, impl FnOnce() -> u64 + '_> {
     let sp = unsafe { (*ctx.regs).rsp };
     Hit {
         ctx: ctx.as_ptr(),
         skb,
         hook_kind: HOOK_FUNC_IP,
-        // The probed function's address; userspace names it through kallsyms.
-        hook: || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+        hook,
         // At the function's entry the stack pointer points at the return address.
         caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
         reason,
@@ -90,19 +104,7 @@ pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
     };
     let skb = arg_at(&ctx, skb_arg);
     let reason = reason.map(|n| arg_at(&ctx, n) as u32);
-    let sp = unsafe { (*ctx.regs).rsp };
-    handle_skb(Hit {
-        ctx: ctx.as_ptr(),
-        skb,
-        hook_kind: HOOK_FUNC_IP,
-        hook: move || ip,
-        caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
-        reason,
-        verdict: None,
-        stack_key: crate::track::stack_key(sp),
-        via_stack: false,
-        netfilter: crate::skb::NfChain::NONE,
-    });
+    handle_skb(hit_at_ip(&ctx, skb, reason, false, move || ip));
     if args & contract::FUNC_ARGS_LIFE_END != 0
         && (crate::skb::tracking() || crate::skb::tracking_by_stack())
     {
@@ -135,7 +137,6 @@ fn arg_at(ctx: &ProbeContext, n: usize) -> u64 {
         _ => a4,
     }
 }
-pwru_rs_common::assert_contract_name!(pwru_kprobe_multi, contract::KPROBE_MULTI);
 
 skb_programs! {
     kprobe(ProbeContext) -> u32 = hit_then_forget;
