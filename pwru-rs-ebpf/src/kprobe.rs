@@ -76,9 +76,7 @@ pwru_rs_common::assert_contract_name!(pwru_kprobe_non_skb, contract::KPROBE_NON_
 #[inline(always)]
 fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     hit(ctx, skb_arg, reason_arg);
-    if crate::skb::tracking() || crate::skb::tracking_by_stack() {
-        crate::track::forget(ctx.arg(skb_arg).unwrap_or(0));
-    }
+    crate::track::end_of_life(ctx.arg(skb_arg).unwrap_or(0));
     0
 }
 
@@ -105,10 +103,8 @@ pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
     let skb = arg_at(&ctx, skb_arg);
     let reason = reason.map(|n| arg_at(&ctx, n) as u32);
     handle_skb(hit_at_ip(&ctx, skb, reason, false, move || ip));
-    if args & contract::FUNC_ARGS_LIFE_END != 0
-        && (crate::skb::tracking() || crate::skb::tracking_by_stack())
-    {
-        crate::track::forget(skb);
+    if args & contract::FUNC_ARGS_LIFE_END != 0 {
+        crate::track::end_of_life(skb);
     }
     0
 }

@@ -37,9 +37,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
 #[inline(always)]
 fn hit_then_forget(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
     hit(ctx, skb_arg, reason_arg);
-    if crate::skb::tracking() || crate::skb::tracking_by_stack() {
-        crate::track::forget(ctx.arg(skb_arg));
-    }
+    crate::track::end_of_life(ctx.arg(skb_arg));
     0
 }
 

@@ -147,6 +147,14 @@ pub fn track(skb: u64, parent: u64) {
     }
 }
 
+/// Where an skb's life ends: [`forget`] it when tracking is on (a load-time constant).
+#[inline(always)]
+pub fn end_of_life(skb: u64) {
+    if crate::skb::tracking() || crate::skb::tracking_by_stack() {
+        forget(skb);
+    }
+}
+
 /// The skb's life ended: it is tracked no more, and its stack no longer stands for it.
 #[inline(always)]
 pub fn forget(skb: u64) {

@@ -109,11 +109,11 @@ pub fn attach(
         .map(contract::FUNC_ARGS_MAP)
         .map(crate::loader::relocate::map_fd)
         .ok_or(KprobeMultiError::MissingMap(contract::FUNC_ARGS_MAP))?;
-    for t in selection
-        .targets
+    let skb_targets = groups
         .iter()
-        .filter(|t| t.program != contract::KPROBE_NON_SKB)
-    {
+        .filter(|(program, _)| *program == contract::KPROBE_MULTI)
+        .flat_map(|(_, targets)| targets);
+    for t in skb_targets {
         sys::map_update(
             func_args_map,
             &t.address.to_ne_bytes(),

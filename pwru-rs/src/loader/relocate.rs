@@ -8,7 +8,7 @@ use std::{
 };
 
 use aya::{maps::Map, Ebpf};
-use aya_obj::generated::{bpf_func_info, bpf_insn, bpf_line_info};
+use aya_obj::generated::bpf_insn;
 
 use super::sys::{self, ProgBtf};
 
@@ -49,9 +49,7 @@ impl Relocated<'_> {
         Some(ProgBtf {
             fd,
             func_info: &program.func_info,
-            func_info_rec_size: size_of::<bpf_func_info>() as u32,
             line_info: &program.line_info,
-            line_info_rec_size: size_of::<bpf_line_info>() as u32,
         })
     }
 }

@@ -7,7 +7,9 @@ use std::{
     os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
 };
 
-use aya_obj::generated::{bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_prog_type};
+use aya_obj::generated::{
+    bpf_attach_type, bpf_attr, bpf_cmd, bpf_func_info, bpf_insn, bpf_line_info, bpf_prog_type,
+};
 
 use super::verifier;
 
@@ -58,14 +60,13 @@ pub struct ProgLoad<'a> {
     pub btf: Option<ProgBtf<'a>>,
 }
 
-/// A program's BTF: the object's BTF loaded in the kernel and the program's records in it.
+/// A program's BTF: the object's BTF loaded in the kernel and the program's records in it,
+/// `bpf_func_info` and `bpf_line_info` structs back to back.
 #[derive(Clone, Copy)]
 pub struct ProgBtf<'a> {
     pub fd: BorrowedFd<'a>,
     pub func_info: &'a [u8],
-    pub func_info_rec_size: u32,
     pub line_info: &'a [u8],
-    pub line_info_rec_size: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,16 +112,15 @@ pub fn prog_load(p: &ProgLoad<'_>) -> Result<OwnedFd, ProgLoadError> {
         if let Some(fd) = p.attach_prog_fd {
             load.__bindgen_anon_1.attach_prog_fd = fd.as_raw_fd() as u32;
         }
-        if let Some(btf) = p.btf.filter(|b| b.func_info_rec_size > 0) {
+        if let Some(btf) = p.btf {
+            let (func, line) = (size_of::<bpf_func_info>(), size_of::<bpf_line_info>());
             load.prog_btf_fd = btf.fd.as_raw_fd() as u32;
-            load.func_info_rec_size = btf.func_info_rec_size;
+            load.func_info_rec_size = func as u32;
             load.func_info = btf.func_info.as_ptr() as u64;
-            load.func_info_cnt = btf.func_info.len() as u32 / btf.func_info_rec_size;
-            if btf.line_info_rec_size > 0 {
-                load.line_info_rec_size = btf.line_info_rec_size;
-                load.line_info = btf.line_info.as_ptr() as u64;
-                load.line_info_cnt = btf.line_info.len() as u32 / btf.line_info_rec_size;
-            }
+            load.func_info_cnt = (btf.func_info.len() / func) as u32;
+            load.line_info_rec_size = line as u32;
+            load.line_info = btf.line_info.as_ptr() as u64;
+            load.line_info_cnt = (btf.line_info.len() / line) as u32;
         }
         if let Some(log) = log {
             load.log_level = 1;
@@ -280,7 +280,7 @@ pub struct LoadedProgram {
 /// Every loaded BPF program of one of `types` (`BPF_PROG_TYPE_*`), in id order. Programs freed
 /// while this runs are skipped.
 pub fn loaded_programs(types: &[bpf_prog_type]) -> std::io::Result<Vec<LoadedProgram>> {
-    use aya_obj::generated::{bpf_func_info, bpf_prog_info};
+    use aya_obj::generated::bpf_prog_info;
     let mut found = Vec::new();
     let mut id = 0;
     while let Some(next) = next_id(bpf_cmd::BPF_PROG_GET_NEXT_ID, id)? {
