@@ -525,3 +525,82 @@ mod tests {
         assert!(parse(&["--set-percpu-buf", "65536"]).is_err());
     }
 }
+
+/// Property tests of the value parsers: what they accept is exactly what they document, the
+/// value read is the value written, and no input makes them panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `n` as a user may write it: decimal, `0x…` or `0X…` hex.
+    fn written(n: u32, form: u8) -> String {
+        match form % 3 {
+            0 => n.to_string(),
+            1 => format!("{n:#x}"),
+            _ => format!("0X{n:X}"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        #[test]
+        fn parsers_never_panic(s in any::<String>()) {
+            let _ = parse_mark(&s);
+            let _ = parse_netns(&s);
+            let _ = parse_percpu_buf(&s);
+            let _ = parse_ringbuf_size(&s);
+            let _ = Cli::try_parse_from(["pwru-rs", "--filter-mark", &s, "--filter-netns", &s]);
+        }
+
+        #[test]
+        fn mark_reads_back(mark in any::<u32>(), mask in any::<u32>(), f1 in any::<u8>(), f2 in any::<u8>()) {
+            let alone = parse_mark(&written(mark, f1));
+            prop_assert_eq!(alone, Ok(MarkFilter { mark, mask: u32::MAX }));
+            let with_mask = parse_mark(&format!("{}/{}", written(mark, f1), written(mask, f2)));
+            if mark & !mask == 0 {
+                prop_assert_eq!(with_mask, Ok(MarkFilter { mark, mask }));
+            } else {
+                // Bits outside the mask could never match: refused, not silently masked.
+                prop_assert!(with_mask.is_err());
+            }
+        }
+
+        #[test]
+        fn mark_beyond_32_bits_is_refused(n in (1u64 << 32)..) {
+            prop_assert!(parse_mark(&n.to_string()).is_err());
+            let hex = format!("{n:#x}");
+            prop_assert!(parse_mark(&hex).is_err());
+        }
+
+        #[test]
+        fn netns_reads_back(inode in any::<u32>(), path in "/[^\\x00]{0,64}") {
+            prop_assert_eq!(parse_netns(&format!("inode:{inode}")), Ok(NetnsSpec::Inode(inode)));
+            prop_assert_eq!(parse_netns(&path), Ok(NetnsSpec::Path(PathBuf::from(&path))));
+        }
+
+        #[test]
+        fn netns_inode_must_be_a_32_bit_number(s in "[^0-9+].*|[1-9][0-9]{10,19}") {
+            let arg = format!("inode:{s}");
+            prop_assert!(parse_netns(&arg).is_err());
+        }
+
+        #[test]
+        fn sizes_accept_exactly_their_range(n in any::<u32>(), shift in 0u32..32, form in any::<u8>()) {
+            let ring = parse_ringbuf_size(&written(n, form));
+            prop_assert_eq!(ring.is_ok(), n >= 4096 && n.is_power_of_two());
+            let power = 1u32 << shift;
+            prop_assert_eq!(parse_ringbuf_size(&written(power, form)).ok(), (power >= 4096).then_some(power));
+            let buf = parse_percpu_buf(&written(n, form));
+            prop_assert_eq!(buf.ok(), (64..=MAX_PERCPU_BUF).contains(&n).then_some(n));
+        }
+
+        #[test]
+        fn sizes_through_the_command_line(n in any::<u32>()) {
+            let cli = Cli::try_parse_from(["pwru-rs", "--ringbuf-size", &n.to_string()]);
+            prop_assert_eq!(cli.map(|c| c.ringbuf_size).ok(), (n >= 4096 && n.is_power_of_two()).then_some(n));
+        }
+    }
+}

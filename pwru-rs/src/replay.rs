@@ -587,3 +587,281 @@ mod tests {
         );
     }
 }
+
+/// Property tests: any event the kernel side could describe is written as one line of valid JSON
+/// that the schema type reads back with the same values, and that replays to the same bytes.
+#[cfg(test)]
+mod properties {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::{collection::vec, option, prelude::*};
+
+    use super::*;
+    use crate::output::{Printer, PrinterConfig};
+
+    /// What an [`Event`] borrows, owned, so that proptest can make and shrink it.
+    #[derive(Debug, Clone)]
+    struct Owned {
+        skb: u64,
+        cpu: u32,
+        pid: u32,
+        comm: Vec<u8>,
+        hook: String,
+        reason: Option<(u32, Option<String>)>,
+        /// (code, XDP's rx queue when the program is an XDP one, else tc's).
+        verdict: Option<(i32, Option<u32>)>,
+        ts_ns: u64,
+        netns: u32,
+        netns_name: Option<String>,
+        mark: u32,
+        ifindex: u32,
+        ifname: Vec<u8>,
+        mtu: u32,
+        len: u32,
+        protocol: u16,
+        tuple: Option<Tuple>,
+        cb: Option<[u32; 5]>,
+        skb_dump: Option<(Vec<u8>, u32)>,
+        tracked_by: Option<TrackedBy>,
+        parent_skb: Option<u64>,
+        caller: Option<String>,
+        packet: Option<(u32, u32, Vec<u8>)>,
+        tunnel_tuple: Option<Tuple>,
+    }
+
+    impl Owned {
+        fn event(&self) -> Event<'_> {
+            let mut e = Event::sample(self.skb, "placeholder", self.ts_ns);
+            e.cpu = self.cpu;
+            e.pid = self.pid;
+            e.comm = &self.comm;
+            e.hook = Hook::Known(&self.hook);
+            e.reason = self.reason.as_ref().map(|(code, name)| Reason {
+                code: *code,
+                name: name.as_deref(),
+            });
+            e.verdict = self.verdict.map(|(code, xdp)| match xdp {
+                Some(_) => Verdict::xdp(code),
+                None => Verdict::tc(code),
+            });
+            e.xdp = self
+                .verdict
+                .and_then(|(_, xdp)| xdp)
+                .map(|rx_queue| XdpPacket { rx_queue });
+            e.time = Stamp::Nanos(self.ts_ns);
+            e.netns = self.netns;
+            e.netns_name = self.netns_name.as_deref();
+            e.mark = self.mark;
+            e.ifindex = self.ifindex;
+            e.ifname = &self.ifname;
+            e.mtu = self.mtu;
+            e.len = self.len;
+            e.protocol = self.protocol;
+            e.tuple = self.tuple;
+            e.cb = self.cb;
+            e.skb_dump = self.skb_dump.as_ref().map(|(text, extra)| Dump {
+                text,
+                full_len: text.len() as u32 + extra,
+            });
+            e.tracked_by = self.tracked_by;
+            e.parent_skb = self.parent_skb;
+            e.caller = self.caller.as_deref();
+            e.packet = self
+                .packet
+                .as_ref()
+                .map(|(link, orig_len, bytes)| PacketBytes {
+                    link: *link,
+                    orig_len: *orig_len,
+                    bytes,
+                });
+            e.tunnel_tuple = self.tunnel_tuple;
+            e
+        }
+    }
+
+    fn ip() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+            any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        ]
+    }
+
+    fn tuple() -> impl Strategy<Value = Tuple> {
+        (
+            ip(),
+            ip(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u8>(),
+            any::<u8>(),
+        )
+            .prop_map(|(saddr, daddr, sport, dport, proto, flags)| Tuple {
+                saddr,
+                daddr,
+                sport,
+                dport,
+                proto,
+                // The kernel side reads flags of TCP packets only.
+                tcp_flags: (proto == 6).then_some(flags),
+            })
+    }
+
+    /// Kernel-supplied names: any bytes but NUL (they end at the first one).
+    fn name_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        vec(1u8..=255, 0..max)
+    }
+
+    fn owned() -> impl Strategy<Value = Owned> {
+        let identity = (
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            name_bytes(16),
+            // A kernel symbol or a BPF program's name.
+            "[A-Za-z_][A-Za-z0-9_.]{0,40}",
+            option::of((any::<u32>(), option::of("[A-Z_]{1,40}"))),
+            option::of((any::<i32>(), option::of(any::<u32>()))),
+            any::<u64>(),
+        );
+        let meta = (
+            any::<u32>(),
+            option::of(any::<String>()),
+            any::<u32>(),
+            any::<u32>(),
+            name_bytes(16),
+            any::<u32>(),
+            any::<u32>(),
+            any::<u16>(),
+            option::of(tuple()),
+            option::of(any::<[u32; 5]>()),
+        );
+        let extras = (
+            option::of((vec(any::<u8>(), 0..200), 0u32..64)),
+            option::of(prop_oneof![
+                Just(TrackedBy::Filter),
+                Just(TrackedBy::Skb),
+                Just(TrackedBy::Stackid),
+                Just(TrackedBy::Xdp),
+            ]),
+            option::of(any::<u64>()),
+            option::of("[a-z_][a-z0-9_.]{0,40}"),
+            option::of((
+                prop_oneof![
+                    Just(pwru_rs_common::record::LINK_RAW),
+                    Just(pwru_rs_common::record::LINK_ETHERNET),
+                ],
+                any::<u32>(),
+                vec(any::<u8>(), 0..96),
+            )),
+            option::of(tuple()),
+        );
+        (identity, meta, extras).prop_map(
+            |(
+                (skb, cpu, pid, comm, hook, reason, verdict, ts_ns),
+                (netns, netns_name, mark, ifindex, ifname, mtu, len, protocol, tuple, cb),
+                (skb_dump, tracked_by, parent_skb, caller, packet, tunnel_tuple),
+            )| Owned {
+                skb,
+                cpu,
+                pid,
+                comm,
+                hook,
+                reason,
+                verdict,
+                ts_ns,
+                netns,
+                netns_name,
+                mark,
+                ifindex,
+                ifname,
+                mtu,
+                len,
+                protocol,
+                tuple,
+                cb,
+                skb_dump,
+                tracked_by,
+                parent_skb,
+                caller,
+                packet,
+                tunnel_tuple,
+            },
+        )
+    }
+
+    fn printer() -> Printer {
+        Printer::new(
+            PrinterConfig {
+                json: true,
+                timestamp: TimestampChoice::Current,
+                output_meta: true,
+                output_tuple: true,
+                output_skb_cb: true,
+                netns_names_width: None,
+                output_caller: true,
+                output_tunnel: true,
+                packet_bytes: true,
+            },
+            WallClock::fixed(0, 0),
+        )
+    }
+
+    fn lossy(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_event_is_one_json_line_that_reads_back(o in owned()) {
+            let printer = printer();
+            let e = o.event();
+            let mut first = Vec::new();
+            printer.write_event(&e, &mut first);
+            prop_assert_eq!(first.iter().filter(|&&b| b == b'\n').count(), 1);
+            prop_assert_eq!(first.last(), Some(&b'\n'));
+            let line = std::str::from_utf8(&first).expect("JSON is UTF-8");
+            let json: JsonEvent = serde_json::from_str(line)
+                .map_err(|err| TestCaseError::fail(format!("{err}: {line}")))?;
+
+            prop_assert_eq!(&json.skb, &format!("{:#x}", o.skb));
+            prop_assert_eq!(json.cpu, o.cpu);
+            prop_assert_eq!(json.pid, o.pid);
+            prop_assert_eq!(&json.comm, &lossy(&o.comm));
+            prop_assert_eq!(&json.process, &format!("{}:{}", lossy(&o.comm), o.pid));
+            prop_assert!(json.func.starts_with(&o.hook));
+            prop_assert_eq!(&json.time, &Some(JsonTime::Nanos(o.ts_ns)));
+            prop_assert_eq!(json.netns, o.netns);
+            prop_assert_eq!(&json.netns_name, &o.netns_name);
+            prop_assert_eq!(json.mark, o.mark);
+            prop_assert_eq!(json.ifindex, o.ifindex);
+            prop_assert_eq!(&json.ifname, &lossy(&o.ifname));
+            prop_assert_eq!((json.mtu, json.len, json.proto), (o.mtu, o.len, o.protocol));
+            prop_assert_eq!(json.cb, o.cb);
+            prop_assert_eq!(json.reason_code, o.reason.as_ref().map(|r| r.0));
+            prop_assert_eq!(json.verdict_code, o.verdict.map(|v| v.0));
+            prop_assert_eq!(json.xdp.as_ref().map(|x| x.rx_queue), o.verdict.and_then(|v| v.1));
+            prop_assert_eq!(
+                json.parent_skb.as_deref().map(|p| u64::from_str_radix(&p[2..], 16).unwrap()),
+                o.parent_skb
+            );
+            prop_assert_eq!(&json.caller_func, &o.caller);
+            let parsed = Parsed::of(&json).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(parsed.skb, o.skb);
+            prop_assert_eq!(parsed.tuple, o.tuple);
+            prop_assert_eq!(parsed.tunnel_tuple, o.tunnel_tuple);
+            prop_assert_eq!(parsed.tracked_by, o.tracked_by);
+            if let Some((link, orig_len, bytes)) = &o.packet {
+                prop_assert_eq!(parsed.packet.as_ref(), Some(&(*link, *orig_len, bytes.clone())));
+            }
+
+            // Replayed (`--input-file`), it is written again byte for byte.
+            let mut back = parsed.event(&json, &[]);
+            back.time = Stamp::Nanos(parsed.ts_ns.expect("time kept"));
+            let mut second = Vec::new();
+            printer.write_event(&back, &mut second);
+            prop_assert_eq!(lossy(&second), lossy(&first));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// ../shared/anchors/pwru.gz when that is there; without one the pwru columns say so).
     #[arg(long, value_name = "PATH")]
     pwru: Option<PathBuf>,
+    /// Run only the sections whose name contains this (e.g. `stalled`), and print their
+    /// tables instead of writing BENCH.md.
+    #[arg(long, value_name = "SECTION")]
+    only: Option<String>,
 }
 
 /// Median, min and max of a few samples.
@@ -88,9 +92,17 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         ("per-hit cost", Bench::per_hit_cost),
         ("throughput", Bench::throughput),
         ("loss", Bench::loss),
+        ("stalled reader", Bench::stall),
         ("memory", Bench::memory),
         ("guests", Bench::guests),
     ] {
+        if args
+            .only
+            .as_ref()
+            .is_some_and(|only| !name.contains(only.as_str()))
+        {
+            continue;
+        }
         eprintln!("xtask: bench: {name}");
         if let Err(e) = section(&mut b) {
             // Report and go on: a benchmark never fails the whole run.
@@ -99,6 +111,10 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let _ = writeln!(b.md, "\nTotal benchmark time: {:.0?}.", started.elapsed());
+    if args.only.is_some() {
+        print!("{}", b.md);
+        return Ok(());
+    }
     std::fs::write(cmd::root().join("BENCH.md"), &b.md).context("writing BENCH.md")?;
     eprintln!("xtask: wrote BENCH.md in {:.0?}", started.elapsed());
     Ok(())
@@ -365,15 +381,7 @@ impl Bench {
             let summary = stop(tracer)?;
             anyhow::Ok((summary, took))
         };
-        // Every echo on loopback takes the same path: count its events where nothing can be lost.
-        let (calibration, _) = run(None, "-i 0.002", 100, 1)?;
-        anyhow::ensure!(
-            calibration.lost == 0 && calibration.received % 100 == 0,
-            "calibration run: {} events received, {} lost for 100 pings",
-            calibration.received,
-            calibration.lost
-        );
-        let per_ping = calibration.received / 100;
+        let per_ping = events_per_ping(&self.bin, &ns)?;
         let pings = if self.quick { 4000 } else { 20000 };
         let cases = [
             ("8 MiB (default)", None, "1 k pings/s", "-i 0.001", 1000, 1),
@@ -424,6 +432,117 @@ impl Bench {
             } else {
                 "**some events are unaccounted for**"
             }
+        );
+        Ok(())
+    }
+
+    /// stdout into a pipe nobody reads while pings flood the traced namespace: the flood's rate
+    /// against the same flood with a filter that misses (the kernel side must not block), what
+    /// the ring kept and counted as lost, and pwru-rs's memory meanwhile.
+    fn stall(&mut self) -> anyhow::Result<()> {
+        let ns = Netns::new(&pwru_rs_harness::unique("pwbench-stall"))?;
+        ns.sh("sysctl -qw net.ipv4.ping_group_range='0 0'")?;
+        let netns = ns.path();
+        let per_ping = events_per_ping(&self.bin, &ns)?;
+        let secs = if self.quick { 3 } else { 10 };
+        let flood = || -> anyhow::Result<(u64, f64)> {
+            let started = Instant::now();
+            let mut pings = 0;
+            while started.elapsed() < Duration::from_secs(secs) {
+                ns.sh("ping -q -f -c 5000 127.0.0.1 >/dev/null")?;
+                pings += 5000;
+            }
+            Ok((pings, pings as f64 / started.elapsed().as_secs_f64()))
+        };
+        let miss = ["--filter-netns", netns.as_str(), "host 10.99.99.99"];
+        let all = ["--filter-netns", netns.as_str()];
+        let mut rows = String::new();
+        let mut baseline = None;
+        for case in ["no tracer", "miss", "read", "stalled"] {
+            let (mut rates, mut accounted, mut kept, mut rss) =
+                (Vec::new(), true, Vec::new(), (0, 0));
+            for _ in 0..self.runs {
+                let (pings, rate, summary) = match case {
+                    "no tracer" => {
+                        let (pings, rate) = flood()?;
+                        (pings, rate, None)
+                    }
+                    "miss" | "read" => {
+                        let tracer = start(&self.bin, if case == "miss" { &miss } else { &all })?;
+                        let (pings, rate) = flood()?;
+                        (pings, rate, Some(stop(tracer)?))
+                    }
+                    _ => {
+                        let mut tracer = start_with_stdout(&self.bin, &[], &all, Stdio::piped())?;
+                        let pid = tracer.pid();
+                        let ready_kb = status_kb(pid, "VmRSS")?;
+                        let mut stdout = tracer.take_stdout().context("no pipe on stdout")?;
+                        let (pings, rate) = flood()?;
+                        // Read it now: everything the ring kept comes out, then stop.
+                        let reader = std::thread::spawn(move || {
+                            std::io::copy(&mut stdout, &mut std::io::sink())
+                        });
+                        std::thread::sleep(Duration::from_secs(2));
+                        rss = (ready_kb, status_kb(pid, "VmHWM")?);
+                        let summary = stop(tracer)?;
+                        reader
+                            .join()
+                            .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+                        (pings, rate, Some(summary))
+                    }
+                };
+                rates.push(rate);
+                if let Some(s) = summary {
+                    if case != "miss" {
+                        accounted &= s.received + s.lost == pings * per_ping;
+                        kept.push(100.0 * s.received as f64 / (pings * per_ping) as f64);
+                    }
+                }
+            }
+            let stat = Stat::of(rates);
+            if case == "miss" {
+                baseline = Some(stat.median);
+            }
+            let name = match case {
+                "no tracer" => "no tracer".to_owned(),
+                "miss" => "pwru-rs, filter misses (`host 10.99.99.99`)".to_owned(),
+                "read" => "pwru-rs, filter matches, output read (to /dev/null)".to_owned(),
+                _ => format!(
+                    "pwru-rs, filter matches, stdout a pipe **nobody reads** (RSS {} → peak {} MiB)",
+                    rss.0 / 1024,
+                    rss.1 / 1024
+                ),
+            };
+            let _ = writeln!(
+                rows,
+                "| {name} | {:.0} k | {} | {} | {} |",
+                stat.median / 1e3,
+                baseline.map_or("—".to_owned(), |b| format!(
+                    "{:.0} %",
+                    100.0 * stat.median / b
+                )),
+                if kept.is_empty() {
+                    "—".to_owned()
+                } else {
+                    format!("{:.2} %", Stat::of(kept).median)
+                },
+                match case {
+                    "read" | "stalled" if accounted => "yes",
+                    "read" | "stalled" => "**no**",
+                    _ => "—",
+                }
+            );
+        }
+        let _ = write!(
+            self.md,
+            "\n## Stalled reader (tracepoint backend, host)\n\n\
+             Pings flood 127.0.0.1 in a namespace of their own for {secs} s (`ping -f -c 5000` \
+             again and again), `--filter-netns` on it. The flood's rate is compared with the \
+             filter-misses case: with nobody reading, the ring buffer fills and the kernel side \
+             counts the rest as lost instead of waiting. Kept = received / produced (pings × \
+             {per_ping} hooks, calibrated by a slow run); accounted = received + counted lost = \
+             produced.\n\n\
+             | case | pings/s | of miss case | events kept | accounted |\n|---|---|---|---|---|\n{rows}"
         );
         Ok(())
     }
@@ -792,20 +911,61 @@ struct Summary {
 
 /// pwru-rs on the host's tracepoints tracing to /dev/null, ready (attached) when this returns.
 fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Pwru> {
-    let args = ["--backend", "tracepoint", "--output-file", "/dev/null"]
-        .iter()
-        .chain(args);
-    Ok(Pwru::start(
+    start_with_stdout(bin, &["--output-file", "/dev/null"], args, Stdio::null())
+}
+
+/// pwru-rs on the host's tracepoints, `output` its output flags, stdout to `stdout`, its
+/// `--stats-file` in its directory.
+fn start_with_stdout(
+    bin: &Path,
+    output: &[&str],
+    args: &[&str],
+    stdout: Stdio,
+) -> anyhow::Result<Pwru> {
+    let dir = TempDir::new("pwru-rs-bench")?;
+    let stats = dir.join(STATS_FILE).to_string_lossy().into_owned();
+    let fixed = ["--backend", "tracepoint", "--stats-file", &stats];
+    let args = fixed.iter().chain(output).chain(args);
+    Ok(Pwru::start_with_stdout(
         bin,
-        TempDir::new("pwru-rs-bench")?,
+        dir,
         args,
         Duration::from_secs(120),
+        stdout,
     )?)
 }
 
-/// SIGINT, then what it attached (its ready file) and received and lost (its last log line).
+/// The events one echo to 127.0.0.1 in `ns` makes (`--filter-netns` on it): every echo on
+/// loopback takes the same path, so count them in a slow run where nothing can be lost.
+fn events_per_ping(bin: &Path, ns: &Netns) -> anyhow::Result<u64> {
+    let netns = ns.path();
+    let tracer = start(bin, &["--filter-netns", netns.as_str()])?;
+    ns.sh("ping -q -i 0.002 -c 100 127.0.0.1 >/dev/null")?;
+    let calibration = stop(tracer)?;
+    anyhow::ensure!(
+        calibration.lost == 0 && calibration.received > 0 && calibration.received.is_multiple_of(100),
+        "calibration run: {} events received, {} lost for 100 pings",
+        calibration.received,
+        calibration.lost
+    );
+    Ok(calibration.received / 100)
+}
+
+/// kB of a `/proc/PID/status` field (`VmRSS`, `VmHWM`).
+fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// Where [`start`] points `--stats-file`, in the tracer's directory.
+const STATS_FILE: &str = "stats.json";
+
+/// SIGINT, then what it attached, received and lost, from its `--stats-file`.
 fn stop(tracer: Pwru) -> anyhow::Result<Summary> {
-    let attached = tracer.ready.hooks;
     let stopped = tracer.stop(Duration::from_secs(300))?;
     anyhow::ensure!(
         stopped.status.success(),
@@ -813,21 +973,20 @@ fn stop(tracer: Pwru) -> anyhow::Result<Summary> {
         stopped.status,
         stopped.stderr
     );
-    let number_before = |word: &str| -> u64 {
-        stopped
-            .stderr
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .rev()
-            .find(|w| w[1].starts_with(word))
-            .and_then(|w| w[0].parse().ok())
-            .unwrap_or(0)
+    let path = stopped.dir.join(STATS_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let stats: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("stats file: {text}"))?;
+    let count = |key: &str| {
+        stats[key]
+            .as_u64()
+            .with_context(|| format!("stats file without {key}: {text}"))
     };
     Ok(Summary {
-        attached,
-        received: number_before("events"),
-        lost: number_before("lost"),
+        attached: count("hooks")?,
+        received: count("received")?,
+        lost: count("lost")?,
     })
 }
 

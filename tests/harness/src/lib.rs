@@ -12,7 +12,7 @@ use std::{
     fs::{self, File},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Output, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -236,6 +236,17 @@ impl Pwru {
         args: impl IntoIterator<Item = impl AsRef<OsStr>>,
         timeout: Duration,
     ) -> Result<Self> {
+        Self::start_with_stdout(bin, dir, args, timeout, Stdio::null())
+    }
+
+    /// [`Pwru::start`] with stdout going to `stdout` (a pipe: [`Pwru::take_stdout`]).
+    pub fn start_with_stdout(
+        bin: &Path,
+        dir: TempDir,
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+        timeout: Duration,
+        stdout: Stdio,
+    ) -> Result<Self> {
         let ready = dir.join(READY_FILE);
         let stderr = dir.join(STDERR_FILE);
         let child = Command::new(bin)
@@ -243,7 +254,7 @@ impl Pwru {
             .arg("--ready-file")
             .arg(&ready)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(
                 File::create(&stderr)
                     .map_err(io_error(format!("creating {}", stderr.display())))?,
@@ -285,6 +296,11 @@ impl Pwru {
 
     fn child_mut(&mut self) -> &mut Child {
         self.child.as_mut().expect("running until stopped")
+    }
+
+    /// The read end of its stdout, when it was started with [`Stdio::piped`].
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child_mut().stdout.take()
     }
 
     pub fn pid(&self) -> u32 {
