@@ -144,6 +144,26 @@ fn stack_tracking_without_kprobes() {
 }
 
 #[test]
+fn bpf_helpers_without_programs_or_kprobes() {
+    require_root();
+    let err = fails(&["--filter-track-bpf-helpers"]);
+    assert!(
+        one_error_line(&err).contains("needs --filter-trace-tc or --filter-trace-xdp"),
+        "{err}"
+    );
+    let err = fails(&[
+        "--backend",
+        "tracepoint",
+        "--filter-trace-tc",
+        "--filter-track-bpf-helpers",
+    ]);
+    assert!(
+        one_error_line(&err).contains("--filter-track-bpf-helpers needs a kprobe backend"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unwritable_pcap_file() {
     let err = fails(&["--output-pcap-snaplen", "100"]);
     assert!(

@@ -43,9 +43,19 @@ fn refused_with_one_line_when_the_kernel_has_no_trampolines() {
         return;
     }
     let before = pwru_programs();
-    for flag in ["--filter-trace-tc", "--filter-trace-xdp"] {
+    // The helpers' probes come with the programs' trampolines: refused the same way (the
+    // backend left to choose, as kprobes are what it would need for them).
+    let cases: [(&str, &[&str]); 3] = [
+        ("--filter-trace-tc", &["--backend", "tracepoint"]),
+        ("--filter-trace-xdp", &["--backend", "tracepoint"]),
+        ("--filter-trace-tc", &["--filter-track-bpf-helpers"]),
+    ];
+    for (flag, more) in cases {
         let out = run_within(
-            std::process::Command::new(pwru_bin()).args(["--backend", "tracepoint", flag, "icmp"]),
+            std::process::Command::new(pwru_bin())
+                .arg(flag)
+                .args(more)
+                .arg("icmp"),
             Duration::from_secs(20),
         );
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -101,7 +101,9 @@ fn a_stalled_reader_blocks_nothing_and_loses_nothing_silently() {
     ping(&ns, "-i 0.002", 100);
     let calibration = stop(calibration);
     assert!(
-        calibration.lost == 0 && calibration.received > 0 && calibration.received.is_multiple_of(100),
+        calibration.lost == 0
+            && calibration.received > 0
+            && calibration.received.is_multiple_of(100),
         "calibration: {} received, {} lost for 100 pings",
         calibration.received,
         calibration.lost

@@ -114,6 +114,10 @@ pub const FENTRY_TC: &str = "pwru_fentry_tc";
 pub const FEXIT_TC: &str = "pwru_fexit_tc";
 pub const FENTRY_XDP: &str = "pwru_fentry_xdp";
 pub const FEXIT_XDP: &str = "pwru_fexit_xdp";
+/// `--filter-track-bpf-helpers`: kprobe on the helpers (and map operations) the traced programs
+/// call, traced for the packet of the program running them ([`IN_BPF_PROG_MAP`]).
+pub const KPROBE_BPF_HELPER: &str = "pwru_kprobe_bpf_helper";
+pub const IN_BPF_PROG_MAP: &str = "IN_BPF_PROG";
 /// `--output-netfilter`: fentry and fexit on `nft_do_chain` (vmlinux's or the nf_tables
 /// module's).
 pub const FENTRY_NFT_DO_CHAIN: &str = "pwru_fentry_nft";

@@ -96,6 +96,21 @@ pub const FILTER_TUNNEL_L2: u32 = 1 << 8;
 pub const FILTER_TUNNEL_L3: u32 = 1 << 9;
 /// A `--filter-xdp-expr` was injected into its stub (`contract::XDP_EXPR_STUB`).
 pub const FILTER_XDP_EXPR: u32 = 1 << 10;
+/// `--filter-track-bpf-helpers`: the traced tc/XDP programs note their packet per CPU while
+/// they run ([`InBpfProg`]), for the kprobes on the helpers they call.
+pub const FILTER_TRACK_BPF_HELPERS: u32 = 1 << 11;
+
+/// Per CPU: the packets of the traced BPF programs running now, innermost last
+/// (`contract::IN_BPF_PROG_MAP`). An XDP packet's address has its low bit set; 0 is a packet
+/// the filters did not pass.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InBpfProg {
+    /// Programs entered and not left; only the first `packets.len()` are kept.
+    pub depth: u64,
+    pub packets: [u64; 4],
+}
+const _: () = assert!(size_of::<InBpfProg>() == 40);
 
 /// Entries of the map of tracked skbs unless `--filter-track-skb-map-size` says otherwise.
 pub const DEFAULT_TRACK_SKB_MAP_SIZE: u32 = 16384;

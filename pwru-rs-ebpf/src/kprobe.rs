@@ -9,15 +9,18 @@ use aya_ebpf::{
     programs::ProbeContext,
     EbpfContext,
 };
-use pwru_rs_common::{contract, record::HOOK_FUNC_IP};
+use pwru_rs_common::{
+    contract,
+    record::{HOOK_FUNC_IP, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_NONE},
+};
 
-use crate::skb::{handle_skb, Hit};
+use crate::skb::{handle_skb, handle_xdp, Hit, XdpHit};
 
 #[inline(always)]
 fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let skb: u64 = ctx.arg(skb_arg).unwrap_or(0);
     let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
-    handle_skb(hit_at(ctx, skb, reason, false));
+    handle_skb(hit_at(ctx, skb, reason, None));
     0
 }
 
@@ -27,10 +30,10 @@ fn hit_at(
     ctx: &ProbeContext,
     skb: u64,
     reason: Option<u32>,
-    via_stack: bool,
+    given: Option<u8>,
 ) -> Hit<impl FnOnce() -> u64 + '_, impl FnOnce() -> u64 + '_> {
     // The probed function's address; userspace names it through kallsyms.
-    hit_at_ip(ctx, skb, reason, via_stack, || unsafe {
+    hit_at_ip(ctx, skb, reason, given, || unsafe {
         bpf_get_func_ip(ctx.as_ptr())
     })
 }
@@ -41,7 +44,7 @@ fn hit_at_ip<H: FnOnce() -> u64>(
     ctx: &ProbeContext,
     skb: u64,
     reason: Option<u32>,
-    via_stack: bool,
+    given: Option<u8>,
     hook: H,
 ) -> Hit<H, impl FnOnce() -> u64 + '_> {
     let sp = unsafe { (*ctx.regs).rsp };
@@ -55,7 +58,7 @@ fn hit_at_ip<H: FnOnce() -> u64>(
         reason,
         verdict: None,
         stack_key: crate::track::stack_key(sp),
-        via_stack,
+        given,
         netfilter: crate::skb::NfChain::NONE,
     }
 }
@@ -66,11 +69,42 @@ fn hit_at_ip<H: FnOnce() -> u64>(
 pub fn pwru_kprobe_non_skb(ctx: ProbeContext) -> u32 {
     let sp = unsafe { (*ctx.regs).rsp };
     if let Some(skb) = crate::track::skb_on_stack(crate::track::stack_key(sp)) {
-        handle_skb(hit_at(&ctx, skb, None, true));
+        handle_skb(hit_at(&ctx, skb, None, Some(TRACKED_BY_STACKID)));
     }
     0
 }
 pwru_rs_common::assert_contract_name!(pwru_kprobe_non_skb, contract::KPROBE_NON_SKB);
+
+/// `--filter-track-bpf-helpers`: a BPF helper (or a map operation a helper call became), traced
+/// for the packet of the traced tc or XDP program that runs it on this CPU now.
+#[kprobe]
+pub fn pwru_kprobe_bpf_helper(ctx: ProbeContext) -> u32 {
+    let Some(packet) = crate::bpfprog::current_packet() else {
+        return 0;
+    };
+    let tracked_by = if crate::skb::tracking() {
+        TRACKED_BY_SKB
+    } else {
+        TRACKED_NONE
+    };
+    match packet {
+        crate::bpfprog::Packet::Skb(skb) => {
+            handle_skb(hit_at(&ctx, skb, None, Some(tracked_by)));
+        }
+        crate::bpfprog::Packet::Xdp(xdp) => {
+            handle_xdp(XdpHit {
+                ctx: ctx.as_ptr(),
+                xdp,
+                hook_kind: HOOK_FUNC_IP,
+                hook: || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
+                verdict: None,
+                given: true,
+            });
+        }
+    }
+    0
+}
+pwru_rs_common::assert_contract_name!(pwru_kprobe_bpf_helper, contract::KPROBE_BPF_HELPER);
 
 /// The end of an skb's life: traced, then no longer tracked.
 #[inline(always)]
@@ -102,7 +136,7 @@ pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
     };
     let skb = arg_at(&ctx, skb_arg);
     let reason = reason.map(|n| arg_at(&ctx, n) as u32);
-    handle_skb(hit_at_ip(&ctx, skb, reason, false, move || ip));
+    handle_skb(hit_at_ip(&ctx, skb, reason, None, move || ip));
     if args & contract::FUNC_ARGS_LIFE_END != 0 {
         crate::track::end_of_life(skb);
     }

@@ -28,7 +28,7 @@ pub fn pwru_fentry_nft(ctx: FEntryContext) -> u32 {
         reason: None,
         verdict: None,
         stack_key: 0,
-        via_stack: false,
+        given: None,
         netfilter: NfChain {
             chain,
             state,

@@ -11,20 +11,20 @@ use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
         Cb, DumpHeader, Meta as MetaSection, Netfilter, NfPending, PacketHeader, RecordHeader,
-        SectionHeader, SkbRecord, Tuple, Xdp, XdpRecord, HOOK_BPF_PROG, HOOK_FUNC_IP, IP_V4, IP_V6,
-        KIND_SKB, LINK_ETHERNET, LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK,
-        META_HAS_VERDICT, META_STACK_FAILED, NF_NAME_LEN, SECTION_CB, SECTION_META,
-        SECTION_NETFILTER, SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
+        SectionHeader, SkbRecord, Tuple, Xdp, XdpRecord, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB,
+        LINK_ETHERNET, LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
+        META_STACK_FAILED, NF_NAME_LEN, SECTION_CB, SECTION_META, SECTION_NETFILTER,
+        SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
         SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP,
         SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
         TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
-    FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR, FILTER_TRACK_SKB,
-    FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2, FILTER_TUNNEL_L3,
-    FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER, OUTPUT_NETFILTER, OUTPUT_PACKET,
-    OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
-    OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, TASK_COMM_LEN,
+    FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR,
+    FILTER_TRACK_BPF_HELPERS, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP,
+    FILTER_TUNNEL_L2, FILTER_TUNNEL_L3, FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER,
+    OUTPUT_NETFILTER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA,
+    OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -237,6 +237,12 @@ pub fn tracking() -> bool {
     cfg!(filters) & FILTER_TRACK_SKB != 0
 }
 
+/// `--filter-track-bpf-helpers` (a load-time constant).
+#[inline(always)]
+pub fn helpers_tracked() -> bool {
+    cfg!(filters) & FILTER_TRACK_BPF_HELPERS != 0
+}
+
 /// Adds one to a per-CPU counter that userspace sums and reports (`LOST`, `TRACK_FULL`).
 #[inline(always)]
 pub fn count(counter: &PerCpuArray<u64>) {
@@ -268,8 +274,10 @@ pub struct Hit<H, C> {
     /// Which kernel stack the hook runs on (`track::stack_key`), where the hook kind tells (0
     /// else): `--filter-track-skb-by-stackid` goes by it.
     pub stack_key: u64,
-    /// The skb was found by `stack_key` (`--filter-non-skb-funcs`), not passed by the hook.
-    pub via_stack: bool,
+    /// The skb was found by the hook, not passed to it: traced without the filters, as this
+    /// `TRACKED_*` (`--filter-non-skb-funcs` by its stack, `--filter-track-bpf-helpers` by the
+    /// traced BPF program running it).
+    pub given: Option<u8>,
     /// The netfilter base chain the hook ran (`nft_do_chain`'s exit), or `NfChain::NONE`.
     pub netfilter: NfChain,
 }
@@ -292,9 +300,10 @@ impl NfChain {
     };
 }
 
-/// Entry point of every hook: filter, then build one record and send it.
+/// Entry point of every hook: filter, then build one record and send it. True when the skb is
+/// traced (the record may still have been lost to a full ring buffer, and counted).
 #[inline(always)]
-pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
+pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool {
     let Hit {
         ctx,
         skb,
@@ -304,15 +313,14 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
         reason,
         verdict,
         stack_key,
-        via_stack,
+        given,
         netfilter,
     } = hit;
     if skb == 0 {
-        return;
+        return false;
     }
-    let Some((tracked_by, parent_skb, meta, headers)) = why_traced(skb, stack_key, via_stack)
-    else {
-        return;
+    let Some((tracked_by, parent_skb, meta, headers)) = why_traced(skb, stack_key, given) else {
+        return false;
     };
     // pwru's rule: an skb traced for itself marks the stack it runs on.
     if tracking_by_stack() && tracked_by != TRACKED_BY_STACKID {
@@ -381,7 +389,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     {
         let Some(mut entry) = EVENTS.reserve::<SkbRecord>(0) else {
             count(&LOST);
-            return;
+            return true;
         };
         let r = entry.as_mut_ptr();
         unsafe {
@@ -406,12 +414,12 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
             });
         }
         entry.submit(wakeup_flag());
-        return;
+        return true;
     }
     // With sections, in this nesting level's per-CPU buffer, then copied into a reservation of
     // the whole length.
     let Some((level, r)) = claim_buffer(&RECORDS) else {
-        return;
+        return true;
     };
     unsafe {
         write_meta(
@@ -431,6 +439,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) {
     }
     send_with_sections(level, r, len, skb, &headers, netfilter);
     leave_dump_level();
+    true
 }
 
 /// Sends the first `len` bytes of the record at `r` (all written but its header) in one copy.
@@ -565,9 +574,9 @@ unsafe fn write_meta(
 /// Whether the skb is traced, and why: `(TRACKED_*, parent skb, meta read by the filters
 /// (`Meta::UNREAD` if they did not), headers)`; `None` when it is not.
 #[inline(always)]
-fn why_traced(skb: u64, stack_key: u64, via_stack: bool) -> Option<(u8, u64, Meta, Headers)> {
-    if via_stack {
-        return Some((TRACKED_BY_STACKID, 0, Meta::UNREAD, read_headers(skb)));
+fn why_traced(skb: u64, stack_key: u64, given: Option<u8>) -> Option<(u8, u64, Meta, Headers)> {
+    if let Some(tracked_by) = given {
+        return Some((tracked_by, 0, Meta::UNREAD, read_headers(skb)));
     }
     // Load-time constants: without tracking, no map lookup.
     if !(tracking() || tracking_by_stack()) {
@@ -1551,10 +1560,14 @@ pub(crate) fn read_bytes<const N: usize>(addr: u64) -> [u8; N] {
 pub struct XdpHit<H> {
     pub ctx: *mut core::ffi::c_void,
     pub xdp: u64,
-    /// The program's address (`HOOK_BPF_PROG`).
+    /// `HOOK_BPF_PROG` (the program's address), or `HOOK_FUNC_IP` for a BPF helper it runs.
+    pub hook_kind: u8,
     pub hook: H,
     /// Its return value, at its exit.
     pub verdict: Option<u32>,
+    /// A helper's hit (`--filter-track-bpf-helpers`): the packet was traced at the program's
+    /// entry; no filter again, and the tracking is left as it is.
+    pub given: bool,
 }
 
 const XDP_PASS: u32 = 2;
@@ -1563,17 +1576,19 @@ const ETH_HLEN: u64 = 14;
 /// An XDP packet: the meta filters on its device (it has no mark: `--filter-mark` does not
 /// apply, as in pwru), the pcap filter on its frame, and with `--filter-track-skb` tracked from
 /// the program's entry to its exit (which may see it rewritten) and on into the skb built on it
-/// when the program passes it.
+/// when the program passes it. True when the packet is traced.
 #[inline(always)]
-pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
+pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) -> bool {
     let XdpHit {
         ctx,
         xdp,
+        hook_kind,
         hook,
         verdict,
+        given,
     } = hit;
     if xdp == 0 {
-        return;
+        return false;
     }
     let data: u64 = read(xdp + off!(xdp_data));
     let data_end: u64 = read(xdp + off!(xdp_data_end));
@@ -1593,23 +1608,25 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
         }
         filters & FILTER_PCAP == 0 || pwru_filter_l2(data, data_end) != 0
     };
-    let tracked_by = if !tracking() {
+    let tracked_by = if given {
+        TRACKED_NONE
+    } else if !tracking() {
         if !passes() {
-            return;
+            return false;
         }
         TRACKED_NONE
     } else if track::lookup(xdp).is_some() {
         TRACKED_BY_SKB
     } else {
         if !passes() {
-            return;
+            return false;
         }
         if verdict.is_none() {
             track::track(xdp, 0);
         }
         TRACKED_BY_FILTER
     };
-    if tracking() && verdict.is_some() {
+    if tracking() && verdict.is_some() && !given {
         track::forget(xdp);
         if verdict == Some(XDP_PASS) {
             track::xdp_pass(read(xdp + off!(xdp_data_hard_start)), xdp);
@@ -1623,7 +1640,7 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     }
     // In this nesting level's per-CPU buffer, not on the stack (see `handle_skb`).
     let Some((level, r)) = claim_buffer(&XDP_RECORDS) else {
-        return;
+        return true;
     };
     unsafe {
         write_meta(
@@ -1631,7 +1648,7 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
             &raw mut (*r).meta,
             Common {
                 ctx,
-                hook_kind: HOOK_BPF_PROG,
+                hook_kind,
                 hook,
                 caller: || 0,
                 reason: None,
@@ -1675,7 +1692,7 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
     if outputs & (OUTPUT_XDP_METADATA | OUTPUT_PACKET) == 0 {
         unsafe { send_whole(r.cast(), len) };
         leave_dump_level();
-        return;
+        return true;
     }
     let metadata = if outputs & OUTPUT_XDP_METADATA != 0 {
         match SKB_METADATA.get_ptr_mut(level) {
@@ -1724,4 +1741,5 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) {
         unsafe { generated::bpf_ringbuf_submit_dynptr(d, wakeup_flag()) };
     }
     leave_dump_level();
+    true
 }

@@ -27,7 +27,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
         reason,
         verdict: None,
         stack_key: 0,
-        via_stack: false,
+        given: None,
         netfilter: crate::skb::NfChain::NONE,
     });
     0

@@ -127,6 +127,14 @@ pub struct Cli {
     #[arg(long)]
     pub filter_trace_xdp: bool,
 
+    /// With --filter-trace-tc/-xdp: also probe the kernel functions those programs call (BPF
+    /// helpers like bpf_skb_store_bytes and bpf_redirect, and the map operations helper calls
+    /// became, like htab_map_update_elem), each traced for the packet of the traced program
+    /// running it. Map lookups the verifier inlines (array maps) make no call and do not show.
+    /// Needs kprobes.
+    #[arg(long)]
+    pub filter_track_bpf_helpers: bool,
+
     /// Also probe these functions, which have no skb argument; each is traced for the skb that
     /// ran last on the same kernel stack (implies --filter-track-skb-by-stackid).
     #[arg(long, value_name = "FUNC,...", value_delimiter = ',')]

@@ -125,6 +125,8 @@ pub struct Config {
     pub non_skb_funcs: Vec<String>,
     /// `--filter-trace-tc`, `--filter-trace-xdp`.
     pub trace_programs: Vec<ProgramKind>,
+    /// `--filter-track-bpf-helpers`.
+    pub track_bpf_helpers: bool,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     /// `--kmods`, `--all-kmods`: which modules' functions are probed too.
@@ -230,7 +232,19 @@ impl Config {
         ]
         .into_iter()
         .filter_map(|(on, kind)| on.then_some(kind))
-        .collect();
+        .collect::<Vec<_>>();
+        if cli.filter_track_bpf_helpers {
+            if trace_programs.is_empty() {
+                bail!("{}", crate::backend::bpf_helpers::HelperError::NoPrograms);
+            }
+            if cli.backend == BackendChoice::Tracepoint {
+                bail!(
+                    "{} needs a kprobe backend",
+                    crate::backend::bpf_helpers::FLAG
+                );
+            }
+            kernel.filters |= pwru_rs_common::FILTER_TRACK_BPF_HELPERS;
+        }
         let non_skb_funcs: Vec<String> = cli
             .filter_non_skb_funcs
             .iter()
@@ -266,6 +280,7 @@ impl Config {
             backend: cli.backend,
             track_skb: cli.filter_track_skb,
             trace_programs,
+            track_bpf_helpers: cli.filter_track_bpf_helpers,
             kprobe_batch: cli.filter_kprobe_batch as usize,
             kmods: if cli.all_kmods {
                 Kmods::All

@@ -190,6 +190,13 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &kernel_config,
         &config.map_sizes(),
     )?;
+    // What the traced programs call, read before attaching: the helper probes join the
+    // backend's.
+    let helper_calls = if config.track_bpf_helpers {
+        backend::bpf_helpers::calls(&config.trace_programs)?
+    } else {
+        Vec::new()
+    };
     let attach_started = Instant::now();
     let mut attached = backend::attach(
         &mut ebpf,
@@ -205,6 +212,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             kprobe_batch: config.kprobe_batch,
             track_copies: kernel.copy_functions.as_deref(),
             non_skb_funcs: &config.non_skb_funcs,
+            helper_calls: &helper_calls,
         },
     )?;
     let programs_started = Instant::now();

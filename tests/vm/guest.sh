@@ -340,6 +340,19 @@ fi
 # The dropped SYN is freed with tc's drop reason; the passed one goes on into the stack.
 expect_line bpfprog '"reason":"SKB_DROP_REASON_TC_INGRESS"' '"dport":9,'
 expect_after bpfprog '"func":"pwru_test_tc(TC_ACT_OK)"' '"func":"ip_rcv_core"' '"dport":7600'
+# --filter-track-bpf-helpers: the helpers the dataplane calls (it reads headers with
+# bpf_skb_load_bytes), inside its entry and exit, for the packets the filter passed only.
+ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'
+run_tracer bpfhelpers "${BACKEND[@]}" --filter-trace-tc --filter-track-bpf-helpers 'tcp port 7600'
+ip netns exec a timeout 2 bash -c 'echo > /dev/tcp/10.0.0.2/9' 2>/dev/null
+ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
+stop_tracer
+expect_stderr bpfhelpers "functions the traced programs call: "
+expect_stderr bpfhelpers "bpf_skb_load_bytes"
+expect_line bpfhelpers '"func":"bpf_skb_load_bytes"' '"dport":7600'
+expect_after bpfhelpers '"func":"pwru_test_tc",' '"func":"bpf_skb_load_bytes"' '"dport":7600'
+expect_after bpfhelpers '"func":"bpf_skb_load_bytes"' '"func":"pwru_test_tc(TC_ACT_OK)"' '"dport":7600'
+expect_no_line bpfhelpers '"dport":9,'
 # With --filter-track-skb, the skb built on a packet XDP passed is followed (here it was not
 # traced before: only functions after XDP are hooked).
 ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'

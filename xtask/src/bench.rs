@@ -943,7 +943,9 @@ fn events_per_ping(bin: &Path, ns: &Netns) -> anyhow::Result<u64> {
     ns.sh("ping -q -i 0.002 -c 100 127.0.0.1 >/dev/null")?;
     let calibration = stop(tracer)?;
     anyhow::ensure!(
-        calibration.lost == 0 && calibration.received > 0 && calibration.received.is_multiple_of(100),
+        calibration.lost == 0
+            && calibration.received > 0
+            && calibration.received.is_multiple_of(100),
         "calibration run: {} events received, {} lost for 100 pings",
         calibration.received,
         calibration.lost

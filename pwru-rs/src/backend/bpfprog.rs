@@ -36,7 +36,7 @@ impl ProgramKind {
         }
     }
 
-    fn types(self) -> &'static [bpf_prog_type] {
+    pub(super) fn types(self) -> &'static [bpf_prog_type] {
         match self {
             ProgramKind::Tc => &[
                 bpf_prog_type::BPF_PROG_TYPE_SCHED_CLS,

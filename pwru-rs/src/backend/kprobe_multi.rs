@@ -73,16 +73,26 @@ pub fn attach(
     object: &[u8],
     selection: &Selection,
 ) -> Result<Attached, KprobeMultiError> {
-    // The skb functions in one link; `--filter-non-skb-funcs` in a second, of their program.
-    let (non_skb, skb): (Vec<&ProbeTarget>, Vec<&ProbeTarget>) = selection
-        .targets
-        .iter()
-        .partition(|t| t.program == contract::KPROBE_NON_SKB);
+    // The skb functions in one link; `--filter-non-skb-funcs` and `--filter-track-bpf-helpers`
+    // in a link each, of their own program.
+    let group_of = |t: &ProbeTarget| match t.program {
+        own @ (contract::KPROBE_NON_SKB | contract::KPROBE_BPF_HELPER) => own,
+        _ => contract::KPROBE_MULTI,
+    };
     let groups: Vec<(&'static str, Vec<&ProbeTarget>)> = [
-        (contract::KPROBE_MULTI, skb),
-        (contract::KPROBE_NON_SKB, non_skb),
+        contract::KPROBE_MULTI,
+        contract::KPROBE_NON_SKB,
+        contract::KPROBE_BPF_HELPER,
     ]
     .into_iter()
+    .map(|program| {
+        let targets: Vec<&ProbeTarget> = selection
+            .targets
+            .iter()
+            .filter(|t| group_of(t) == program)
+            .collect();
+        (program, targets)
+    })
     .filter(|(_, targets)| !targets.is_empty())
     .collect();
     let names: Vec<&'static str> = groups.iter().map(|(name, _)| *name).collect();
@@ -172,8 +182,8 @@ fn func_args(program: &str) -> u64 {
         contract::KPROBE_SKB_0_REASON_1 => entry(0, Some(1), false),
         contract::KPROBE_SKB_1_REASON_2 => entry(1, Some(2), false),
         contract::KPROBE_SKB_0_FREE => entry(0, None, true),
-        // Its own program, which finds the skb by the stack.
-        contract::KPROBE_NON_SKB => 0,
+        // Their own programs, which find the packet by the stack or the running BPF program.
+        contract::KPROBE_NON_SKB | contract::KPROBE_BPF_HELPER => 0,
         p => {
             let position = contract::KPROBE_PROGRAMS.iter().position(|&k| k == p);
             entry(position.expect("a kprobe program") as u8, None, false)

@@ -1,6 +1,7 @@
 //! Attaching the kernel programs: one module per backend, and the choice between them
 //! ([`attach`]: the one asked for, or with `auto` the best this kernel has).
 
+pub mod bpf_helpers;
 pub mod bpfprog;
 pub mod kprobe;
 pub mod kprobe_multi;
@@ -76,6 +77,8 @@ pub struct AttachRequest<'a> {
     pub track_copies: Option<&'a [track::CopyFunction]>,
     /// `--filter-non-skb-funcs` (kprobe backends).
     pub non_skb_funcs: &'a [String],
+    /// `--filter-track-bpf-helpers`: what the traced programs call ([`bpf_helpers::calls`]).
+    pub helper_calls: &'a [i32],
 }
 
 /// Starts reading what the kprobe backends need (while BTF parses), when they may be used.
@@ -124,10 +127,24 @@ fn attach_backend(
         kprobe_batch,
         track_copies: _,
         non_skb_funcs,
+        helper_calls,
     } = request;
     let select = || {
         let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
-        select_functions(hookable.functions, func_filter, non_skb_funcs, files)
+        select_functions(
+            hookable.functions,
+            func_filter,
+            non_skb_funcs,
+            helper_calls,
+            files,
+        )
+    };
+    let needs_kprobes = if !non_skb_funcs.is_empty() {
+        Some("--filter-non-skb-funcs")
+    } else if !helper_calls.is_empty() {
+        Some(bpf_helpers::FLAG)
+    } else {
+        None
     };
     let tracepoint = |ebpf: &mut aya::Ebpf| -> anyhow::Result<Attached> {
         Ok(tracepoint::attach(ebpf, hookable.tracepoints, func_filter)?)
@@ -149,16 +166,19 @@ fn attach_backend(
         kprobe_multi::attach(ebpf, object, selection)
     };
     match choice {
-        BackendChoice::Tracepoint if !non_skb_funcs.is_empty() => {
-            bail!("--filter-non-skb-funcs needs a kprobe backend")
+        BackendChoice::Tracepoint if needs_kprobes.is_some() => {
+            bail!(
+                "{} needs a kprobe backend",
+                needs_kprobes.unwrap_or_default()
+            )
         }
         BackendChoice::Tracepoint => tracepoint(ebpf),
         BackendChoice::Kprobe => kprobe(ebpf, select()?),
         BackendChoice::KprobeMulti => Ok(kprobe_multi(ebpf, &select()?)?),
         BackendChoice::Auto => {
             if kprobe::pmu_type().is_none() {
-                if !non_skb_funcs.is_empty() {
-                    bail!("--filter-non-skb-funcs needs kprobes, which this kernel lacks");
+                if let Some(flag) = needs_kprobes {
+                    bail!("{flag} needs kprobes, which this kernel lacks");
                 }
                 log::info!("backend: tracepoint (this kernel has no kprobes)");
                 return tracepoint(ebpf);
@@ -298,6 +318,7 @@ pub fn select_functions(
     functions: &[SkbFunction],
     filter: Option<&Regex>,
     non_skb_funcs: &[String],
+    helper_calls: &[i32],
     symbol_files: SymbolFiles,
 ) -> Result<Selection, SelectError> {
     let started = std::time::Instant::now();
@@ -307,8 +328,18 @@ pub fn select_functions(
         .filter(|name| filter.is_none_or(|re| re.is_match(name)))
         .chain(non_skb_funcs.iter().map(String::as_str))
         .collect();
-    let (kallsyms, filter_functions) = symbol_files.wait();
-    let kallsyms = Kallsyms::parse(&kallsyms.map_err(SelectError::Kallsyms)?, &wanted);
+    let (kallsyms_text, filter_functions) = symbol_files.wait();
+    let kallsyms_text = kallsyms_text.map_err(SelectError::Kallsyms)?;
+    let helpers = if helper_calls.is_empty() {
+        Vec::new()
+    } else {
+        bpf_helpers::resolve(helper_calls, &kallsyms_text)
+    };
+    let wanted: HashSet<&str> = wanted
+        .into_iter()
+        .chain(helpers.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    let kallsyms = Kallsyms::parse(&kallsyms_text, &wanted);
     if !kallsyms.is_empty() && !kallsyms.has_addresses() {
         return Err(SelectError::NoAddresses);
     }
@@ -333,8 +364,56 @@ pub fn select_functions(
             None => return Err(SelectError::NonSkbFunction(name.clone())),
         }
     }
+    add_helpers(
+        &mut selection,
+        &helpers,
+        &kallsyms,
+        traceable.as_ref(),
+        &blacklist,
+    );
     log::debug!("function selection took {:?}", started.elapsed());
     Ok(selection)
+}
+
+/// `--filter-track-bpf-helpers`' functions, each with the helper program, unless it is traced
+/// as an skb function already or cannot be probed (said, not fatal: the rest still show).
+fn add_helpers(
+    selection: &mut Selection,
+    helpers: &[(String, u64)],
+    kallsyms: &Kallsyms,
+    traceable: Option<&HashSet<String>>,
+    blacklist: &HashSet<String>,
+) {
+    let mut named = Vec::new();
+    for (name, address) in helpers {
+        if selection.targets.iter().any(|t| t.address == *address) {
+            log::info!(
+                "{}: {name} is traced as an skb function already",
+                bpf_helpers::FLAG
+            );
+            continue;
+        }
+        if traceable.is_some_and(|t| !t.contains(name)) || blacklist.contains(name) {
+            log::info!(
+                "{}: {name} cannot be probed here: not traced",
+                bpf_helpers::FLAG
+            );
+            continue;
+        }
+        named.push(name.as_str());
+        selection.targets.push(ProbeTarget {
+            name: name.clone(),
+            address: *address,
+            program: contract::KPROBE_BPF_HELPER,
+            module: kallsyms.module(name).map(str::to_owned),
+        });
+    }
+    log::info!(
+        "{}: {} functions the traced programs call: {}",
+        bpf_helpers::FLAG,
+        named.len(),
+        named.join(", ")
+    );
 }
 
 fn select(

@@ -330,6 +330,25 @@ pub fn loaded_programs(types: &[bpf_prog_type]) -> std::io::Result<Vec<LoadedPro
     Ok(found)
 }
 
+/// A loaded program's instructions as the kernel runs them (after the verifier's rewrites), raw
+/// 8-byte `struct bpf_insn`s. A helper call's `imm` is then the helper's address less
+/// `__bpf_call_base`'s, unless the kernel hides addresses from this process (`kptr_restrict`),
+/// when it is 0.
+pub fn xlated_insns(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u64>> {
+    use aya_obj::generated::bpf_prog_info;
+    // SAFETY: bpf_prog_info is plain integers; all-zero is valid.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    obj_info(fd, &mut info)?;
+    let mut insns = vec![0u64; info.xlated_prog_len as usize / 8];
+    // SAFETY: as above.
+    let mut with_insns: bpf_prog_info = unsafe { std::mem::zeroed() };
+    with_insns.xlated_prog_len = (insns.len() * 8) as u32;
+    with_insns.xlated_prog_insns = insns.as_mut_ptr() as u64;
+    obj_info(fd, &mut with_insns)?;
+    insns.truncate(with_insns.xlated_prog_len as usize / 8);
+    Ok(insns)
+}
+
 /// The names of every loaded BPF map (the kernel's copies, 15 bytes at most), in id order:
 /// what a test checks nothing of pwru-rs's is left by.
 pub fn loaded_map_names() -> std::io::Result<Vec<String>> {

@@ -26,6 +26,7 @@ fn programs_exist_with_their_kinds() {
         contract::KPROBE_SKB_0_FREE,
         contract::KPROBE_UNTRACK_0,
         contract::KPROBE_NON_SKB,
+        contract::KPROBE_BPF_HELPER,
         contract::KPROBE_COPY_ENTRY,
     ]) {
         assert_eq!(kind(name), kprobe, "{name}");
