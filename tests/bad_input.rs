@@ -151,6 +151,12 @@ fn bpf_helpers_without_programs_or_kprobes() {
         one_error_line(&err).contains("needs --filter-trace-tc or --filter-trace-xdp"),
         "{err}"
     );
+    let err = fails(&["--output-bpfmap"]);
+    assert!(
+        one_error_line(&err)
+            .contains("--output-bpfmap needs --filter-trace-tc or --filter-trace-xdp"),
+        "{err}"
+    );
     let err = fails(&[
         "--backend",
         "tracepoint",

@@ -45,10 +45,14 @@ fn refused_with_one_line_when_the_kernel_has_no_trampolines() {
     let before = pwru_programs();
     // The helpers' probes come with the programs' trampolines: refused the same way (the
     // backend left to choose, as kprobes are what it would need for them).
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         ("--filter-trace-tc", &["--backend", "tracepoint"]),
         ("--filter-trace-xdp", &["--backend", "tracepoint"]),
         ("--filter-trace-tc", &["--filter-track-bpf-helpers"]),
+        (
+            "--filter-trace-xdp",
+            &["--backend", "tracepoint", "--output-bpfmap"],
+        ),
     ];
     for (flag, more) in cases {
         let out = run_within(

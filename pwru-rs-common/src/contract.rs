@@ -118,6 +118,16 @@ pub const FEXIT_XDP: &str = "pwru_fexit_xdp";
 /// call, traced for the packet of the program running them ([`IN_BPF_PROG_MAP`]).
 pub const KPROBE_BPF_HELPER: &str = "pwru_kprobe_bpf_helper";
 pub const IN_BPF_PROG_MAP: &str = "IN_BPF_PROG";
+/// `--output-bpfmap`: fexit on the map operations the traced programs call, by operation:
+/// `(map, key)`, `(map, key, value, flags)`, `(map, key)`; loaded once per function.
+pub const FEXIT_BPF_MAP_LOOKUP: &str = "pwru_fexit_map_lookup";
+pub const FEXIT_BPF_MAP_UPDATE: &str = "pwru_fexit_map_update";
+pub const FEXIT_BPF_MAP_DELETE: &str = "pwru_fexit_map_delete";
+/// A hash map's lookup that returns its element (`__htab_map_lookup_elem`, the call the
+/// verifier inlines a hash lookup to), not the value: the value follows the key.
+pub const FEXIT_BPF_MAP_LOOKUP_ELEM: &str = "pwru_fexit_map_lookup_elem";
+/// Per-CPU buffer the map operation's section is built in.
+pub const BPF_MAP_SCRATCH_MAP: &str = "BPF_MAP_SCRATCH";
 /// `--output-netfilter`: fentry and fexit on `nft_do_chain` (vmlinux's or the nf_tables
 /// module's).
 pub const FENTRY_NFT_DO_CHAIN: &str = "pwru_fentry_nft";

@@ -69,9 +69,15 @@ pub struct Offsets {
     /// `nft_base_chain.ops.priority` minus `nft_base_chain.chain`: from the chain to its base
     /// chain's priority (two's complement; the chain is not the base chain's first member).
     pub nft_chain_priority: u32,
-    pub _pad: u32,
+    // struct bpf_map (`--output-bpfmap`)
+    pub bpf_map_id: u32,
+    pub bpf_map_key_size: u32,
+    pub bpf_map_value_size: u32,
+    pub bpf_map_name: u32,
+    /// `htab_elem.key`: a hash map's value follows its key, 8-byte aligned.
+    pub htab_elem_key: u32,
 }
-const _: () = assert!(size_of::<Offsets>() == 152);
+const _: () = assert!(size_of::<Offsets>() == 168);
 
 pub const FILTER_NETNS: u32 = 1 << 0;
 pub const FILTER_MARK: u32 = 1 << 1;
@@ -147,6 +153,9 @@ pub const OUTPUT_TUNNEL: u32 = 1 << 8;
 pub const OUTPUT_XDP_METADATA: u32 = 1 << 9;
 /// `--output-netfilter`: events of the `nft_do_chain` exit carry a [`record::SECTION_NETFILTER`].
 pub const OUTPUT_NETFILTER: u32 = 1 << 10;
+/// `--output-bpfmap`: events of a map operation a traced BPF program made carry a
+/// [`record::SECTION_BPF_MAP`].
+pub const OUTPUT_BPF_MAP: u32 = 1 << 11;
 
 /// UDP ports the tunnel parser knows (IANA's).
 pub const VXLAN_PORT: u16 = 4789;
@@ -247,6 +256,8 @@ pub mod record {
     /// Bytes to skip: the tuple's place in a record built in place without a tuple.
     /// [`Netfilter`]: the base chain an `nft_do_chain` exit ran (its verdict is `Meta::verdict`).
     pub const SECTION_NETFILTER: u16 = 10;
+    /// A map operation of a traced BPF program ([`BpfMap`], `--output-bpfmap`).
+    pub const SECTION_BPF_MAP: u16 = 11;
     pub const SECTION_PADDING: u16 = 0xffff;
 
     /// `PacketHeader::link`: pcap link types (LINKTYPE_*).
@@ -419,6 +430,37 @@ pub mod record {
             }
         }
     }
+
+    /// Bytes of a map's key and value an event carries; longer ones are cut (`key_size` and
+    /// `value_size` say how long they are).
+    pub const BPF_MAP_BYTES: usize = 64;
+    /// `BpfMap::op`.
+    pub const BPF_MAP_LOOKUP: u8 = 1;
+    pub const BPF_MAP_UPDATE: u8 = 2;
+    pub const BPF_MAP_DELETE: u8 = 3;
+
+    /// A map operation a traced BPF program made ([`SECTION_BPF_MAP`]): the map, and the key
+    /// and value it was given (an update) or found (a lookup).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BpfMap {
+        pub id: u32,
+        pub key_size: u32,
+        pub value_size: u32,
+        /// `BPF_MAP_LOOKUP`, `BPF_MAP_UPDATE` or `BPF_MAP_DELETE`.
+        pub op: u8,
+        /// Whether `value` holds one (a lookup that found nothing, a delete: no).
+        pub has_value: u8,
+        pub _pad: u16,
+        /// The operation's return value (0 or `-errno`; a lookup's: 0).
+        pub ret: i32,
+        pub _pad2: u32,
+        /// NUL-terminated unless 16 bytes long (`BPF_OBJ_NAME_LEN`).
+        pub name: [u8; 16],
+        pub key: [u8; BPF_MAP_BYTES],
+        pub value: [u8; BPF_MAP_BYTES],
+    }
+    const _: () = assert!(size_of::<BpfMap>() == 168);
 
     /// Starts a packet section; `len` bytes of the packet follow (the section is padded to 8).
     #[repr(C)]

@@ -3,13 +3,20 @@
 //! that program as the attach target; the event names the program by its address.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_get_func_arg, bpf_get_func_ip},
+    helpers::generated::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret},
     macros::{fentry, fexit, map},
     maps::PerCpuArray,
     programs::{FEntryContext, FExitContext},
     EbpfContext,
 };
-use pwru_rs_common::{assert_contract_name, contract, record::HOOK_BPF_PROG, InBpfProg};
+use pwru_rs_common::{
+    assert_contract_name, contract,
+    record::{
+        BPF_MAP_DELETE, BPF_MAP_LOOKUP, BPF_MAP_UPDATE, HOOK_BPF_PROG, HOOK_FUNC_IP,
+        TRACKED_BY_SKB, TRACKED_NONE,
+    },
+    InBpfProg,
+};
 
 use crate::skb::{handle_skb, handle_xdp, helpers_tracked, Hit, XdpHit};
 
@@ -92,6 +99,114 @@ pub fn current_packet() -> Option<Packet> {
     }
 }
 
+/// How an event found through the running traced program reports why it was traced: the
+/// packet passed the filters at the program's entry (tracked, with `--filter-track-skb`).
+#[inline(always)]
+pub fn found_tracked_by() -> u8 {
+    if crate::skb::tracking() {
+        TRACKED_BY_SKB
+    } else {
+        TRACKED_NONE
+    }
+}
+
+/// `--output-bpfmap`: at the exit of a map operation (`op`) that a traced program called on a
+/// traced packet: an event of that packet with the map, the key and the value (argument
+/// `value_arg`, or for a lookup what it returned).
+#[inline(always)]
+fn map_op(ctx: *mut core::ffi::c_void, op: u8, value_arg: Option<u32>) {
+    let Some(packet) = current_packet() else {
+        return;
+    };
+    let mut ret = 0u64;
+    unsafe { bpf_get_func_ret(ctx, &mut ret) };
+    let map = scalar_arg(ctx, 0);
+    let (value, ret) = match value_arg {
+        Some(n) => (scalar_arg(ctx, n), ret as i32),
+        None if op == BPF_MAP_LOOKUP => (ret, 0),
+        // A hash map's element: the value follows the key, 8-byte aligned.
+        None if op == LOOKUP_ELEM => match ret {
+            0 => (0, 0),
+            elem => (crate::skb::htab_elem_value(map, elem), 0),
+        },
+        None => (0, ret as i32),
+    };
+    let op = if op == LOOKUP_ELEM {
+        BPF_MAP_LOOKUP
+    } else {
+        op
+    };
+    if !crate::skb::note_bpf_map(map, scalar_arg(ctx, 1), value, op, ret) {
+        return;
+    }
+    match packet {
+        Packet::Skb(skb) => {
+            handle_skb(Hit {
+                ctx,
+                skb,
+                hook_kind: HOOK_FUNC_IP,
+                hook: || unsafe { bpf_get_func_ip(ctx) },
+                caller: || 0,
+                reason: None,
+                verdict: None,
+                stack_key: 0,
+                given: Some(found_tracked_by()),
+                netfilter: crate::skb::NfChain::NONE,
+                bpf_map: true,
+            });
+        }
+        Packet::Xdp(xdp) => {
+            handle_xdp(XdpHit {
+                ctx,
+                xdp,
+                hook_kind: HOOK_FUNC_IP,
+                hook: || unsafe { bpf_get_func_ip(ctx) },
+                verdict: None,
+                given: true,
+                bpf_map: true,
+            });
+        }
+    }
+}
+
+/// `map_lookup_elem(map, key)`, returning the value or NULL.
+#[fexit]
+pub fn pwru_fexit_map_lookup(ctx: FExitContext) -> u32 {
+    map_op(ctx.as_ptr(), BPF_MAP_LOOKUP, None);
+    0
+}
+assert_contract_name!(pwru_fexit_map_lookup, contract::FEXIT_BPF_MAP_LOOKUP);
+
+/// `__htab_map_lookup_elem(map, key)`, returning the element or NULL.
+#[fexit]
+pub fn pwru_fexit_map_lookup_elem(ctx: FExitContext) -> u32 {
+    map_op(ctx.as_ptr(), LOOKUP_ELEM, None);
+    0
+}
+assert_contract_name!(
+    pwru_fexit_map_lookup_elem,
+    contract::FEXIT_BPF_MAP_LOOKUP_ELEM
+);
+
+/// `map_op`'s own: a lookup returning a hash map's element.
+const LOOKUP_ELEM: u8 = 0xff;
+
+/// `map_update_elem(map, key, value, flags)`.
+#[fexit]
+pub fn pwru_fexit_map_update(ctx: FExitContext) -> u32 {
+    map_op(ctx.as_ptr(), BPF_MAP_UPDATE, Some(2));
+    0
+}
+assert_contract_name!(pwru_fexit_map_update, contract::FEXIT_BPF_MAP_UPDATE);
+
+/// `map_delete_elem(map, key)`.
+#[fexit]
+pub fn pwru_fexit_map_delete(ctx: FExitContext) -> u32 {
+    map_op(ctx.as_ptr(), BPF_MAP_DELETE, None);
+    0
+}
+assert_contract_name!(pwru_fexit_map_delete, contract::FEXIT_BPF_MAP_DELETE);
+
 /// Argument `n` of the traced program as a plain number. Read from the context, the verifier
 /// types it as a kernel pointer (BTF), which the global filter and expression functions, whose
 /// parameters are scalars, refuse; the helper (inlined by the verifier) hands it back untyped.
@@ -118,6 +233,7 @@ fn tc_hit(ctx: *mut core::ffi::c_void, skb: u64, verdict: Option<u32>) -> bool {
         stack_key: 0,
         given: None,
         netfilter: crate::skb::NfChain::NONE,
+        bpf_map: false,
     })
 }
 
@@ -154,6 +270,7 @@ fn xdp_hit(ctx: *mut core::ffi::c_void, xdp: u64, verdict: Option<u32>) -> bool 
         hook: || unsafe { bpf_get_func_ip(ctx) },
         verdict,
         given: false,
+        bpf_map: false,
     })
 }
 

@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use pwru_rs_common::{
     contract,
-    record::{HOOK_FUNC_IP, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_NONE},
+    record::{HOOK_FUNC_IP, TRACKED_BY_STACKID},
 };
 
 use crate::skb::{handle_skb, handle_xdp, Hit, XdpHit};
@@ -60,6 +60,7 @@ fn hit_at_ip<H: FnOnce() -> u64>(
         stack_key: crate::track::stack_key(sp),
         given,
         netfilter: crate::skb::NfChain::NONE,
+        bpf_map: false,
     }
 }
 
@@ -82,11 +83,7 @@ pub fn pwru_kprobe_bpf_helper(ctx: ProbeContext) -> u32 {
     let Some(packet) = crate::bpfprog::current_packet() else {
         return 0;
     };
-    let tracked_by = if crate::skb::tracking() {
-        TRACKED_BY_SKB
-    } else {
-        TRACKED_NONE
-    };
+    let tracked_by = crate::bpfprog::found_tracked_by();
     match packet {
         crate::bpfprog::Packet::Skb(skb) => {
             handle_skb(hit_at(&ctx, skb, None, Some(tracked_by)));
@@ -99,6 +96,7 @@ pub fn pwru_kprobe_bpf_helper(ctx: ProbeContext) -> u32 {
                 hook: || unsafe { bpf_get_func_ip(ctx.as_ptr()) },
                 verdict: None,
                 given: true,
+                bpf_map: false,
             });
         }
     }

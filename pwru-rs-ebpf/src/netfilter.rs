@@ -34,6 +34,7 @@ pub fn pwru_fentry_nft(ctx: FEntryContext) -> u32 {
             state,
             entry: true,
         },
+        bpf_map: false,
     });
     0
 }

@@ -10,21 +10,22 @@ use core::mem::MaybeUninit;
 use pwru_rs_common::{
     assert_contract_name, contract,
     record::{
-        Cb, DumpHeader, Meta as MetaSection, Netfilter, NfPending, PacketHeader, RecordHeader,
-        SectionHeader, SkbRecord, Tuple, Xdp, XdpRecord, HOOK_FUNC_IP, IP_V4, IP_V6, KIND_SKB,
-        LINK_ETHERNET, LINK_RAW, META_HAS_DEV, META_HAS_REASON, META_HAS_STACK, META_HAS_VERDICT,
-        META_STACK_FAILED, NF_NAME_LEN, SECTION_CB, SECTION_META, SECTION_NETFILTER,
-        SECTION_PACKET, SECTION_PADDING, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP,
-        SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP,
-        SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB, TRACKED_BY_STACKID, TRACKED_BY_XDP,
-        TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
+        BpfMap, Cb, DumpHeader, Meta as MetaSection, Netfilter, NfPending, PacketHeader,
+        RecordHeader, SectionHeader, SkbRecord, Tuple, Xdp, XdpRecord, BPF_MAP_BYTES, HOOK_FUNC_IP,
+        IP_V4, IP_V6, KIND_SKB, LINK_ETHERNET, LINK_RAW, META_HAS_DEV, META_HAS_REASON,
+        META_HAS_STACK, META_HAS_VERDICT, META_STACK_FAILED, NF_NAME_LEN, SECTION_BPF_MAP,
+        SECTION_CB, SECTION_META, SECTION_NETFILTER, SECTION_PACKET, SECTION_PADDING,
+        SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE,
+        SECTION_TUPLE, SECTION_XDP, SKB_RECORD_NO_TUPLE, TRACKED_BY_FILTER, TRACKED_BY_SKB,
+        TRACKED_BY_STACKID, TRACKED_BY_XDP, TRACKED_NONE, VERSION, XDP_RECORD_NO_TUPLE,
     },
     Config, Offsets, DEFAULT_DUMP_BUF, DEFAULT_SNAPLEN, DUMPS_PER_LEVEL, DUMP_LEVELS,
     FILTER_IFINDEX, FILTER_MARK, FILTER_NETNS, FILTER_PCAP, FILTER_SKB_EXPR,
     FILTER_TRACK_BPF_HELPERS, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP,
-    FILTER_TUNNEL_L2, FILTER_TUNNEL_L3, FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_CALLER,
-    OUTPUT_NETFILTER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA,
-    OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, TASK_COMM_LEN,
+    FILTER_TUNNEL_L2, FILTER_TUNNEL_L3, FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_BPF_MAP,
+    OUTPUT_CALLER, OUTPUT_NETFILTER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
+    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, OUTPUT_XDP_METADATA,
+    TASK_COMM_LEN,
 };
 
 use crate::{
@@ -280,6 +281,8 @@ pub struct Hit<H, C> {
     pub given: Option<u8>,
     /// The netfilter base chain the hook ran (`nft_do_chain`'s exit), or `NfChain::NONE`.
     pub netfilter: NfChain,
+    /// A map operation's hit (`--output-bpfmap`): [`note_bpf_map`] built its section.
+    pub bpf_map: bool,
 }
 
 /// An nftables base chain run on the packet: `nft_do_chain(pkt, priv)`'s `priv` (the base
@@ -315,6 +318,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool 
         stack_key,
         given,
         netfilter,
+        bpf_map,
     } = hit;
     if skb == 0 {
         return false;
@@ -384,7 +388,8 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool 
             | OUTPUT_PACKET
             | OUTPUT_SKB_METADATA
             | OUTPUT_TUNNEL
-            | OUTPUT_NETFILTER)
+            | OUTPUT_NETFILTER
+            | OUTPUT_BPF_MAP)
         == 0
     {
         let Some(mut entry) = EVENTS.reserve::<SkbRecord>(0) else {
@@ -437,7 +442,7 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool 
     if netfilter.entry {
         keep_for_exit(level, skb, r, len, netfilter);
     }
-    send_with_sections(level, r, len, skb, &headers, netfilter);
+    send_with_sections(level, r, len, skb, &headers, netfilter, bpf_map);
     leave_dump_level();
     true
 }
@@ -678,6 +683,85 @@ struct CbSection {
 }
 
 /// [`Netfilter`] as a section (header and payload: 80 bytes).
+/// `--output-bpfmap`: the section of the map operation being traced, built by
+/// [`note_bpf_map`] just before its event.
+#[map]
+static BPF_MAP_SCRATCH: PerCpuArray<BpfMapSection> = PerCpuArray::with_max_entries(1, 0);
+assert_contract_name!(BPF_MAP_SCRATCH, contract::BPF_MAP_SCRATCH_MAP);
+
+#[repr(C)]
+pub struct BpfMapSection {
+    header: SectionHeader,
+    map: BpfMap,
+}
+
+/// Notes a map operation on `map` (a `struct bpf_map *`) with `key`, and `value` (0: none), for
+/// the event that follows on this CPU. False when there is nowhere to build it.
+#[inline(always)]
+pub fn note_bpf_map(map: u64, key: u64, value: u64, op: u8, ret: i32) -> bool {
+    let Some(s) = BPF_MAP_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    let key_size: u32 = read(map + off!(bpf_map_key_size));
+    let value_size: u32 = read(map + off!(bpf_map_value_size));
+    unsafe {
+        (&raw mut (*s).header).write(SectionHeader {
+            kind: SECTION_BPF_MAP,
+            _reserved: 0,
+            len: size_of::<BpfMap>() as u32,
+        });
+        let m = &raw mut (*s).map;
+        (&raw mut (*m).id).write(read(map + off!(bpf_map_id)));
+        (&raw mut (*m).key_size).write(key_size);
+        (&raw mut (*m).value_size).write(value_size);
+        (&raw mut (*m).op).write(op);
+        (&raw mut (*m).has_value).write((value != 0) as u8);
+        (&raw mut (*m)._pad).write(0);
+        (&raw mut (*m).ret).write(ret);
+        (&raw mut (*m)._pad2).write(0);
+        probe_read_into(map + off!(bpf_map_name), &raw mut (*m).name);
+        read_up_to(key, key_size, (&raw mut (*m).key).cast());
+        if value != 0 {
+            read_up_to(value, value_size, (&raw mut (*m).value).cast());
+        }
+    }
+    true
+}
+
+/// Where the value of hash map `map`'s element `elem` is: after the key, 8-byte aligned.
+#[inline(always)]
+pub fn htab_elem_value(map: u64, elem: u64) -> u64 {
+    let key_size: u32 = read(map + off!(bpf_map_key_size));
+    elem + off!(htab_elem_key) + (key_size as u64).next_multiple_of(8)
+}
+
+/// Reads `len` bytes at `src`, at most `BPF_MAP_BYTES`, into `dst`: no more than the object
+/// has (one byte past a map value may be another page, unmapped, and fail the whole read).
+#[inline(always)]
+fn read_up_to(src: u64, len: u32, dst: *mut u8) {
+    let n = if len > BPF_MAP_BYTES as u32 {
+        BPF_MAP_BYTES as u32
+    } else {
+        len
+    };
+    unsafe {
+        generated::bpf_probe_read_kernel(dst.cast(), n, src as *const core::ffi::c_void);
+    }
+}
+
+/// The map operation's section for this event, when it is one (`--output-bpfmap`), and its
+/// length.
+#[inline(always)]
+fn bpf_map_section(bpf_map: bool) -> (*mut BpfMapSection, u32) {
+    if cfg!(outputs) & OUTPUT_BPF_MAP == 0 || !bpf_map {
+        return (core::ptr::null_mut(), 0);
+    }
+    match BPF_MAP_SCRATCH.get_ptr_mut(0) {
+        Some(p) => (p, size_of::<BpfMapSection>() as u32),
+        None => (core::ptr::null_mut(), 0),
+    }
+}
+
 #[repr(C)]
 pub struct NetfilterSection {
     header: SectionHeader,
@@ -726,6 +810,7 @@ fn send_with_sections(
     skb: u64,
     headers: &Headers,
     netfilter: NfChain,
+    bpf_map: bool,
 ) {
     let outputs = cfg!(outputs);
     let mut cb = MaybeUninit::<CbSection>::uninit();
@@ -798,9 +883,10 @@ fn send_with_sections(
     } else {
         8 + 8 * metadata_words()
     };
+    let (map, map_len) = bpf_map_section(bpf_map);
     let dumps_len =
         packet.section_len() + skb_dump.section_len() + shinfo_dump.section_len() + metadata_len;
-    let total = base_len as u32 + cb_len + tunnel_len + nf_len + dumps_len;
+    let total = base_len as u32 + cb_len + tunnel_len + nf_len + map_len + dumps_len;
     let mut record = MaybeUninit::<aya_ebpf::bindings::bpf_dynptr>::uninit();
     let d = record.as_mut_ptr();
     if reserve_record(unsafe { &raw mut (*r).header }, total, d) {
@@ -814,6 +900,9 @@ fn send_with_sections(
         }
         if !nf.is_null() {
             write_at(d, &mut at, nf.cast(), nf_len);
+        }
+        if !map.is_null() {
+            write_at(d, &mut at, map.cast(), map_len);
         }
         if !metadata.is_null() {
             write_metadata_section(d, &mut at, metadata, metadata_len);
@@ -1568,6 +1657,8 @@ pub struct XdpHit<H> {
     /// A helper's hit (`--filter-track-bpf-helpers`): the packet was traced at the program's
     /// entry; no filter again, and the tracking is left as it is.
     pub given: bool,
+    /// A map operation's hit (`--output-bpfmap`): [`note_bpf_map`] built its section.
+    pub bpf_map: bool,
 }
 
 const XDP_PASS: u32 = 2;
@@ -1586,6 +1677,7 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) -> bool {
         hook,
         verdict,
         given,
+        bpf_map,
     } = hit;
     if xdp == 0 {
         return false;
@@ -1689,7 +1781,8 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) -> bool {
     };
     // Load-time constants.
     let outputs = cfg!(outputs);
-    if outputs & (OUTPUT_XDP_METADATA | OUTPUT_PACKET) == 0 {
+    let (map, map_len) = bpf_map_section(bpf_map);
+    if outputs & (OUTPUT_XDP_METADATA | OUTPUT_PACKET) == 0 && map.is_null() {
         unsafe { send_whole(r.cast(), len) };
         leave_dump_level();
         return true;
@@ -1729,11 +1822,14 @@ pub fn handle_xdp(hit: XdpHit<impl FnOnce() -> u64>) -> bool {
     let d = record.as_mut_ptr();
     if reserve_record(
         unsafe { &raw mut (*r).header },
-        len as u32 + metadata_len + packet.section_len(),
+        len as u32 + map_len + metadata_len + packet.section_len(),
         d,
     ) {
         let mut at = 0u32;
         write_at(d, &mut at, r.cast(), len as u32);
+        if !map.is_null() {
+            write_at(d, &mut at, map.cast(), map_len);
+        }
         if !metadata.is_null() {
             write_metadata_section(d, &mut at, metadata, metadata_len);
         }

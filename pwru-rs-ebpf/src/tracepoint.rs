@@ -29,6 +29,7 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
         stack_key: 0,
         given: None,
         netfilter: crate::skb::NfChain::NONE,
+        bpf_map: false,
     });
     0
 }

@@ -534,6 +534,20 @@ impl KernelBtf {
         })
     }
 
+    /// [`offsets`](Self::offsets) with those of `struct bpf_map` filled in, for
+    /// `--output-bpfmap`.
+    pub fn with_bpf_map_offsets(&self, offsets: Offsets) -> Result<Offsets, BtfError> {
+        let map = |field: &str| self.field_offset("bpf_map", &[field]);
+        Ok(Offsets {
+            bpf_map_id: map("id")?,
+            bpf_map_key_size: map("key_size")?,
+            bpf_map_value_size: map("value_size")?,
+            bpf_map_name: map("name")?,
+            htab_elem_key: self.field_offset("htab_elem", &["key"]).unwrap_or(0),
+            ..offsets
+        })
+    }
+
     /// [`offsets`](Self::offsets) with those `--output-netfilter` reads of `struct nft_pktinfo`,
     /// `nf_hook_state`, `nft_chain`, `nft_table` and `nft_base_chain` filled in (these are in
     /// the nf_tables module's BTF when it is a module: `self` must have it).

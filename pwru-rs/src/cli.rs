@@ -135,6 +135,14 @@ pub struct Cli {
     #[arg(long)]
     pub filter_track_bpf_helpers: bool,
 
+    /// With --filter-trace-tc/-xdp: show the map operations those programs make on a traced
+    /// packet (lookups, updates, deletes, at the exit of the map's operation, e.g.
+    /// htab_map_update_elem): the map's id and name, the key and the value (hex, at most 64 bytes
+    /// each). Lookups the verifier inlines (array maps) make no call and do not show. Needs BPF
+    /// trampolines.
+    #[arg(long)]
+    pub output_bpfmap: bool,
+
     /// Also probe these functions, which have no skb argument; each is traced for the skb that
     /// ran last on the same kernel stack (implies --filter-track-skb-by-stackid).
     #[arg(long, value_name = "FUNC,...", value_delimiter = ',')]

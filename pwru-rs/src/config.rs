@@ -127,6 +127,8 @@ pub struct Config {
     pub trace_programs: Vec<ProgramKind>,
     /// `--filter-track-bpf-helpers`.
     pub track_bpf_helpers: bool,
+    /// `--output-bpfmap`.
+    pub output_bpfmap: bool,
     pub kprobe_batch: usize,
     pub kernel_btf: PathBuf,
     /// `--kmods`, `--all-kmods`: which modules' functions are probed too.
@@ -233,17 +235,26 @@ impl Config {
         .into_iter()
         .filter_map(|(on, kind)| on.then_some(kind))
         .collect::<Vec<_>>();
-        if cli.filter_track_bpf_helpers {
-            if trace_programs.is_empty() {
-                bail!("{}", crate::backend::bpf_helpers::HelperError::NoPrograms);
+        {
+            use crate::backend::bpf_helpers::{HelperError, FLAG, MAP_FLAG};
+            for (on, flag) in [
+                (cli.filter_track_bpf_helpers, FLAG),
+                (cli.output_bpfmap, MAP_FLAG),
+            ] {
+                if on && trace_programs.is_empty() {
+                    bail!("{}", HelperError::NoPrograms(flag));
+                }
             }
-            if cli.backend == BackendChoice::Tracepoint {
-                bail!(
-                    "{} needs a kprobe backend",
-                    crate::backend::bpf_helpers::FLAG
-                );
+            if cli.filter_track_bpf_helpers && cli.backend == BackendChoice::Tracepoint {
+                bail!("{FLAG} needs a kprobe backend");
             }
-            kernel.filters |= pwru_rs_common::FILTER_TRACK_BPF_HELPERS;
+            // The traced programs note their packet per CPU for either.
+            if cli.filter_track_bpf_helpers || cli.output_bpfmap {
+                kernel.filters |= pwru_rs_common::FILTER_TRACK_BPF_HELPERS;
+            }
+            if cli.output_bpfmap {
+                kernel.outputs |= pwru_rs_common::OUTPUT_BPF_MAP;
+            }
         }
         let non_skb_funcs: Vec<String> = cli
             .filter_non_skb_funcs
@@ -281,6 +292,7 @@ impl Config {
             track_skb: cli.filter_track_skb,
             trace_programs,
             track_bpf_helpers: cli.filter_track_bpf_helpers,
+            output_bpfmap: cli.output_bpfmap,
             kprobe_batch: cli.filter_kprobe_batch as usize,
             kmods: if cli.all_kmods {
                 Kmods::All

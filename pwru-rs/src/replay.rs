@@ -18,8 +18,8 @@ use crate::{
     cli::{Cli, TimestampChoice},
     config::OutputConfig,
     events::{
-        Dump, Event, Frame, Hook, NetfilterChain, PacketBytes, Reason, Sink, SkbMetadata, Stack,
-        Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
+        BpfMapAccess, Dump, Event, Frame, Hook, NetfilterChain, PacketBytes, Reason, Sink,
+        SkbMetadata, Stack, Stamp, TrackedBy, Tuple, Verdict, XdpPacket,
     },
     netns::Netns,
     output::{pcap::PcapWriter, JsonEvent, JsonTime, WallClock},
@@ -285,6 +285,24 @@ struct Parsed {
     ts_ns: Option<u64>,
     /// Wall-clock ns, when it has them (`--timestamp absolute`).
     wall_ns: Option<u64>,
+    /// `bpf_map`'s key and value, as bytes.
+    bpf_map: Option<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Lowercase (or any case) hex to bytes; `what` names it in the error.
+fn from_hex(hex: &str, what: &str) -> Result<Vec<u8>, String> {
+    let data = hex.as_bytes();
+    if !data.len().is_multiple_of(2) {
+        return Err(format!("{what} has an odd number of hex digits"));
+    }
+    data.chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("{what} {hex:?} is not hex"))
+        })
+        .collect()
 }
 
 impl Parsed {
@@ -297,22 +315,17 @@ impl Parsed {
         let tuple = j.tuple.as_ref().map(parse_tuple).transpose()?;
         let tunnel_tuple = j.tunnel_tuple.as_ref().map(parse_tuple).transpose()?;
         let packet = match &j.packet_bytes {
-            Some(p) => {
-                let data = p.data.as_bytes();
-                if data.len() % 2 != 0 {
-                    return Err("packet_bytes.data has an odd number of hex digits".into());
-                }
-                let bytes = data
-                    .chunks(2)
-                    .map(|pair| {
-                        std::str::from_utf8(pair)
-                            .ok()
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                            .ok_or_else(|| format!("packet_bytes.data {:?} is not hex", p.data))
-                    })
-                    .collect::<Result<Vec<u8>, String>>()?;
-                Some((p.link, p.orig_len, bytes))
-            }
+            Some(p) => Some((p.link, p.orig_len, from_hex(&p.data, "packet_bytes.data")?)),
+            None => None,
+        };
+        let bpf_map = match &j.bpf_map {
+            Some(m) => Some((
+                from_hex(&m.key, "bpf_map.key")?,
+                m.value
+                    .as_deref()
+                    .map(|v| from_hex(v, "bpf_map.value"))
+                    .transpose()?,
+            )),
             None => None,
         };
         let tracked_by = match j.tracked_by.as_deref() {
@@ -344,6 +357,7 @@ impl Parsed {
             tracked_by,
             ts_ns,
             wall_ns,
+            bpf_map,
         })
     }
 
@@ -413,6 +427,20 @@ impl Parsed {
                 }),
             skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
             tunnel_tuple: self.tunnel_tuple,
+            bpf_map: j
+                .bpf_map
+                .as_ref()
+                .zip(self.bpf_map.as_ref())
+                .map(|(m, (key, value))| BpfMapAccess {
+                    op: &m.op,
+                    id: m.id,
+                    name: m.name.as_bytes(),
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    key,
+                    value: value.as_deref(),
+                    ret: m.ret,
+                }),
             netfilter: j.netfilter.as_ref().map(|nf| NetfilterChain {
                 family: &nf.family,
                 table: nf.table.as_bytes(),
@@ -627,6 +655,44 @@ mod properties {
         caller: Option<String>,
         packet: Option<(u32, u32, Vec<u8>)>,
         tunnel_tuple: Option<Tuple>,
+        bpf_map: Option<OwnedMap>,
+    }
+
+    #[derive(Debug, Clone)]
+    struct OwnedMap {
+        op: &'static str,
+        id: u32,
+        name: Vec<u8>,
+        key_size: u32,
+        value_size: u32,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        ret: i32,
+    }
+
+    fn owned_map() -> impl Strategy<Value = OwnedMap> {
+        (
+            prop_oneof![Just("lookup"), Just("update"), Just("delete")],
+            any::<u32>(),
+            name_bytes(16),
+            any::<u32>(),
+            any::<u32>(),
+            vec(any::<u8>(), 0..64),
+            option::of(vec(any::<u8>(), 0..64)),
+            any::<i32>(),
+        )
+            .prop_map(
+                |(op, id, name, key_size, value_size, key, value, ret)| OwnedMap {
+                    op,
+                    id,
+                    name,
+                    key_size,
+                    value_size,
+                    key,
+                    value,
+                    ret,
+                },
+            )
     }
 
     impl Owned {
@@ -675,6 +741,16 @@ mod properties {
                     bytes,
                 });
             e.tunnel_tuple = self.tunnel_tuple;
+            e.bpf_map = self.bpf_map.as_ref().map(|m| BpfMapAccess {
+                op: m.op,
+                id: m.id,
+                name: &m.name,
+                key_size: m.key_size,
+                value_size: m.value_size,
+                key: &m.key,
+                value: m.value.as_deref(),
+                ret: m.ret,
+            });
             e
         }
     }
@@ -754,12 +830,13 @@ mod properties {
                 vec(any::<u8>(), 0..96),
             )),
             option::of(tuple()),
+            option::of(owned_map()),
         );
         (identity, meta, extras).prop_map(
             |(
                 (skb, cpu, pid, comm, hook, reason, verdict, ts_ns),
                 (netns, netns_name, mark, ifindex, ifname, mtu, len, protocol, tuple, cb),
-                (skb_dump, tracked_by, parent_skb, caller, packet, tunnel_tuple),
+                (skb_dump, tracked_by, parent_skb, caller, packet, tunnel_tuple, bpf_map),
             )| Owned {
                 skb,
                 cpu,
@@ -785,6 +862,7 @@ mod properties {
                 caller,
                 packet,
                 tunnel_tuple,
+                bpf_map,
             },
         )
     }
@@ -847,11 +925,21 @@ mod properties {
                 o.parent_skb
             );
             prop_assert_eq!(&json.caller_func, &o.caller);
+            if let Some(m) = &o.bpf_map {
+                let j = json.bpf_map.as_ref().expect("bpf_map written");
+                prop_assert_eq!((j.op.as_str(), j.id, j.key_size, j.value_size, j.ret), (m.op, m.id, m.key_size, m.value_size, m.ret));
+                prop_assert_eq!(&j.name, &lossy(&m.name));
+            } else {
+                prop_assert!(json.bpf_map.is_none());
+            }
             let parsed = Parsed::of(&json).map_err(TestCaseError::fail)?;
             prop_assert_eq!(parsed.skb, o.skb);
             prop_assert_eq!(parsed.tuple, o.tuple);
             prop_assert_eq!(parsed.tunnel_tuple, o.tunnel_tuple);
             prop_assert_eq!(parsed.tracked_by, o.tracked_by);
+            if let Some(m) = &o.bpf_map {
+                prop_assert_eq!(parsed.bpf_map.as_ref(), Some(&(m.key.clone(), m.value.clone())));
+            }
             if let Some((link, orig_len, bytes)) = &o.packet {
                 prop_assert_eq!(parsed.packet.as_ref(), Some(&(*link, *orig_len, bytes.clone())));
             }

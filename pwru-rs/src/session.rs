@@ -40,6 +40,11 @@ pub struct KernelFacts {
     pub expressions: Expressions,
     /// `--output-netfilter`: where `nft_do_chain` is.
     pub netfilter: Option<backend::netfilter::Target>,
+    /// `--filter-track-bpf-helpers`: the calls of the traced programs to probe (offsets from
+    /// `__bpf_call_base`; the map operations left out with `--output-bpfmap`, which has them).
+    pub helper_calls: Vec<i32>,
+    /// `--output-bpfmap`: the map operations the traced programs call.
+    pub bpf_map_ops: Vec<backend::bpf_helpers::MapOp>,
 }
 
 impl KernelFacts {
@@ -62,7 +67,7 @@ impl KernelFacts {
         let optional_sections = config.kernel.outputs & !pwru_rs_common::OUTPUT_TCP_FLAGS != 0;
         // Refuse before loading: the verifier's "unknown func" would be a worse message.
         if optional_sections && !btf.has_bpf_helper("ringbuf_reserve_dynptr") {
-            bail!("--output-skb, --output-skb-shared-info, --output-skb-cb, --output-skb-metadata, --output-tunnel, --output-netfilter and --output-pcap need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
+            bail!("--output-skb, --output-skb-shared-info, --output-skb-cb, --output-skb-metadata, --output-tunnel, --output-netfilter, --output-bpfmap and --output-pcap need bpf_ringbuf_reserve_dynptr (Linux 5.19+), which this kernel lacks");
         }
         if (skb_dump || shinfo_dump) && !btf.has_bpf_helper("snprintf_btf") {
             bail!("--output-skb and --output-skb-shared-info need bpf_snprintf_btf (Linux 5.10+), which this kernel lacks");
@@ -93,6 +98,30 @@ impl KernelFacts {
                 .with_xdp_offsets(offsets)
                 .context("--filter-trace-xdp: kernel BTF lacks a field pwru-rs reads")?;
         }
+        // What the traced programs call, read before anything is attached: the helpers' probes
+        // join the backend's, the map operations get fexit programs of their own.
+        let mut helper_calls = if config.track_bpf_helpers || config.output_bpfmap {
+            backend::bpf_helpers::calls(&config.trace_programs)?
+        } else {
+            Vec::new()
+        };
+        let bpf_map_ops = if config.output_bpfmap {
+            offsets = btf
+                .with_bpf_map_offsets(offsets)
+                .context("--output-bpfmap: kernel BTF lacks a field pwru-rs reads")?;
+            let kallsyms = std::fs::read_to_string("/proc/kallsyms")
+                .context("--output-bpfmap: reading /proc/kallsyms")?;
+            let called = backend::bpf_helpers::resolve(&helper_calls, &kallsyms);
+            let ops = backend::bpf_helpers::map_ops(&called, &btf);
+            // The map operations are traced by their fexit: no kprobe on them besides.
+            helper_calls = backend::bpf_helpers::without_map_ops(&helper_calls, &ops, &kallsyms);
+            ops
+        } else {
+            Vec::new()
+        };
+        if !config.track_bpf_helpers {
+            helper_calls.clear();
+        }
         let netfilter = if netfilter_wanted {
             let (target, with_nf) = backend::netfilter::resolve(
                 &btf,
@@ -107,6 +136,8 @@ impl KernelFacts {
         };
         let facts = Self {
             netfilter,
+            helper_calls,
+            bpf_map_ops,
             expressions,
             skb_btf_id: type_id(skb_dump, "sk_buff")?,
             shinfo_btf_id: type_id(shinfo_dump, "skb_shared_info")?,
@@ -190,13 +221,6 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &kernel_config,
         &config.map_sizes(),
     )?;
-    // What the traced programs call, read before attaching: the helper probes join the
-    // backend's.
-    let helper_calls = if config.track_bpf_helpers {
-        backend::bpf_helpers::calls(&config.trace_programs)?
-    } else {
-        Vec::new()
-    };
     let attach_started = Instant::now();
     let mut attached = backend::attach(
         &mut ebpf,
@@ -212,7 +236,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             kprobe_batch: config.kprobe_batch,
             track_copies: kernel.copy_functions.as_deref(),
             non_skb_funcs: &config.non_skb_funcs,
-            helper_calls: &helper_calls,
+            helper_calls: &kernel.helper_calls,
         },
     )?;
     let programs_started = Instant::now();
@@ -224,6 +248,20 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     )?;
     if let Some(target) = kernel.netfilter {
         backend::netfilter::attach(&ebpf, object.as_bytes(), target, &mut attached)?;
+    }
+    if config.output_bpfmap {
+        let traced = backend::bpf_helpers::attach_map_ops(
+            &ebpf,
+            object.as_bytes(),
+            &kernel.bpf_map_ops,
+            &mut attached,
+        )?;
+        log::info!(
+            "{}: {} map operations the traced programs call: {}",
+            backend::bpf_helpers::MAP_FLAG,
+            traced.len(),
+            traced.join(", ")
+        );
     }
     if !programs.is_empty() {
         let names: Vec<&str> = programs.iter().map(|p| p.name.as_str()).collect();

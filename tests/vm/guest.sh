@@ -353,6 +353,27 @@ expect_line bpfhelpers '"func":"bpf_skb_load_bytes"' '"dport":7600'
 expect_after bpfhelpers '"func":"pwru_test_tc",' '"func":"bpf_skb_load_bytes"' '"dport":7600'
 expect_after bpfhelpers '"func":"bpf_skb_load_bytes"' '"func":"pwru_test_tc(TC_ACT_OK)"' '"dport":7600'
 expect_no_line bpfhelpers '"dport":9,'
+# --output-bpfmap: the dataplane counts packets per port in a hash map (a lookup the verifier
+# turns into a call of __htab_map_lookup_elem, an update of htab_map_update_elem): each shows
+# with the map, the key (port 7600, little-endian) and the value.
+ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'
+run_tracer bpfmap "${BACKEND[@]}" --filter-trace-tc --filter-track-bpf-helpers --output-bpfmap 'tcp port 7600'
+ip netns exec a timeout 2 bash -c 'echo hi > /dev/tcp/10.0.0.2/7600' 2>/dev/null
+stop_tracer
+expect_stderr bpfmap "map operations the traced programs call: "
+expect_line bpfmap '"func":"htab_map_update_elem"' '"bpf_map":{"op":"update","id":'
+expect_line bpfmap '"bpf_map":{"op":"update"' '"name":"PORT_HITS","key_size":2,"value_size":8,"key":"b01d","value":"'
+expect_line bpfmap '"bpf_map":{"op":"lookup"' '"name":"PORT_HITS","key_size":2,"value_size":8,"key":"b01d"'
+# A lookup's value is what the update after it wrote less one: the count it found.
+lookup_value=$(grep -F '"func":"__htab_map_lookup_elem"' /tmp/bpfmap.json | grep -F '"value":"' | tail -1 | sed 's/.*"key":"b01d","value":"\(..\).*/\1/')
+update_value=$(grep -F '"func":"htab_map_update_elem"' /tmp/bpfmap.json | tail -1 | sed 's/.*"key":"b01d","value":"\(..\).*/\1/')
+if [ -n "$lookup_value" ] && [ $((16#$update_value)) -eq $((16#$lookup_value + 1)) ]; then
+    pass "bpfmap: the last lookup found $lookup_value, the update after it wrote $update_value"
+else
+    fail "bpfmap: the last lookup found '$lookup_value', the update after it wrote '$update_value'"
+fi
+expect_line bpfmap '"func":"bpf_skb_load_bytes"' '"bpf_map":null'
+expect_after bpfmap '"func":"pwru_test_tc",' '"bpf_map":{"op":"update"' '"dport":7600'
 # With --filter-track-skb, the skb built on a packet XDP passed is followed (here it was not
 # traced before: only functions after XDP are hooked).
 ip netns exec b bash -c 'busybox nc -l -p 7600 >/dev/null 2>&1 &'

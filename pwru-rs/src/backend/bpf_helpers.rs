@@ -8,10 +8,22 @@
 
 use std::{collections::HashSet, os::fd::AsFd};
 
-use super::bpfprog::ProgramKind;
-use crate::{ksym, loader::sys};
+use aya::Ebpf;
+use aya_obj::generated::{bpf_attach_type, bpf_prog_type};
+use pwru_rs_common::contract;
+
+use super::{bpfprog::ProgramKind, Attached};
+use crate::{
+    btf::KernelBtf,
+    ksym,
+    loader::{
+        relocate::relocated_programs,
+        sys::{self, ProgLoad},
+    },
+};
 
 pub const FLAG: &str = "--filter-track-bpf-helpers";
+pub const MAP_FLAG: &str = "--output-bpfmap";
 
 /// `BPF_JMP | BPF_CALL`.
 const CALL: u8 = 0x85;
@@ -22,8 +34,10 @@ const CALL_BASE: &str = "__bpf_call_base";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
-    #[error("{FLAG} needs --filter-trace-tc or --filter-trace-xdp: it traces the helpers those programs call")]
-    NoPrograms,
+    #[error(
+        "{0} needs --filter-trace-tc or --filter-trace-xdp: it traces what those programs call"
+    )]
+    NoPrograms(&'static str),
     #[error("{FLAG}: cannot read the loaded BPF programs: {0}")]
     List(std::io::Error),
     #[error("{FLAG}: the kernel hides the addresses BPF programs call (kernel.kptr_restrict): cannot tell which helpers they use")]
@@ -34,7 +48,7 @@ pub enum HelperError {
 /// sorted. Programs without BTF are left out, as `--filter-trace-tc` leaves them.
 pub fn calls(kinds: &[ProgramKind]) -> Result<Vec<i32>, HelperError> {
     if kinds.is_empty() {
-        return Err(HelperError::NoPrograms);
+        return Err(HelperError::NoPrograms(FLAG));
     }
     let mut offsets = HashSet::new();
     let mut hidden = false;
@@ -83,15 +97,34 @@ fn call_offsets(insns: &[u64]) -> impl Iterator<Item = (Option<i32>, bool)> + '_
     })
 }
 
+/// Where `__bpf_call_base` is, by kallsyms' text (`None` when addresses are hidden).
+pub fn call_base(kallsyms: &str) -> Option<u64> {
+    ksym::function_symbols(kallsyms)
+        .find(|s| s.name == CALL_BASE && s.module.is_none())
+        .map(|s| s.address)
+        .filter(|&a| a != 0)
+}
+
+/// The offsets of `calls` that are not calls of `ops`.
+pub fn without_map_ops(calls: &[i32], ops: &[MapOp], kallsyms: &str) -> Vec<i32> {
+    let Some(base) = call_base(kallsyms) else {
+        return calls.to_vec();
+    };
+    calls
+        .iter()
+        .copied()
+        .filter(|&c| {
+            let at = base.wrapping_add_signed(i64::from(c));
+            !ops.iter().any(|op| op.address == at)
+        })
+        .collect()
+}
+
 /// The functions at `__bpf_call_base` + each of `calls`, by kallsyms' text: (name, address).
 /// An offset that lands on no function start (a tail call, which the kernel shows as a call to
 /// helper 12) names nothing.
 pub fn resolve(calls: &[i32], kallsyms: &str) -> Vec<(String, u64)> {
-    let Some(base) = ksym::function_symbols(kallsyms)
-        .find(|s| s.name == CALL_BASE && s.module.is_none())
-        .map(|s| s.address)
-        .filter(|&a| a != 0)
-    else {
+    let Some(base) = call_base(kallsyms) else {
         log::warn!("{FLAG}: no {CALL_BASE} in /proc/kallsyms: no helper can be named");
         return Vec::new();
     };
@@ -108,6 +141,105 @@ pub fn resolve(calls: &[i32], kallsyms: &str) -> Vec<(String, u64)> {
     }
     found.sort();
     found
+}
+
+/// What the verifier inlines a hash map's lookup to (`htab_map_gen_lookup`): a call of this,
+/// which returns the map's element (a `void *`), then the value's offset in it added.
+const HTAB_LOOKUP_ELEM: &str = "__htab_map_lookup_elem";
+
+/// A map operation the traced programs call, for `--output-bpfmap`: fexit on it shows the map,
+/// the key and the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapOp {
+    pub name: String,
+    pub address: u64,
+    /// Its vmlinux BTF id (the fexit's target).
+    pub btf_id: u32,
+    /// The fexit program for its operation (`contract::FEXIT_BPF_MAP_*`).
+    pub program: &'static str,
+}
+
+/// The fexit program for `name`, by what its name says it does and its number of parameters
+/// (`map_lookup_elem(map, key)`, `map_update_elem(map, key, value, flags)`,
+/// `map_delete_elem(map, key)`): `None` for other functions.
+pub fn map_op_program(name: &str, params: usize) -> Option<&'static str> {
+    match (name, params) {
+        (HTAB_LOOKUP_ELEM, 2) => Some(contract::FEXIT_BPF_MAP_LOOKUP_ELEM),
+        (n, 2) if n.ends_with("_lookup_elem") => Some(contract::FEXIT_BPF_MAP_LOOKUP),
+        (n, 4) if n.ends_with("_update_elem") => Some(contract::FEXIT_BPF_MAP_UPDATE),
+        (n, 2) if n.ends_with("_delete_elem") => Some(contract::FEXIT_BPF_MAP_DELETE),
+        _ => None,
+    }
+}
+
+/// Of `functions` (the resolved calls), the map operations with a vmlinux BTF function
+/// (module maps' operations are left to the helpers' probes).
+pub fn map_ops(functions: &[(String, u64)], btf: &KernelBtf) -> Vec<MapOp> {
+    functions
+        .iter()
+        .filter_map(|(name, address)| {
+            let (id, params) = btf.function(name)?;
+            let program = map_op_program(name, params)?;
+            (id.obj == 0).then(|| MapOp {
+                name: name.clone(),
+                address: *address,
+                btf_id: id.id,
+                program,
+            })
+        })
+        .collect()
+}
+
+/// Loads and attaches the fexit program of each of `ops` (a load each: the kernel fixes a
+/// tracing program's target at load); the links join `attached`'s and the functions its hook
+/// table. A function the kernel refuses is said and left out; a verifier rejection is an error.
+pub fn attach_map_ops(
+    ebpf: &Ebpf,
+    object: &[u8],
+    ops: &[MapOp],
+    attached: &mut Attached,
+) -> anyhow::Result<Vec<String>> {
+    let programs = [
+        contract::FEXIT_BPF_MAP_LOOKUP,
+        contract::FEXIT_BPF_MAP_LOOKUP_ELEM,
+        contract::FEXIT_BPF_MAP_UPDATE,
+        contract::FEXIT_BPF_MAP_DELETE,
+    ];
+    let instructions = relocated_programs(ebpf, object, &programs)?;
+    let mut traced = Vec::new();
+    for op in ops {
+        let prog = match sys::prog_load(&ProgLoad {
+            name: op.program,
+            prog_type: bpf_prog_type::BPF_PROG_TYPE_TRACING,
+            expected_attach_type: Some(bpf_attach_type::BPF_TRACE_FEXIT),
+            attach_btf_id: op.btf_id,
+            attach_prog_fd: None,
+            insns: instructions.insns(op.program),
+            btf: instructions.btf(op.program),
+        }) {
+            Ok(prog) => prog,
+            Err(e) if e.verifier_rejected() => {
+                return Err(anyhow::Error::new(e).context(format!("{MAP_FLAG}: {}", op.name)))
+            }
+            Err(e) => {
+                log::warn!("{MAP_FLAG}: {} not traced: {e}", op.name);
+                continue;
+            }
+        };
+        match sys::tracing_attach(prog.as_fd()) {
+            Ok(link) => {
+                attached.links.extend([link, prog]);
+                traced.push(op.name.clone());
+            }
+            Err(e) => log::warn!("{MAP_FLAG}: {} not traced: {e}", op.name),
+        }
+    }
+    attached.hooks.add_addresses(
+        ops.iter()
+            .filter(|op| traced.contains(&op.name))
+            .map(|op| (op.address, op.name.clone())),
+    );
+    Ok(traced)
 }
 
 #[cfg(test)]
@@ -137,6 +269,23 @@ mod tests {
             found,
             [(Some(-4096), false), (Some(64), false), (None, true)]
         );
+    }
+
+    #[test]
+    fn map_operations_by_name_and_parameters() {
+        use contract::*;
+        for (name, params, program) in [
+            ("htab_map_update_elem", 4, Some(FEXIT_BPF_MAP_UPDATE)),
+            ("htab_map_delete_elem", 2, Some(FEXIT_BPF_MAP_DELETE)),
+            ("htab_percpu_map_lookup_elem", 2, Some(FEXIT_BPF_MAP_LOOKUP)),
+            // The inlined hash lookup's call returns the element, not the value.
+            ("__htab_map_lookup_elem", 2, Some(FEXIT_BPF_MAP_LOOKUP_ELEM)),
+            ("htab_map_update_elem", 2, None),
+            ("bpf_skb_load_bytes", 4, None),
+            ("sock_map_delete_elem_sys", 2, None),
+        ] {
+            assert_eq!(map_op_program(name, params), program, "{name}");
+        }
     }
 
     #[test]

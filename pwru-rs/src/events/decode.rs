@@ -5,10 +5,10 @@
 
 use super::{Dump, PacketBytes};
 use pwru_rs_common::record::{
-    Cb, DumpHeader, Meta, Netfilter, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp,
-    KIND_SKB, SECTION_CB, SECTION_META, SECTION_NETFILTER, SECTION_PACKET, SECTION_PADDING,
-    SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA, SECTION_TUNNEL_TUPLE,
-    SECTION_TUPLE, SECTION_XDP, VERSION,
+    BpfMap, Cb, DumpHeader, Meta, Netfilter, PacketHeader, RecordHeader, SectionHeader, Tuple, Xdp,
+    KIND_SKB, SECTION_BPF_MAP, SECTION_CB, SECTION_META, SECTION_NETFILTER, SECTION_PACKET,
+    SECTION_PADDING, SECTION_SHINFO_DUMP, SECTION_SKB_DUMP, SECTION_SKB_METADATA,
+    SECTION_TUNNEL_TUPLE, SECTION_TUPLE, SECTION_XDP, VERSION,
 };
 
 /// The sections of one skb record, where they are in the ring buffer.
@@ -29,6 +29,8 @@ pub struct Record<'a> {
     pub tunnel_tuple: Option<&'a Tuple>,
     /// `--output-netfilter`: the base chain of an `nft_do_chain` exit.
     pub netfilter: Option<&'a Netfilter>,
+    /// `--output-bpfmap`: a traced program's map operation.
+    pub bpf_map: Option<&'a BpfMap>,
 }
 
 /// Section payloads need this alignment to be read in place.
@@ -149,6 +151,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
         skb_metadata: None,
         tunnel_tuple: None,
         netfilter: None,
+        bpf_map: None,
     })
 }
 
@@ -156,7 +159,7 @@ fn decode_usual(bytes: &[u8]) -> Option<Record<'_>> {
 fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let mut at = size_of::<RecordHeader>();
     let (mut meta, mut tuple, mut cb, mut xdp) = (None, None, None, None);
-    let (mut tunnel_tuple, mut netfilter) = (None, None);
+    let (mut tunnel_tuple, mut netfilter, mut bpf_map) = (None, None, None);
     let (mut skb_dump, mut shinfo_dump, mut packet, mut skb_metadata) = (None, None, None, None);
     while at < bytes.len() {
         let section: SectionHeader = *view(bytes, at).ok_or(DecodeError::Truncated { at })?;
@@ -170,6 +173,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
             SECTION_TUPLE => set_once(&mut tuple, section, bytes, payload)?,
             SECTION_TUNNEL_TUPLE => set_once(&mut tunnel_tuple, section, bytes, payload)?,
             SECTION_NETFILTER => set_once(&mut netfilter, section, bytes, payload)?,
+            SECTION_BPF_MAP => set_once(&mut bpf_map, section, bytes, payload)?,
             SECTION_CB => set_once(&mut cb, section, bytes, payload)?,
             SECTION_XDP => set_once(&mut xdp, section, bytes, payload)?,
             SECTION_PACKET => packet_once(&mut packet, section, &bytes[payload..end])?,
@@ -203,6 +207,7 @@ fn decode_sections(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         skb_metadata,
         tunnel_tuple,
         netfilter,
+        bpf_map,
     })
 }
 

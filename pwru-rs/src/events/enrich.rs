@@ -15,8 +15,8 @@ use pwru_rs_common::record::{
 use super::{
     decode::Record,
     stacks::{self, Stacks},
-    Event, Hook, MetadataField, NetfilterChain, Reason, SkbMetadata, Stack, Stamp, TrackedBy,
-    Tuple, Verdict, XdpPacket,
+    BpfMapAccess, Event, Hook, MetadataField, NetfilterChain, Reason, SkbMetadata, Stack, Stamp,
+    TrackedBy, Tuple, Verdict, XdpPacket,
 };
 use crate::{btf::DropReasons, cli::TimestampChoice, netns_names::NetnsNames, output::WallClock};
 
@@ -274,6 +274,21 @@ impl Enricher {
                 .tunnel_tuple
                 .and_then(|t| tuple_of(t, self.tcp_flags)),
             netfilter,
+            bpf_map: record.bpf_map.map(|m| {
+                let cut = |bytes: &'a [u8; pwru_rs_common::record::BPF_MAP_BYTES], size: u32| {
+                    &bytes[..(size as usize).min(bytes.len())]
+                };
+                BpfMapAccess {
+                    op: BpfMapAccess::op_name(m.op),
+                    id: m.id,
+                    name: before_nul(&m.name),
+                    key_size: m.key_size,
+                    value_size: m.value_size,
+                    key: cut(&m.key, m.key_size),
+                    value: (m.has_value != 0).then(|| cut(&m.value, m.value_size)),
+                    ret: m.ret,
+                }
+            }),
             skb_metadata: record.skb_metadata.map(|words| SkbMetadata::Words {
                 fields: if record.xdp.is_some() {
                     &self.xdp_metadata
@@ -390,6 +405,7 @@ mod tests {
             skb_metadata: None,
             tunnel_tuple: None,
             netfilter: None,
+            bpf_map: None,
         }
     }
 

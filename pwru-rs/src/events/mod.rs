@@ -14,8 +14,8 @@ use tokio::io::unix::AsyncFd;
 pub use decode::{decode, encode, encode_with, AlignedRecord, DecodeError, Record};
 pub use enrich::{Enricher, HookTable};
 pub use model::{
-    Dump, Event, Frame, Hook, MetaValue, MetadataField, NetfilterChain, PacketBytes, Reason,
-    SkbMetadata, Stack, Stamp, TrackedBy, Tuple, ValueKind, Verdict, XdpPacket,
+    BpfMapAccess, Dump, Event, Frame, Hook, MetaValue, MetadataField, NetfilterChain, PacketBytes,
+    Reason, SkbMetadata, Stack, Stamp, TrackedBy, Tuple, ValueKind, Verdict, XdpPacket,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -70,6 +70,39 @@ pub struct Event<'a> {
     /// the exit `verdict` is the chain's), and at a drop inside a chain, that chain; `None`
     /// elsewhere.
     pub netfilter: Option<NetfilterChain<'a>>,
+    /// `--output-bpfmap`: the map operation a traced BPF program made (the event of its
+    /// function's exit); `None` elsewhere.
+    pub bpf_map: Option<BpfMapAccess<'a>>,
+}
+
+/// A map operation of a traced BPF program: the map, the key, and the value given (update) or
+/// found (lookup). Key and value are cut to `record::BPF_MAP_BYTES`; the sizes are the map's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BpfMapAccess<'a> {
+    /// `lookup`, `update` or `delete`.
+    pub op: &'a str,
+    pub id: u32,
+    /// Raw bytes up to the first NUL.
+    pub name: &'a [u8],
+    pub key_size: u32,
+    pub value_size: u32,
+    pub key: &'a [u8],
+    /// `None` for a delete, and a lookup that found nothing.
+    pub value: Option<&'a [u8]>,
+    /// The operation's return value (0 or `-errno`; a lookup's is 0).
+    pub ret: i32,
+}
+
+impl BpfMapAccess<'_> {
+    /// The name of `record::BPF_MAP_*`.
+    pub fn op_name(op: u8) -> &'static str {
+        match op {
+            pwru_rs_common::record::BPF_MAP_LOOKUP => "lookup",
+            pwru_rs_common::record::BPF_MAP_UPDATE => "update",
+            pwru_rs_common::record::BPF_MAP_DELETE => "delete",
+            _ => "unknown",
+        }
+    }
 }
 
 /// An nftables base chain a packet went through (iptables-nft's chains are nftables chains).
@@ -278,6 +311,7 @@ impl Event<'static> {
             skb_metadata: None,
             tunnel_tuple: None,
             netfilter: None,
+            bpf_map: None,
         }
     }
 }

@@ -85,6 +85,29 @@ pub struct JsonEvent {
     /// traces of older versions.
     #[serde(default)]
     pub netfilter: Option<JsonNetfilter>,
+    /// `--output-bpfmap`: at a map operation a traced BPF program made (`func` the operation's
+    /// kernel function, `htab_map_update_elem`), the map, key and value; else `null`. Absent in
+    /// traces of older versions.
+    #[serde(default)]
+    pub bpf_map: Option<JsonBpfMap>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonBpfMap {
+    /// `lookup`, `update` or `delete`.
+    pub op: String,
+    pub id: u32,
+    pub name: String,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// Lowercase hex, at most 64 bytes of it.
+    pub key: String,
+    /// The value given (update) or found (lookup), lowercase hex, at most 64 bytes; `null` for
+    /// a delete or a lookup that found nothing.
+    pub value: Option<String>,
+    /// The operation's return value (0 or `-errno`; a lookup's is 0).
+    pub ret: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,7 +374,43 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
         }
         None => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"bpf_map\":");
+    match &e.bpf_map {
+        Some(m) => {
+            out.extend_from_slice(b"{\"op\":");
+            quoted_bytes(out, m.op.as_bytes());
+            out.extend_from_slice(b",\"id\":");
+            write_u64(out, u64::from(m.id));
+            out.extend_from_slice(b",\"name\":");
+            quoted_bytes(out, m.name);
+            out.extend_from_slice(b",\"key_size\":");
+            write_u64(out, u64::from(m.key_size));
+            out.extend_from_slice(b",\"value_size\":");
+            write_u64(out, u64::from(m.value_size));
+            out.extend_from_slice(b",\"key\":");
+            hex_string(out, m.key);
+            out.extend_from_slice(b",\"value\":");
+            match m.value {
+                Some(v) => hex_string(out, v),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"ret\":");
+            write_i64(out, i64::from(m.ret));
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b"}\n");
+}
+
+/// `bytes` as a quoted lowercase hex string.
+fn hex_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for b in bytes {
+        out.push(HEX_DIGITS[usize::from(b >> 4)]);
+        out.push(HEX_DIGITS[usize::from(b & 0xf)]);
+    }
+    out.push(b'"');
 }
 
 /// A tuple object, or `null`.

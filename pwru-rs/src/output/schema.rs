@@ -151,6 +151,11 @@ pub const FIELDS: &[SchemaField] = &[
         "object / null",
         "`--output-netfilter`: `{family, table, chain, hook, priority}` of the nftables base chain (iptables-nft's too) at `nft_do_chain`'s entry (`func` `nft_do_chain`), at its exit (`nft_do_chain(NF_ACCEPT)`, the verdict in `verdict`/`verdict_code`: `NF_DROP`, `NF_ACCEPT`, `NF_STOLEN`, `NF_QUEUE`, `NF_REPEAT`, `NF_STOP`) and at a drop inside the chain; `family` and `hook` as nft names them (`inet`, `input`); `null` elsewhere",
     ),
+    field(
+        "bpf_map",
+        "object / null",
+        "`--output-bpfmap`: at a map operation a traced tc/XDP program made, in the operation's kernel function (`func` `htab_map_update_elem`, at its exit): `{op: lookup/update/delete, id, name, key_size, value_size, key: hex, value: hex or null, ret}`; key and value cut to 64 bytes (the sizes are the map's); `value` is the one given (update) or found (lookup), `null` for a delete or a lookup that found nothing; `null` elsewhere",
+    ),
 ];
 
 /// The README's table of the schema.

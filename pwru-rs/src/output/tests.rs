@@ -66,6 +66,7 @@ fn udp_event() -> Event<'static> {
         skb_metadata: None,
         tunnel_tuple: None,
         netfilter: None,
+        bpf_map: None,
     }
 }
 
@@ -321,6 +322,7 @@ fn json_round_trip_has_every_field() {
             tunnel_tuple: None,
             packet_bytes: None,
             netfilter: None,
+            bpf_map: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
@@ -854,4 +856,49 @@ fn netfilter_hooks_and_families_by_nft_names() {
     assert_eq!(NetfilterChain::family_name(10), "ip6");
     assert_eq!(NetfilterChain::family_name(7), "bridge");
     assert_eq!(sample_chain().label(), "inet filter input");
+}
+
+#[test]
+fn bpf_map_access_in_text_and_json() {
+    let mut e = udp_event();
+    e.hook = Hook::Known("htab_map_update_elem");
+    let (key, value) = ([0xb0u8, 0x1d], [7u8, 0, 0, 0, 0, 0, 0, 0]);
+    e.bpf_map = Some(crate::events::BpfMapAccess {
+        op: "update",
+        id: 42,
+        name: b"PORT_HITS",
+        key_size: 2,
+        value_size: 8,
+        key: &key,
+        value: Some(&value),
+        ret: 0,
+    });
+    let p = printer(false, TimestampChoice::None);
+    let out = text(&p, &e);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with("htab_map_update_elem"), "{out}");
+    assert_eq!(
+        lines[1],
+        "    bpf_map: update id=42 name=PORT_HITS key[2]=b01d value[8]=0700000000000000"
+    );
+    let j = json(&e).bpf_map.expect("bpf_map");
+    assert_eq!(
+        (j.op.as_str(), j.id, j.name.as_str(), j.key.as_str()),
+        ("update", 42, "PORT_HITS", "b01d")
+    );
+    assert_eq!(j.value.as_deref(), Some("0700000000000000"));
+    // A lookup that found nothing, a failed delete.
+    e.bpf_map = Some(crate::events::BpfMapAccess {
+        op: "delete",
+        value: None,
+        ret: -2,
+        ..e.bpf_map.unwrap()
+    });
+    assert!(
+        text(&p, &e).contains("bpf_map: delete id=42 name=PORT_HITS key[2]=b01d value=none ret=-2")
+    );
+    assert_eq!(json(&e).bpf_map.unwrap().value, None);
+    e.bpf_map = None;
+    assert_eq!(json(&e).bpf_map, None);
+    assert_eq!(text(&p, &e).lines().count(), 1);
 }

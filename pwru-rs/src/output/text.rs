@@ -174,6 +174,27 @@ pub(super) fn write_event(
         out.extend_from_slice(b" priority=");
         out.extend_from_slice(nf.priority.to_string().as_bytes());
     }
+    // `--output-bpfmap`: the map operation, under the line (as pwru shows it).
+    if let Some(m) = &e.bpf_map {
+        out.extend_from_slice(b"\n    bpf_map: ");
+        out.extend_from_slice(m.op.as_bytes());
+        out.extend_from_slice(b" id=");
+        out.extend_from_slice(m.id.to_string().as_bytes());
+        out.extend_from_slice(b" name=");
+        out.extend(m.name.escape_ascii());
+        out.extend_from_slice(format!(" key[{}]=", m.key_size).as_bytes());
+        out.extend(m.key.iter().flat_map(|b| format!("{b:02x}").into_bytes()));
+        match m.value {
+            Some(v) => {
+                out.extend_from_slice(format!(" value[{}]=", m.value_size).as_bytes());
+                out.extend(v.iter().flat_map(|b| format!("{b:02x}").into_bytes()));
+            }
+            None => out.extend_from_slice(b" value=none"),
+        }
+        if m.ret != 0 {
+            out.extend_from_slice(format!(" ret={}", m.ret).as_bytes());
+        }
+    }
     // The stack under the line, a frame a line, innermost first.
     match e.stack {
         Some(Stack::Frames(frames)) => {
