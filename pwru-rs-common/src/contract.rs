@@ -128,6 +128,10 @@ pub const FEXIT_BPF_MAP_DELETE: &str = "pwru_fexit_map_delete";
 pub const FEXIT_BPF_MAP_LOOKUP_ELEM: &str = "pwru_fexit_map_lookup_elem";
 /// Per-CPU buffer the map operation's section is built in.
 pub const BPF_MAP_SCRATCH_MAP: &str = "BPF_MAP_SCRATCH";
+/// The ids of pwru-rs's own maps, which `--output-bpfmap` does not show (its programs use hash
+/// maps too, and may run inside a traced program); filled by userspace after load, 0 unused.
+pub const OWN_MAPS_MAP: &str = "OWN_MAPS";
+pub const MAX_OWN_MAPS: u32 = 64;
 /// `--output-netfilter`: fentry and fexit on `nft_do_chain` (vmlinux's or the nf_tables
 /// module's).
 pub const FENTRY_NFT_DO_CHAIN: &str = "pwru_fentry_nft";

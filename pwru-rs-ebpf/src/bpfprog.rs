@@ -121,6 +121,9 @@ fn map_op(ctx: *mut core::ffi::c_void, op: u8, value_arg: Option<u32>) {
     let mut ret = 0u64;
     unsafe { bpf_get_func_ret(ctx, &mut ret) };
     let map = scalar_arg(ctx, 0);
+    if crate::skb::is_own_map(map) {
+        return;
+    }
     let (value, ret) = match value_arg {
         Some(n) => (scalar_arg(ctx, n), ret as i32),
         None if op == BPF_MAP_LOOKUP => (ret, 0),

@@ -3,7 +3,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, generated},
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use core::mem::MaybeUninit;
 
@@ -726,6 +726,25 @@ pub fn note_bpf_map(map: u64, key: u64, value: u64, op: u8, ret: i32) -> bool {
         }
     }
     true
+}
+
+#[map]
+static OWN_MAPS: Array<u32> = Array::with_max_entries(contract::MAX_OWN_MAPS, 0);
+assert_contract_name!(OWN_MAPS, contract::OWN_MAPS_MAP);
+
+/// Whether `map` (a `struct bpf_map *`) is one of pwru-rs's own. Array lookups are inlined: no
+/// call that a traced map operation could be.
+#[inline(always)]
+pub fn is_own_map(map: u64) -> bool {
+    let id: u32 = read(map + off!(bpf_map_id));
+    for i in 0..contract::MAX_OWN_MAPS {
+        match OWN_MAPS.get(i) {
+            Some(&own) if own == id => return true,
+            Some(&0) | None => return false,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// Where the value of hash map `map`'s element `elem` is: after the key, 8-byte aligned.

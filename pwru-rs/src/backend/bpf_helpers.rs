@@ -206,6 +206,7 @@ pub fn attach_map_ops(
         contract::FEXIT_BPF_MAP_DELETE,
     ];
     let instructions = relocated_programs(ebpf, object, &programs)?;
+    note_own_maps(ebpf)?;
     let mut traced = Vec::new();
     for op in ops {
         let prog = match sys::prog_load(&ProgLoad {
@@ -240,6 +241,32 @@ pub fn attach_map_ops(
             .map(|op| (op.address, op.name.clone())),
     );
     Ok(traced)
+}
+
+/// Writes the ids of pwru-rs's maps where the map programs look (`contract::OWN_MAPS_MAP`):
+/// its own programs use hash maps too, sometimes inside a traced program, and those accesses
+/// are not the dataplane's.
+fn note_own_maps(ebpf: &Ebpf) -> anyhow::Result<()> {
+    use crate::loader::relocate::map_fd;
+    let own = ebpf
+        .map(contract::OWN_MAPS_MAP)
+        .map(map_fd)
+        .ok_or_else(|| anyhow::anyhow!("the eBPF object has no map {}", contract::OWN_MAPS_MAP))?;
+    let ids: Vec<u32> = ebpf
+        .maps()
+        .filter_map(|(_, map)| sys::map_id(map_fd(map)).ok())
+        .collect();
+    if ids.len() > contract::MAX_OWN_MAPS as usize {
+        log::warn!(
+            "{MAP_FLAG}: {} maps of pwru-rs's, {} told apart from the dataplane's",
+            ids.len(),
+            contract::MAX_OWN_MAPS
+        );
+    }
+    for (i, id) in ids.iter().take(contract::MAX_OWN_MAPS as usize).enumerate() {
+        sys::map_update(own, &(i as u32).to_ne_bytes(), &id.to_ne_bytes())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

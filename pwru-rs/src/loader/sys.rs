@@ -349,6 +349,16 @@ pub fn xlated_insns(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u64>> {
     Ok(insns)
 }
 
+/// The id of the map `fd` refers to.
+pub fn map_id(fd: RawFd) -> std::io::Result<u32> {
+    use aya_obj::generated::bpf_map_info;
+    // SAFETY: plain integers; all-zero is valid.
+    let mut info: bpf_map_info = unsafe { std::mem::zeroed() };
+    // SAFETY: the caller's map fd, open for the call.
+    obj_info(unsafe { BorrowedFd::borrow_raw(fd) }, &mut info)?;
+    Ok(info.id)
+}
+
 /// The names of every loaded BPF map (the kernel's copies, 15 bytes at most), in id order:
 /// what a test checks nothing of pwru-rs's is left by.
 pub fn loaded_map_names() -> std::io::Result<Vec<String>> {
