@@ -529,6 +529,24 @@ mod tests {
     use super::*;
     use crate::output::{Printer, PrinterConfig};
 
+    /// JSON with every optional key a replay reads back on.
+    pub(super) fn json_printer() -> Printer {
+        Printer::new(
+            PrinterConfig {
+                json: true,
+                timestamp: TimestampChoice::Current,
+                output_meta: true,
+                output_tuple: true,
+                output_skb_cb: true,
+                netns_names_width: None,
+                output_caller: true,
+                output_tunnel: true,
+                packet_bytes: true,
+            },
+            WallClock::fixed(0, 0),
+        )
+    }
+
     #[test]
     fn rfc3339_reads_back_what_the_writer_wrote() {
         for (ns, offset) in [
@@ -556,18 +574,7 @@ mod tests {
     /// An event written as JSON, read back and written again: the same bytes.
     #[test]
     fn json_round_trips_through_the_event() {
-        let config = |json| PrinterConfig {
-            json,
-            timestamp: TimestampChoice::Current,
-            output_meta: true,
-            output_tuple: true,
-            output_skb_cb: true,
-            netns_names_width: None,
-            output_caller: true,
-            output_tunnel: true,
-            packet_bytes: true,
-        };
-        let printer = Printer::new(config(true), WallClock::fixed(0, 0));
+        let printer = json_printer();
         let mut e = Event::sample(0xffff_8880_1234_5600, "kfree_skb_reason", 123_456_789);
         e.time = Stamp::Nanos(123_456_789);
         e.reason = Some(Reason {
@@ -625,7 +632,6 @@ mod properties {
     use proptest::{collection::vec, option, prelude::*};
 
     use super::*;
-    use crate::output::{Printer, PrinterConfig};
 
     /// What an [`Event`] borrows, owned, so that proptest can make and shrink it.
     #[derive(Debug, Clone)]
@@ -867,23 +873,6 @@ mod properties {
         )
     }
 
-    fn printer() -> Printer {
-        Printer::new(
-            PrinterConfig {
-                json: true,
-                timestamp: TimestampChoice::Current,
-                output_meta: true,
-                output_tuple: true,
-                output_skb_cb: true,
-                netns_names_width: None,
-                output_caller: true,
-                output_tunnel: true,
-                packet_bytes: true,
-            },
-            WallClock::fixed(0, 0),
-        )
-    }
-
     fn lossy(bytes: &[u8]) -> String {
         String::from_utf8_lossy(bytes).into_owned()
     }
@@ -893,7 +882,7 @@ mod properties {
 
         #[test]
         fn any_event_is_one_json_line_that_reads_back(o in owned()) {
-            let printer = printer();
+            let printer = super::tests::json_printer();
             let e = o.event();
             let mut first = Vec::new();
             printer.write_event(&e, &mut first);

@@ -348,12 +348,9 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
             write_u64(out, u64::from(p.link));
             out.extend_from_slice(b",\"orig_len\":");
             write_u64(out, u64::from(p.orig_len));
-            out.extend_from_slice(b",\"data\":\"");
-            for b in p.bytes {
-                out.push(HEX_DIGITS[usize::from(b >> 4)]);
-                out.push(HEX_DIGITS[usize::from(b & 0xf)]);
-            }
-            out.extend_from_slice(b"\"}");
+            out.extend_from_slice(b",\"data\":");
+            hex_string(out, p.bytes);
+            out.push(b'}');
         }
         _ => out.extend_from_slice(b"null"),
     }
