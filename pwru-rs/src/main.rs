@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use pwru_rs::{cli::Cli, config::Config, replay, session, version};
 
+// The static build's stand-ins for libpcap's D-Bus module: in the binary crate, whose objects
+// are always linked (an rlib's are taken only for symbols asked for before it).
+#[cfg(target_feature = "crt-static")]
+mod static_pcap;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -596,6 +596,7 @@ impl Bench {
                 &payload,
                 "bench.sh",
                 Duration::from_secs(1800),
+                vm::Image::Full,
             );
             match run {
                 Ok(run) => {

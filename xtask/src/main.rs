@@ -2,6 +2,7 @@
 
 mod bench;
 mod cmd;
+mod dist;
 mod setup;
 mod test;
 mod vm;
@@ -34,6 +35,8 @@ enum Command {
     Vm(vm::VmArgs),
     /// Benchmarks (host and QEMU guests); writes BENCH.md.
     Bench(bench::BenchArgs),
+    /// One static pwru-rs for x86_64 in dist/ (stripped), with its SHA-256 and a VERSION file.
+    Dist,
 }
 
 fn main() {
@@ -49,6 +52,7 @@ fn main() {
         Command::Test => setup::ensure().and_then(|()| test::run()),
         Command::Vm(args) => setup::ensure().and_then(|()| vm::main(args)),
         Command::Bench(args) => setup::ensure().and_then(|()| bench::main(args)),
+        Command::Dist => setup::ensure().and_then(|()| dist::run()).map(drop),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

@@ -56,6 +56,7 @@ pub fn run() -> anyhow::Result<()> {
                     guest_tests(&bin, kernel),
                 );
             }
+            step("the static binary alone in the guests", static_alone());
         }
         Err(e) => step("release build", Err(e)),
     }
@@ -85,6 +86,7 @@ fn guest_tests(bin: &std::path::Path, kernel: &str) -> anyhow::Result<()> {
         &payload,
         "guest.sh",
         std::time::Duration::from_secs(900),
+        crate::vm::Image::Full,
     )?;
     eprintln!("{}", run.output.trim_end());
     eprintln!(
@@ -97,6 +99,35 @@ fn guest_tests(bin: &std::path::Path, kernel: &str) -> anyhow::Result<()> {
             run.status,
             run.console_tail
         );
+    }
+    Ok(())
+}
+
+/// `cargo xtask dist`'s binary in a guest image without any shared library, on each kernel
+/// (`tests/vm/bare.sh`).
+fn static_alone() -> anyhow::Result<()> {
+    let bin = crate::dist::run()?;
+    let payload = cmd::root().join("tests/vm");
+    let mut failed = Vec::new();
+    for kernel in GUEST_KERNELS {
+        let run = crate::vm::run_script(
+            kernel,
+            &bin,
+            &payload,
+            "bare.sh",
+            std::time::Duration::from_secs(300),
+            crate::vm::Image::Bare,
+        )?;
+        eprintln!("{}", run.output.trim_end());
+        if run.status != 0 {
+            failed.push(format!(
+                "{kernel}: exit status {} (console tail:\n{})",
+                run.status, run.console_tail
+            ));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use anyhow::{bail, Context};
 
 use crate::cmd;
 use cpio::Archive;
+pub use image::Image;
 use qemu::Echo;
 
 const DEFAULT_KERNEL: &str = "linux-image-6.12-cloud-amd64";
@@ -41,6 +42,10 @@ pub struct VmArgs {
     /// Give up after this many seconds (boot included): kill QEMU and show the guest console.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     timeout: u64,
+    /// Boot an image without the host's programs and shared libraries (busybox only; the script
+    /// runs under its sh) with the static pwru-rs of `cargo xtask dist`.
+    #[arg(long, requires = "script")]
+    bare: bool,
     /// Arguments for pwru-rs (`--ready-file` is added with `--exec`).
     #[arg(last = true, value_name = "PWRU-RS ARGS")]
     pwru_rs_args: Vec<String>,
@@ -106,6 +111,7 @@ pub fn run_script(
     payload_dir: &Path,
     script: &str,
     timeout: Duration,
+    image: Image,
 ) -> anyhow::Result<GuestRun> {
     let mut payload = Archive::default();
     image::add_tree(&mut payload, payload_dir, "/payload")?;
@@ -114,7 +120,15 @@ pub fn run_script(
     let dataplane =
         std::fs::read(&dataplane).with_context(|| format!("reading {}", dataplane.display()))?;
     payload.file(TEST_DATAPLANE_OBJECT, 0o644, dataplane);
-    let run = boot(kernel_pkg, pwru_rs, payload, script, timeout, Echo::Quiet)?;
+    let run = boot(
+        kernel_pkg,
+        pwru_rs,
+        payload,
+        script,
+        timeout,
+        Echo::Quiet,
+        image,
+    )?;
     Ok(GuestRun {
         status: run.status,
         output: String::from_utf8_lossy(&run.out).into_owned(),
@@ -129,11 +143,15 @@ pub fn main(args: VmArgs) -> anyhow::Result<()> {
         bail!("nothing to run: give --script FILE, --exec CMD, or pwru-rs arguments after `--`");
     }
     let timeout = Duration::from_secs(args.timeout);
-    let pwru_rs = cmd::build_release()?;
-    let status = if let Some(script) = &args.script {
-        script_main(&args.kernel, &pwru_rs, script, timeout)?
+    let (pwru_rs, image) = if args.bare {
+        (crate::dist::run()?, Image::Bare)
     } else {
-        exec_main(&args, &pwru_rs, timeout)?
+        (cmd::build_release()?, Image::Full)
+    };
+    let status = if let Some(script) = &args.script {
+        script_main(&args.kernel, &pwru_rs, script, timeout, image)?
+    } else {
+        exec_main(&args, &pwru_rs, timeout, image)?
     };
     std::io::stdout().flush()?;
     std::process::exit(status);
@@ -144,6 +162,7 @@ fn script_main(
     pwru_rs: &Path,
     script: &Path,
     timeout: Duration,
+    image: Image,
 ) -> anyhow::Result<i32> {
     let script = script
         .canonicalize()
@@ -152,7 +171,14 @@ fn script_main(
         script.parent().unwrap_or(Path::new("/")),
         script.file_name().unwrap_or_default(),
     );
-    let run = run_script(kernel, pwru_rs, dir, &name.to_string_lossy(), timeout)?;
+    let run = run_script(
+        kernel,
+        pwru_rs,
+        dir,
+        &name.to_string_lossy(),
+        timeout,
+        image,
+    )?;
     print!("{}", run.output);
     if run.status != 0 {
         // Kernel warnings or a failed insmod often explain a failing script.
@@ -168,7 +194,12 @@ fn script_main(
 }
 
 /// `--exec CMD` and/or pwru-rs arguments, run by `vm/exec.sh` in the guest.
-fn exec_main(args: &VmArgs, pwru_rs: &Path, timeout: Duration) -> anyhow::Result<i32> {
+fn exec_main(
+    args: &VmArgs,
+    pwru_rs: &Path,
+    timeout: Duration,
+    image: Image,
+) -> anyhow::Result<i32> {
     let exec_sh = std::fs::read(cmd::root().join("vm/exec.sh")).context("reading vm/exec.sh")?;
     let mut payload = Archive::default();
     payload.file("/payload/exec.sh", 0o755, exec_sh);
@@ -201,6 +232,7 @@ fn exec_main(args: &VmArgs, pwru_rs: &Path, timeout: Duration) -> anyhow::Result
         "exec.sh",
         timeout,
         Echo::Live,
+        image,
     )?;
     eprintln!(
         "xtask: vm: guest exited with status {} ({:.1?} from boot to power-off)",
@@ -218,10 +250,18 @@ fn boot(
     entry: &str,
     timeout: Duration,
     echo: Echo,
+    image: Image,
 ) -> anyhow::Result<qemu::Outcome> {
     let kernel = kernel::fetch(kernel_pkg)?;
-    let base = image::base(&kernel)?;
-    image::add_program(&mut payload, pwru_rs, "/usr/bin/pwru-rs")?;
+    let base = image::base(&kernel, image)?;
+    match image {
+        Image::Full => image::add_program(&mut payload, pwru_rs, "/usr/bin/pwru-rs")?,
+        // Alone: nothing it could need from the host is there.
+        Image::Bare => {
+            crate::dist::ensure_static(pwru_rs)?;
+            payload.host_file(pwru_rs, "/usr/bin/pwru-rs")?;
+        }
+    }
     let helpers = std::fs::read(cmd::root().join("vm/pwru.sh")).context("reading vm/pwru.sh")?;
     payload.file("/usr/lib/pwru-vm/pwru.sh", 0o644, helpers);
     payload.file("/etc/pwru-vm/entry", 0o644, entry.as_bytes().to_vec());

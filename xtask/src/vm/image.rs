@@ -62,20 +62,41 @@ const BUSYBOX: &str = "/usr/bin/busybox";
 /// Bump when the image layout changes in a way the recipe hash below cannot see.
 const LAYOUT_VERSION: u32 = 1;
 
+/// Which base image a guest boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Image {
+    /// Busybox, the host's tools with their shared libraries, the modules.
+    Full,
+    /// Busybox (static) and the modules only: no host program, no shared library; scripts run
+    /// under busybox sh, and pwru-rs must be static (`cargo xtask dist`).
+    Bare,
+}
+
 /// The cached base image of `kernel`, built first if missing or out of date. It is not compressed:
 /// gunzip under TCG cost ~0.3 s per boot, more than reading the bigger file costs.
-pub fn base(kernel: &Kernel) -> anyhow::Result<PathBuf> {
+pub fn base(kernel: &Kernel, image: Image) -> anyhow::Result<PathBuf> {
     let init = std::fs::read(init_path()).context("reading the guest init script")?;
-    let tools = host_tools()?;
-    let hash = recipe_hash(kernel, &init, &tools)?;
-    let path = kernel.dir.join(format!("base-{hash:016x}.cpio"));
+    let tools = match image {
+        Image::Full => host_tools()?,
+        Image::Bare => Vec::new(),
+    };
+    let hash = recipe_hash(kernel, &init, &tools, image)?;
+    let name = match image {
+        Image::Full => "base",
+        Image::Bare => "bare",
+    };
+    let path = kernel.dir.join(format!("{name}-{hash:016x}.cpio"));
     if path.exists() {
         return Ok(path);
     }
     eprintln!("xtask: vm: building {}", path.display());
-    let image = base_archive(kernel, init, &tools)?.to_bytes();
-    write_atomically(&path, &image)?;
-    remove_stale_bases(&kernel.dir, &path);
+    let mut archive = base_archive(kernel, init, &tools)?;
+    if image == Image::Bare {
+        // Port names (`pwru-rs port https`) are looked up there, as on any installed system.
+        archive.host_file(Path::new("/etc/services"), "/etc/services")?;
+    }
+    write_atomically(&path, &archive.to_bytes())?;
+    remove_stale_bases(&kernel.dir, &path, name);
     Ok(path)
 }
 
@@ -84,9 +105,14 @@ fn init_path() -> PathBuf {
 }
 
 /// What decides the base image's content: a change to any of it builds a new image.
-fn recipe_hash(kernel: &Kernel, init: &[u8], tools: &[PathBuf]) -> anyhow::Result<u64> {
+fn recipe_hash(
+    kernel: &Kernel,
+    init: &[u8],
+    tools: &[PathBuf],
+    image: Image,
+) -> anyhow::Result<u64> {
     let mut h = DefaultHasher::new();
-    (LAYOUT_VERSION, &kernel.dir, init).hash(&mut h);
+    (LAYOUT_VERSION, &kernel.dir, init, image).hash(&mut h);
     (MODULES_AT_BOOT, MODULES_ON_DEMAND).hash(&mut h);
     for tool in tools
         .iter()
@@ -298,14 +324,15 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Old base images of this kernel (from an earlier recipe) are never used again.
-fn remove_stale_bases(dir: &Path, current: &Path) {
+fn remove_stale_bases(dir: &Path, current: &Path, kind: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    let prefix = format!("{kind}-");
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         // Not `base-*.tmp-*`: another run may be writing that right now.
-        if name.starts_with("base-") && name.ends_with(".cpio") && path != current {
+        if name.starts_with(&prefix) && name.ends_with(".cpio") && path != current {
             let _ = std::fs::remove_file(&path);
         }
     }
