@@ -634,6 +634,53 @@ for backend in $CONC_BACKENDS; do
     fi
 done
 
+# --- the CI actions (actions/pwru-rs-run, actions/pwru-rs-log): their shell steps as GitHub runs
+# them, on the "runner" and through `vm-exec` (here `env`, a shell on the same machine, as
+# `ssh root@vm` would be one in the VM): ready before the traffic, the trace printed after it
+# with the summary, exit 0, nothing left.
+# The first step's `run: |` block of an action.yml.
+action_run() {
+    awk '/^      run: \|$/ {p = 1; next} p && /^        / {sub(/^        /, ""); print; next} p {exit}' "$1"
+}
+for via in runner vm-exec; do
+    vm_exec=
+    [ $via = vm-exec ] && vm_exec=env
+    rm -rf /tmp/action-state /tmp/action-runner && mkdir -p /tmp/action-runner
+    action_env=(GITHUB_ACTION_PATH=/payload/actions/pwru-rs-run RUNNER_TEMP=/tmp/action-runner
+        VM_EXEC="$vm_exec" PWRU_RS_STATE=/tmp/action-state)
+    if env "${action_env[@]}" PWRU_RS_FLAGS="--output-json --filter-netns /run/netns/b ${BACKEND[*]}" \
+        PWRU_RS_PCAP_FILTER="icmp and host 10.0.0.1" PWRU_RS_BINARY=pwru-rs PWRU_RS_READY_TIMEOUT=300 \
+        bash -e -o pipefail -c "$(action_run /payload/actions/pwru-rs-run/action.yml)" >/tmp/action-run.out 2>&1; then
+        grep -q '^pwru-rs ready: {"backend"' /tmp/action-run.out && pass "action-$via: pwru-rs-run waited until ready" ||
+            fail "action-$via: pwru-rs-run: $(cat /tmp/action-run.out)"
+        ping_a_to_b
+        env "${action_env[@]}" GITHUB_ACTION_PATH=/payload/actions/pwru-rs-log PWRU_RS_PRINT_LINES=3 \
+            bash -e -o pipefail -c "$(action_run /payload/actions/pwru-rs-log/action.yml)" >/tmp/action-log.out 2>&1
+        rc=$?
+        left=$(pwru_objects)
+        if [ $rc -eq 0 ] && grep -q '^::group::pwru-rs trace' /tmp/action-log.out &&
+            grep -q '"saddr":"10.0.0.1"' /tmp/action-log.out && grep -q '^pwru-rs stats: {"backend"' /tmp/action-log.out &&
+            grep -q '"saddr":"10.0.0.1"' /tmp/action-runner/pwru-rs/trace && [ "$left" = "0 0" ]; then
+            pass "action-$via: pwru-rs-log stopped it, printed the trace and stats, copied the trace, nothing left"
+        else
+            fail "action-$via: pwru-rs-log exit $rc, left $left: $(head -c 1500 /tmp/action-log.out)"
+        fi
+    else
+        fail "action-$via: pwru-rs-run failed: $(cat /tmp/action-run.out)"
+    fi
+done
+# pwru-rs refusing its flags: pwru-rs-run fails at once, saying why.
+if env GITHUB_ACTION_PATH=/payload/actions/pwru-rs-run RUNNER_TEMP=/tmp/action-runner VM_EXEC= \
+    PWRU_RS_STATE=/tmp/action-state PWRU_RS_FLAGS="--filter-mark 0x1/0x0" PWRU_RS_PCAP_FILTER= \
+    PWRU_RS_BINARY=pwru-rs PWRU_RS_READY_TIMEOUT=300 \
+    bash -e -o pipefail -c "$(action_run /payload/actions/pwru-rs-run/action.yml)" >/tmp/action-run.out 2>&1; then
+    fail "action-refused: pwru-rs-run succeeded: $(cat /tmp/action-run.out)"
+else
+    grep -q 'pwru-rs stopped before it was ready' /tmp/action-run.out && grep -q 'error:' /tmp/action-run.out &&
+        pass "action-refused: pwru-rs-run failed, with pwru-rs's error" ||
+        fail "action-refused: $(cat /tmp/action-run.out)"
+fi
+
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
 if echo "$version" | grep -q 'kprobe: supported' && \

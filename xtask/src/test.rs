@@ -163,3 +163,63 @@ fn integration_tests(bin: &std::path::Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::cmd;
+
+    /// The composite actions under `actions/`: each runs scripts that exist and are executable,
+    /// and uses every input it declares (a misspelt `inputs.x` would be an empty string on
+    /// GitHub, silently). The guests run the scripts themselves (tests/vm/guest.sh).
+    #[test]
+    fn actions_run_their_scripts_and_use_their_inputs() {
+        let root = cmd::root().join("actions");
+        let mut actions = 0;
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let yml = entry.unwrap().path().join("action.yml");
+            let Ok(text) = std::fs::read_to_string(&yml) else {
+                continue;
+            };
+            actions += 1;
+            assert!(text.contains("using: composite"), "{}", yml.display());
+            let mut scripts = 0;
+            for at in text.match_indices("$GITHUB_ACTION_PATH/").map(|(i, _)| i) {
+                let rest = &text[at + "$GITHUB_ACTION_PATH/".len()..];
+                let path: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
+                let script = yml.parent().unwrap().join(&path);
+                let mode = std::fs::metadata(&script)
+                    .unwrap_or_else(|e| panic!("{}: {path}: {e}", yml.display()))
+                    .permissions()
+                    .mode();
+                assert!(mode & 0o111 != 0, "{} is not executable", script.display());
+                scripts += 1;
+            }
+            assert!(scripts > 0, "{} runs no script", yml.display());
+            let inputs = text
+                .split("\ninputs:\n")
+                .nth(1)
+                .and_then(|rest| rest.split("\nruns:\n").next())
+                .unwrap_or_default();
+            for line in inputs.lines() {
+                let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) else {
+                    continue;
+                };
+                if name.starts_with(' ') {
+                    continue;
+                }
+                assert!(
+                    text.contains(&format!("inputs.{name} "))
+                        || text.contains(&format!("inputs.{name}}}")),
+                    "{}: input {name} is declared but not used",
+                    yml.display()
+                );
+            }
+        }
+        assert_eq!(actions, 2, "pwru-rs-run and pwru-rs-log");
+    }
+}

@@ -115,6 +115,12 @@ pub fn run_script(
 ) -> anyhow::Result<GuestRun> {
     let mut payload = Archive::default();
     image::add_tree(&mut payload, payload_dir, "/payload")?;
+    // The CI actions' shell steps, which the guest tests run as GitHub would.
+    image::add_tree(
+        &mut payload,
+        &cmd::root().join("actions"),
+        "/payload/actions",
+    )?;
     payload.file(XDP_PASS_OBJECT, 0o644, xdp_pass_object()?);
     let dataplane = cmd::test_dataplane_object()?;
     let dataplane =
