@@ -58,6 +58,12 @@ pub struct Cli {
     #[arg(long, value_name = "NETNS", value_parser = parse_netns)]
     pub filter_netns: Option<NetnsSpec>,
 
+    /// Only skbs in this Kubernetes pod's network namespace, found on the node: through
+    /// crictl when it is there, else the kubelet's /var/log/pods/NAMESPACE_NAME_UID and the pod's
+    /// processes' cgroups (run on the node, e.g. in the DaemonSet of deploy/kubernetes).
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with = "filter_netns")]
+    pub filter_pod: Option<String>,
+
     /// Only skbs whose mark matches (mark[/mask], decimal or 0x-hex; mask defaults to all bits).
     #[arg(long, value_name = "MARK[/MASK]", value_parser = parse_mark)]
     pub filter_mark: Option<MarkFilter>,

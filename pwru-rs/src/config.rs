@@ -635,9 +635,18 @@ fn wakeup_bytes(ringbuf_size: u32) -> u32 {
 /// The kernel-side meta filters from the command line.
 fn meta_filters(cli: &Cli) -> anyhow::Result<pwru_rs_common::Config> {
     let mut config = pwru_rs_common::Config::default();
-    let netns = match &cli.filter_netns {
+    let pod = match &cli.filter_pod {
+        Some(spec) => Some(crate::cli::NetnsSpec::Path(crate::pod::netns_path(spec)?)),
+        None => None,
+    };
+    let netns = match pod.as_ref().or(cli.filter_netns.as_ref()) {
         Some(spec) => {
-            let ns = Netns::resolve(spec).context("--filter-netns")?;
+            let flag = if pod.is_some() {
+                "--filter-pod"
+            } else {
+                "--filter-netns"
+            };
+            let ns = Netns::resolve(spec).context(flag)?;
             config.filters |= FILTER_NETNS;
             config.netns = ns.inode;
             Some(ns)

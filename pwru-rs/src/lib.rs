@@ -17,6 +17,7 @@ pub mod netns;
 pub mod netns_names;
 pub mod object;
 pub mod output;
+pub mod pod;
 pub mod progress;
 pub mod ready;
 pub mod replay;
