@@ -46,6 +46,8 @@ pub fn run() -> anyhow::Result<PathBuf> {
     std::fs::copy(&built, &bin).with_context(|| format!("copying {}", built.display()))?;
     cmd::run(Command::new("strip").arg(&bin))?;
     ensure_static(&bin)?;
+    // For the container image (deploy/kubernetes/Containerfile): port names in filters.
+    std::fs::copy("/etc/services", dist.join("services")).context("copying /etc/services")?;
     let sha = cmd::output(Command::new("sha256sum").arg("pwru-rs").current_dir(&dist))?;
     std::fs::write(dist.join("pwru-rs.sha256"), &sha).context("writing the SHA-256")?;
     // What the binary is (version, commit, aya), not what this machine's kernel supports.

@@ -33,6 +33,7 @@ const APT_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "BPF program statistics for benchmarks"),
     ("tshark", "reads --output-pcap files back in the tests"),
     ("tcpdump", "the same, with libpcap's reader"),
+    ("podman", "builds the container image of deploy/kubernetes"),
 ];
 
 /// Installed without their recommended packages (QEMU's would pull in a GUI and firmware).
@@ -44,7 +45,11 @@ const WITHOUT_RECOMMENDS: &[&str] = &[
     "bpftool",
     "tshark",
     "tcpdump",
+    "podman",
 ];
+
+/// From PyPI: the Kubernetes manifest's schema check, schemas included (no network at run time).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -91,6 +96,20 @@ pub fn ensure() -> anyhow::Result<()> {
                 .args(["--no-default-features", "--features", "llvm-22"]),
         )
         .context("installing bpf-linker")?;
+    }
+    if cmd::output(Command::new("kubernetes-validate").arg("--version")).is_err() {
+        eprintln!(
+            "xtask: installing {KUBERNETES_VALIDATE} (PyPI) for the Kubernetes manifest's check"
+        );
+        cmd::run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--root-user-action=ignore",
+            KUBERNETES_VALIDATE,
+        ]))
+        .context("installing kubernetes-validate")?;
     }
     Ok(())
 }

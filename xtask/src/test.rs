@@ -56,7 +56,14 @@ pub fn run() -> anyhow::Result<()> {
                     guest_tests(&bin, kernel),
                 );
             }
-            step("the static binary alone in the guests", static_alone());
+            let dist = crate::dist::run();
+            step(
+                "the static binary alone in the guests",
+                dist.as_ref()
+                    .map_err(|e| anyhow::anyhow!("{e:#}"))
+                    .and_then(|bin| static_alone(bin)),
+            );
+            step("kubernetes: manifest and image", kubernetes(dist.is_ok()));
         }
         Err(e) => step("release build", Err(e)),
     }
@@ -105,14 +112,13 @@ fn guest_tests(bin: &std::path::Path, kernel: &str) -> anyhow::Result<()> {
 
 /// `cargo xtask dist`'s binary in a guest image without any shared library, on each kernel
 /// (`tests/vm/bare.sh`).
-fn static_alone() -> anyhow::Result<()> {
-    let bin = crate::dist::run()?;
+fn static_alone(bin: &std::path::Path) -> anyhow::Result<()> {
     let payload = cmd::root().join("tests/vm");
     let mut failed = Vec::new();
     for kernel in GUEST_KERNELS {
         let run = crate::vm::run_script(
             kernel,
-            &bin,
+            bin,
             &payload,
             "bare.sh",
             std::time::Duration::from_secs(300),
@@ -129,6 +135,46 @@ fn static_alone() -> anyhow::Result<()> {
     if !failed.is_empty() {
         bail!("{}", failed.join("; "));
     }
+    Ok(())
+}
+
+/// deploy/kubernetes: the manifest against Kubernetes' schema (strict: an unknown field is an
+/// error), and the image built with podman from `dist/` (when the static build worked). Running
+/// the image needs a container runtime this machine's sandbox refuses (crun cannot set rlimits):
+/// the guests run the same binary alone instead.
+fn kubernetes(dist_built: bool) -> anyhow::Result<()> {
+    let dir = cmd::root().join("deploy/kubernetes");
+    cmd::run(
+        std::process::Command::new("kubernetes-validate")
+            .args(["--strict", "--quiet"])
+            .arg(dir.join("daemonset.yaml")),
+    )?;
+    if !dist_built {
+        bail!("no static binary to build the image from");
+    }
+    let podman = |args: &[&str]| {
+        let mut c = std::process::Command::new("podman");
+        // vfs: no overlay mounts needed, which a CI sandbox may refuse.
+        c.args(["--storage-driver", "vfs"]).args(args);
+        c
+    };
+    cmd::run(
+        podman(&["build", "--quiet", "-t", "localhost/pwru-rs:test", "-f"])
+            .arg(dir.join("Containerfile"))
+            .arg(cmd::root().join("dist")),
+    )?;
+    let size = cmd::output(&mut podman(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Size}}",
+        "localhost/pwru-rs:test",
+    ]))?;
+    eprintln!(
+        "xtask: kubernetes: image localhost/pwru-rs:test, {:.1} MB",
+        size.trim().parse::<f64>().unwrap_or(0.0) / 1e6
+    );
+    cmd::run(&mut podman(&["rmi", "localhost/pwru-rs:test"]))?;
     Ok(())
 }
 
