@@ -9,7 +9,7 @@ use integration_tests::{pwru_bin, pwru_programs, require_root, run_within, tramp
 
 /// Saved by `pwru-rs --output-json --output-netfilter` in the 6.12 guest: a TCP SYN to a port
 /// `table inet pwrt { chain in { type filter hook input priority 0; tcp dport 7100 drop; } }`
-/// drops. (Keys added since, `bpf_map`, appended as this version writes them: a trace without
+/// drops. (Keys added since, `bpf_map`, `pod`, `k8s_namespace`, appended as this version writes them: a trace without
 /// them replays too, gaining them.)
 const SAVED: &str = include_str!("data/netfilter-drop.jsonl");
 

@@ -1,7 +1,8 @@
 //! `--filter-pod NAMESPACE/NAME` against a node layout built by the test (the kubelet's pod log
 //! directory, a process whose cgroup is the pod's, its `/proc/<pid>/ns/net` a real network
-//! namespace), on this host's tracepoint backend: only that namespace's packets are traced, and
-//! a pod the node does not have is one error line.
+//! namespace), on this host's tracepoint backend: only that namespace's packets are traced, each
+//! event names the pod (JSON `pod`, `k8s_namespace`), and a pod the node does not have is one
+//! error line.
 
 use std::{path::Path, process::Command, time::Duration};
 
@@ -72,6 +73,14 @@ fn only_the_pods_netns_is_traced() {
     assert!(
         events.iter().all(|e| e.netns == b),
         "events of other netns than the pod's ({b}): {text}"
+    );
+    // And each event names the pod its netns is (JSON `pod`, `k8s_namespace`).
+    assert!(
+        events
+            .iter()
+            .all(|e| e.pod.as_deref() == Some("web")
+                && e.k8s_namespace.as_deref() == Some("default")),
+        "events without their pod: {text}"
     );
     assert!(
         stopped.stderr.contains(&format!("uid {UID}, process 4242")),

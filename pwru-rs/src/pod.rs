@@ -6,8 +6,10 @@
 //! with `_` for `-` under the systemd cgroup driver), whose `/proc/<pid>/ns/net` it is.
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     process::Command,
+    time::{Duration, Instant},
 };
 
 /// Where the node's files are: `/`, or a fake layout in tests (`PWRU_RS_TEST_HOST_ROOT`, which
@@ -109,25 +111,47 @@ fn sandbox_netns(info: &serde_json::Value) -> Option<PathBuf> {
     Some(PathBuf::from(format!("/proc/{pid}/ns/net")))
 }
 
-/// Through the kubelet's log directory and the processes' cgroups, under `root`.
-fn from_node_files(root: &Path, namespace: &str, name: &str) -> Result<PathBuf, PodError> {
-    let logs = root.join("var/log/pods");
-    let prefix = format!("{namespace}_{name}_");
-    let uid = std::fs::read_dir(&logs)
+/// A pod the kubelet runs on this node, by its log directory's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NodePod {
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+impl NodePod {
+    /// Whether a `/proc/<pid>/cgroup` text puts the process in this pod: `pod<uid>` under the
+    /// cgroupfs driver, `pod<uid with _ for ->.slice` under systemd's.
+    fn owns(&self, cgroup: &str) -> bool {
+        let (plain, systemd) = (
+            format!("pod{}", self.uid),
+            format!("pod{}", self.uid.replace('-', "_")),
+        );
+        cgroup
+            .lines()
+            .any(|l| l.contains(plain.as_str()) || l.contains(systemd.as_str()))
+    }
+}
+
+/// The pods of `root/var/log/pods/<namespace>_<name>_<uid>` (names and namespaces have no `_`).
+fn node_pods(root: &Path) -> Vec<NodePod> {
+    std::fs::read_dir(root.join("var/log/pods"))
         .into_iter()
         .flatten()
-        .filter_map(|e| e.ok())
-        .find_map(|e| {
-            let dir = e.file_name().to_string_lossy().into_owned();
-            dir.strip_prefix(&prefix).map(str::to_owned)
+        .filter_map(|e| {
+            let dir = e.ok()?.file_name().into_string().ok()?;
+            let mut parts = dir.splitn(3, '_');
+            Some(NodePod {
+                namespace: parts.next()?.to_owned(),
+                name: parts.next()?.to_owned(),
+                uid: parts.next()?.to_owned(),
+            })
         })
-        .ok_or_else(|| PodError::NotFound {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            logs: logs.display().to_string(),
-        })?;
-    // cgroupfs driver: `pod<uid>`; systemd driver: `pod<uid with _ for ->.slice`.
-    let marks = [format!("pod{uid}"), format!("pod{}", uid.replace('-', "_"))];
+        .collect()
+}
+
+/// The processes under `root/proc`, lowest pid first, with their cgroup text.
+fn processes(root: &Path) -> impl Iterator<Item = (u32, String)> {
     let proc = root.join("proc");
     let mut pids: Vec<u32> = std::fs::read_dir(&proc)
         .into_iter()
@@ -135,23 +159,94 @@ fn from_node_files(root: &Path, namespace: &str, name: &str) -> Result<PathBuf, 
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     pids.sort_unstable();
-    for pid in pids {
-        let Ok(cgroup) = std::fs::read_to_string(proc.join(format!("{pid}/cgroup"))) else {
+    pids.into_iter().filter_map(move |pid| {
+        let cgroup = std::fs::read_to_string(proc.join(format!("{pid}/cgroup"))).ok()?;
+        Some((pid, cgroup))
+    })
+}
+
+/// Through the kubelet's log directory and the processes' cgroups, under `root`.
+fn from_node_files(root: &Path, namespace: &str, name: &str) -> Result<PathBuf, PodError> {
+    let pod = node_pods(root)
+        .into_iter()
+        .find(|p| p.namespace == namespace && p.name == name)
+        .ok_or_else(|| PodError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            logs: root.join("var/log/pods").display().to_string(),
+        })?;
+    match processes(root).find(|(_, cgroup)| pod.owns(cgroup)) {
+        Some((pid, _)) => {
+            log::info!(
+                "--filter-pod {namespace}/{name}: uid {}, process {pid}",
+                pod.uid
+            );
+            Ok(root.join(format!("proc/{pid}/ns/net")))
+        }
+        None => Err(PodError::NoProcess {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            uid: pod.uid,
+        }),
+    }
+}
+
+/// JSON `pod` / `k8s_namespace`: the pod of each network namespace on this node, by inode,
+/// from the kubelet's pod directories and the pods' processes. An unknown inode rescans, at most
+/// once per `interval` (pods come and go during a trace).
+pub struct PodNames {
+    root: PathBuf,
+    by_netns: HashMap<u32, (String, String)>,
+    last_scan: Instant,
+    interval: Duration,
+}
+
+impl PodNames {
+    /// On a Kubernetes node (the kubelet's pod log directory is there), the pods' namespaces
+    /// now; `None` elsewhere, so that other machines pay nothing.
+    pub fn on_this_node(interval: Duration) -> Option<Self> {
+        let root = std::env::var_os(TEST_HOST_ROOT)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        if node_pods(&root).is_empty() {
+            return None;
+        }
+        Some(Self {
+            by_netns: scan(&root),
+            root,
+            last_scan: Instant::now(),
+            interval,
+        })
+    }
+
+    /// The `(namespace, name)` of the pod whose netns is `inode`.
+    pub fn lookup(&mut self, inode: u32) -> Option<(&str, &str)> {
+        if !self.by_netns.contains_key(&inode) && self.last_scan.elapsed() >= self.interval {
+            self.by_netns = scan(&self.root);
+            self.last_scan = Instant::now();
+        }
+        self.by_netns
+            .get(&inode)
+            .map(|(ns, name)| (ns.as_str(), name.as_str()))
+    }
+}
+
+/// netns inode → pod, for every pod with a process on this node (the lowest pid's netns).
+fn scan(root: &Path) -> HashMap<u32, (String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let pods = node_pods(root);
+    let mut by_netns = HashMap::new();
+    for (pid, cgroup) in processes(root) {
+        let Some(pod) = pods.iter().find(|p| p.owns(&cgroup)) else {
             continue;
         };
-        if cgroup
-            .lines()
-            .any(|l| marks.iter().any(|m| l.contains(m.as_str())))
-        {
-            log::info!("--filter-pod {namespace}/{name}: uid {uid}, process {pid}");
-            return Ok(proc.join(format!("{pid}/ns/net")));
+        if let Ok(meta) = std::fs::metadata(root.join(format!("proc/{pid}/ns/net"))) {
+            by_netns
+                .entry(meta.ino() as u32)
+                .or_insert_with(|| (pod.namespace.clone(), pod.name.clone()));
         }
     }
-    Err(PodError::NoProcess {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        uid,
-    })
+    by_netns
 }
 
 #[cfg(test)]

@@ -427,6 +427,11 @@ impl Parsed {
                 }),
             skb_metadata: j.skb_metadata.as_ref().map(SkbMetadata::Json),
             tunnel_tuple: self.tunnel_tuple,
+            pod: j
+                .pod
+                .as_deref()
+                .zip(j.k8s_namespace.as_deref())
+                .map(|(name, ns)| (ns, name)),
             bpf_map: j
                 .bpf_map
                 .as_ref()
@@ -662,6 +667,7 @@ mod properties {
         packet: Option<(u32, u32, Vec<u8>)>,
         tunnel_tuple: Option<Tuple>,
         bpf_map: Option<OwnedMap>,
+        pod: Option<(String, String)>,
     }
 
     #[derive(Debug, Clone)]
@@ -747,6 +753,10 @@ mod properties {
                     bytes,
                 });
             e.tunnel_tuple = self.tunnel_tuple;
+            e.pod = self
+                .pod
+                .as_ref()
+                .map(|(ns, name)| (ns.as_str(), name.as_str()));
             e.bpf_map = self.bpf_map.as_ref().map(|m| BpfMapAccess {
                 op: m.op,
                 id: m.id,
@@ -837,12 +847,13 @@ mod properties {
             )),
             option::of(tuple()),
             option::of(owned_map()),
+            option::of(("[a-z0-9-]{1,63}", "[a-z0-9.-]{1,63}")),
         );
         (identity, meta, extras).prop_map(
             |(
                 (skb, cpu, pid, comm, hook, reason, verdict, ts_ns),
                 (netns, netns_name, mark, ifindex, ifname, mtu, len, protocol, tuple, cb),
-                (skb_dump, tracked_by, parent_skb, caller, packet, tunnel_tuple, bpf_map),
+                (skb_dump, tracked_by, parent_skb, caller, packet, tunnel_tuple, bpf_map, pod),
             )| Owned {
                 skb,
                 cpu,
@@ -869,6 +880,7 @@ mod properties {
                 packet,
                 tunnel_tuple,
                 bpf_map,
+                pod,
             },
         )
     }
@@ -914,6 +926,10 @@ mod properties {
                 o.parent_skb
             );
             prop_assert_eq!(&json.caller_func, &o.caller);
+            prop_assert_eq!(
+                json.k8s_namespace.clone().zip(json.pod.clone()),
+                o.pod.clone()
+            );
             if let Some(m) = &o.bpf_map {
                 let j = json.bpf_map.as_ref().expect("bpf_map written");
                 prop_assert_eq!((j.op.as_str(), j.id, j.key_size, j.value_size, j.ret), (m.op, m.id, m.key_size, m.value_size, m.ret));

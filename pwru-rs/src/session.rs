@@ -359,6 +359,14 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             .output
             .netns_names
             .then(|| NetnsNames::new("/", netns_names::RESCAN_INTERVAL)),
+    )
+    // JSON's `pod` / `k8s_namespace`, on a Kubernetes node.
+    .with_pods(
+        config
+            .output
+            .json
+            .then(|| crate::pod::PodNames::on_this_node(netns_names::RESCAN_INTERVAL))
+            .flatten(),
     );
     let mut pipeline = Pipeline::new(enricher, &mut sink);
     let (stop, ready) = read_events(config, &attached, ring, &mut pipeline)?;

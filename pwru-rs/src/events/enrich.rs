@@ -102,6 +102,7 @@ pub struct Enricher {
     tcp_flags: bool,
     /// `--output-netns-names`.
     netns_names: Option<NetnsNames>,
+    pods: Option<crate::pod::PodNames>,
     /// `--output-stack` / `--output-caller`.
     stacks: Option<Stacks>,
     show_stack: bool,
@@ -150,6 +151,7 @@ impl Enricher {
             last_seen: HashMap::new(),
             tcp_flags: false,
             netns_names: None,
+            pods: None,
             stacks: None,
             show_stack: false,
             show_caller: false,
@@ -167,6 +169,12 @@ impl Enricher {
     }
 
     /// With `--output-netns-names`: events carry their netns's name from this cache.
+    /// JSON `pod` / `k8s_namespace` (on a Kubernetes node).
+    pub fn with_pods(mut self, pods: Option<crate::pod::PodNames>) -> Self {
+        self.pods = pods;
+        self
+    }
+
     pub fn with_netns_names(mut self, names: Option<NetnsNames>) -> Self {
         self.netns_names = names;
         self
@@ -201,6 +209,10 @@ impl Enricher {
         let time = self.stamp(m.skb, m.ts_ns);
         let netns_name = match &mut self.netns_names {
             Some(names) => names.lookup(m.netns),
+            None => None,
+        };
+        let pod = match &mut self.pods {
+            Some(pods) => pods.lookup(m.netns),
             None => None,
         };
         let hook = match self.hooks.name(m.hook_kind, m.hook) {
@@ -274,6 +286,7 @@ impl Enricher {
                 .tunnel_tuple
                 .and_then(|t| tuple_of(t, self.tcp_flags)),
             netfilter,
+            pod,
             bpf_map: record.bpf_map.map(|m| {
                 let cut = |bytes: &'a [u8; pwru_rs_common::record::BPF_MAP_BYTES], size: u32| {
                     &bytes[..(size as usize).min(bytes.len())]

@@ -73,6 +73,8 @@ pub struct Event<'a> {
     /// `--output-bpfmap`: the map operation a traced BPF program made (the event of its
     /// function's exit); `None` elsewhere.
     pub bpf_map: Option<BpfMapAccess<'a>>,
+    /// On a Kubernetes node, the `(namespace, name)` of the pod whose netns this is.
+    pub pod: Option<(&'a str, &'a str)>,
 }
 
 /// A map operation of a traced BPF program: the map, the key, and the value given (update) or
@@ -312,6 +314,7 @@ impl Event<'static> {
             tunnel_tuple: None,
             netfilter: None,
             bpf_map: None,
+            pod: None,
         }
     }
 }

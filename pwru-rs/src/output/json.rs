@@ -90,6 +90,13 @@ pub struct JsonEvent {
     /// traces of older versions.
     #[serde(default)]
     pub bpf_map: Option<JsonBpfMap>,
+    /// On a Kubernetes node: the pod whose network namespace `netns` is; else `null`. Absent in
+    /// traces of older versions.
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// That pod's namespace; else `null`.
+    #[serde(default)]
+    pub k8s_namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,6 +403,15 @@ pub(super) fn write_event(e: &Event<'_>, clock: &WallClock, packet_bytes: bool, 
             out.push(b'}');
         }
         None => out.extend_from_slice(b"null"),
+    }
+    match e.pod {
+        Some((namespace, name)) => {
+            out.extend_from_slice(b",\"pod\":");
+            quoted_bytes(out, name.as_bytes());
+            out.extend_from_slice(b",\"k8s_namespace\":");
+            quoted_bytes(out, namespace.as_bytes());
+        }
+        None => out.extend_from_slice(b",\"pod\":null,\"k8s_namespace\":null"),
     }
     out.extend_from_slice(b"}\n");
 }

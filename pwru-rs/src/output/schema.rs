@@ -156,6 +156,16 @@ pub const FIELDS: &[SchemaField] = &[
         "object / null",
         "`--output-bpfmap`: at a map operation a traced tc/XDP program made, in the operation's kernel function (`func` `htab_map_update_elem`, at its exit): `{op: lookup/update/delete, id, name, key_size, value_size, key: hex, value: hex or null, ret}`; key and value cut to 64 bytes (the sizes are the map's); `value` is the one given (update) or found (lookup), `null` for a delete or a lookup that found nothing; `null` elsewhere",
     ),
+    field(
+        "pod",
+        "string / null",
+        "on a Kubernetes node (the kubelet's `/var/log/pods` is there): the pod whose network namespace `netns` is, from the pod directories and the pods' processes' cgroups (rescanned at most once a second for an unknown netns); `null` elsewhere or for a netns of no pod",
+    ),
+    field(
+        "k8s_namespace",
+        "string / null",
+        "that pod's Kubernetes namespace; `null` with `pod`",
+    ),
 ];
 
 /// The README's table of the schema.

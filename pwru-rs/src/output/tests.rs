@@ -67,6 +67,7 @@ fn udp_event() -> Event<'static> {
         tunnel_tuple: None,
         netfilter: None,
         bpf_map: None,
+        pod: None,
     }
 }
 
@@ -323,6 +324,8 @@ fn json_round_trip_has_every_field() {
             packet_bytes: None,
             netfilter: None,
             bpf_map: None,
+            pod: None,
+            k8s_namespace: None,
         }
     );
     // Same bytes as serde would write for the schema type: key order and spelling are the contract.
