@@ -68,8 +68,17 @@ pub fn run() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// Fails unless `bin` asks for no program interpreter and no shared library.
+/// Fails unless `bin` asks for no program interpreter and no shared library, and `ldd` agrees.
 pub fn ensure_static(bin: &Path) -> anyhow::Result<()> {
+    let ldd = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .context("cannot run ldd")?;
+    let said =
+        String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
+    if !(said.contains("statically linked") || said.contains("not a dynamic executable")) {
+        bail!("ldd {}: {}", bin.display(), said.trim());
+    }
     use object::{Object, ObjectSection};
     let data = std::fs::read(bin).with_context(|| format!("reading {}", bin.display()))?;
     let file = object::File::parse(&*data).context("parsing the binary")?;
@@ -87,4 +96,17 @@ pub fn ensure_static(bin: &Path) -> anyhow::Result<()> {
         bail!("{} needs shared libraries: not static", bin.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_and_dynamic_binaries_are_told_apart() {
+        // busybox-static (the guests' userland, installed by setup) and the host's bash.
+        ensure_static(Path::new("/usr/bin/busybox")).unwrap();
+        let err = ensure_static(Path::new("/usr/bin/bash")).unwrap_err();
+        assert!(err.to_string().contains("ldd"), "{err:#}");
+    }
 }
