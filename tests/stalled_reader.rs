@@ -71,14 +71,8 @@ fn ping(ns: &Netns, interval: &str, count: u64) {
     );
 }
 
-/// kB of a `/proc/PID/status` field (`VmRSS`, `VmHWM`).
 fn status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in {status}"))
+    pwru_rs_harness::status_kb(pid, field).unwrap()
 }
 
 /// Where the stalled output goes.

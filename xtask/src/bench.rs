@@ -954,14 +954,8 @@ fn events_per_ping(bin: &Path, ns: &Netns) -> anyhow::Result<u64> {
     Ok(calibration.received / 100)
 }
 
-/// kB of a `/proc/PID/status` field (`VmRSS`, `VmHWM`).
 fn status_kb(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+    Ok(pwru_rs_harness::status_kb(pid, field)?)
 }
 
 /// Where [`start`] points `--stats-file`, in the tracer's directory.

@@ -179,6 +179,18 @@ pub fn sh(cmd: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// kB of a `/proc/PID/status` field (`VmRSS`, `VmHWM`): what a test or benchmark reads of a
+/// running pwru-rs's memory.
+pub fn status_kb(pid: u32, field: &str) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).map_err(io_error(format!("reading {path}")))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix("kB")?.trim().parse().ok())
+        .ok_or_else(|| error(format!("no {field} in {path}")))
+}
+
 /// What pwru-rs's ready file says it attached (see pwru-rs/src/ready.rs).
 #[derive(Debug, Clone)]
 pub struct Ready {
