@@ -73,6 +73,12 @@ pub const FUNC_ARGS_REASON_SHIFT: u32 = 4;
 pub const FUNC_ARGS_REASON: u64 = 0x7;
 pub const FUNC_ARGS_LIFE_END: u64 = 1 << 8;
 
+/// The helper number the kernel programs call for `bpf_rdonly_cast(addr, btf_id)` (no helper
+/// has it): before load, userspace turns every such call into the kfunc's call where the kernel
+/// has it, or into `r0 = r1` where it does not (the programs then take the helper path: see
+/// `Config::cast_btf_id`).
+pub const RDONLY_CAST_CALL: u32 = 0x7fff_0ca5;
+
 /// `kfree_skb_reason(struct sk_buff *skb, enum skb_drop_reason reason)`.
 pub const KPROBE_SKB_0_REASON_1: &str = "pwru_kprobe_skb_0_reason_1";
 /// `sk_skb_reason_drop(struct sock *sk, struct sk_buff *skb, enum skb_drop_reason reason)`.

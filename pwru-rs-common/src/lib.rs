@@ -209,7 +209,11 @@ pub struct Config {
     pub skb_metadata_words: u32,
     /// The same for `--output-xdp-metadata`.
     pub xdp_metadata_words: u32,
-    pub _pad: u32,
+    /// Non-zero where the kernel lets these programs call `bpf_rdonly_cast` (6.2+): the vmlinux
+    /// BTF id of a struct whose first member is an 8-byte integer. Reads of kernel memory of at
+    /// most 8 bytes then cast the address to it and load directly (the JIT guards the load; no
+    /// helper call), each call `contract::RDONLY_CAST_CALL` being patched into the kfunc call.
+    pub cast_btf_id: u32,
 }
 const _: () = assert!(size_of::<Config>() == 56);
 

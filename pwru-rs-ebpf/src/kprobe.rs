@@ -3,7 +3,7 @@
 //! is printed. The same programs serve plain kprobes and kprobe-multi links.
 
 use aya_ebpf::{
-    helpers::{bpf_probe_read_kernel, generated::bpf_get_func_ip},
+    helpers::generated::bpf_get_func_ip,
     macros::{kprobe, map},
     maps::HashMap,
     programs::ProbeContext,
@@ -54,7 +54,7 @@ fn hit_at_ip<H: FnOnce() -> u64>(
         hook_kind: HOOK_FUNC_IP,
         hook,
         // At the function's entry the stack pointer points at the return address.
-        caller: move || unsafe { bpf_probe_read_kernel(sp as *const u64) }.unwrap_or(0),
+        caller: move || crate::skb::read::<u64>(sp),
         reason,
         verdict: None,
         stack_key: crate::track::stack_key(sp),

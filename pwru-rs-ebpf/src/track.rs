@@ -7,7 +7,6 @@
 
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::bpf_probe_read_kernel,
     macros::{fentry, fexit, kprobe, kretprobe, map, raw_tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray},
     programs::{FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
@@ -226,7 +225,7 @@ assert_contract_name!(pwru_kretprobe_copy, contract::KRETPROBE_COPY);
 
 #[inline(always)]
 fn read_u64(addr: u64) -> u64 {
-    unsafe { bpf_probe_read_kernel(addr as *const u64) }.unwrap_or(0)
+    crate::skb::read(addr)
 }
 
 /// A function that may replace `*pskb` by a copy (`skb_pp_cow_data(pool, pskb, headroom)`,

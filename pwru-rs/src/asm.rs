@@ -12,7 +12,10 @@
 //! - no `ld_imm64`: it is the only two-slot instruction, and a stale line-info record pointing at
 //!   its second half makes the load fail; so constants are at most 32 bits (`mov32` zero-extends,
 //!   `mov64` sign-extends),
-//! - no relocations: no map references, no calls to BPF functions, only helper calls by number.
+//! - no relocations: no map references, no calls to BPF functions, only helper calls by number
+//!   and kfunc calls by vmlinux BTF id.
+
+use crate::btf::RdonlyCast;
 
 /// One eBPF instruction, as the kernel lays it out (`struct bpf_insn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,11 +201,26 @@ pub struct Asm {
     labels: Vec<Option<usize>>,
     /// Instructions whose offset is the distance to a label.
     fixups: Vec<(usize, Label)>,
+    /// Where the kernel allows it: [`Asm::load_kernel`] loads directly through `bpf_rdonly_cast`.
+    direct: Option<RdonlyCast>,
 }
+
+/// `src_reg` of a kfunc call (BPF_PSEUDO_KFUNC_CALL).
+const KFUNC_CALL: Reg = Reg(2);
 
 impl Asm {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An assembler whose [`Asm::load_kernel`] casts the address with the kfunc `direct` names
+    /// and loads directly (no helper call; the JIT guards the load, a fault gives 0); `None`:
+    /// through `bpf_probe_read_kernel`, as [`Asm::new`].
+    pub fn with_direct_loads(direct: Option<RdonlyCast>) -> Self {
+        Self {
+            direct,
+            ..Self::default()
+        }
     }
 
     pub fn with_capacity(insns: usize) -> Self {
@@ -391,6 +409,20 @@ impl Asm {
         buf: i16,
         fail: Label,
     ) {
+        if let Some(cast) = self.direct {
+            // r0 = bpf_rdonly_cast(addr + off, struct_id): at offset 0 of that struct's first
+            // member, an 8-byte integer, so a load of any size there is a scalar to the verifier.
+            if addr != R1 {
+                self.mov64_reg(R1, addr);
+            }
+            if off != 0 {
+                self.alu64_imm(AluOp::Add, R1, off);
+            }
+            self.mov64_imm(R2, cast.struct_id as i32);
+            self.insn(JMP | CALL, R0, KFUNC_CALL, 0, cast.func_id as i32);
+            self.load(size, dst, R0, 0);
+            return;
+        }
         self.probe_read_kernel(buf, size.bytes(), addr, off, fail);
         self.load(size, dst, FP, buf);
     }

@@ -150,6 +150,15 @@ pub struct TypeId {
     pub id: u32,
 }
 
+/// vmlinux BTF ids for direct reads: [`KernelBtf::rdonly_cast`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RdonlyCast {
+    /// The kfunc `bpf_rdonly_cast`.
+    pub func_id: u32,
+    /// The struct the programs cast addresses to.
+    pub struct_id: u32,
+}
+
 /// A struct/union member found by [`KernelBtf::field`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
@@ -583,6 +592,21 @@ impl KernelBtf {
             Type::Func(func) => btf.resolve_name(&func).ok(),
             _ => None,
         }
+    }
+
+    /// What direct reads need (see `pwru_rs_common::Config::cast_btf_id`): the vmlinux BTF ids
+    /// of the kfunc `bpf_rdonly_cast` (Linux 6.2+) and of a struct whose first member is an
+    /// 8-byte integer at offset 0 (`struct timespec64`), so that a load of 1 to 8 bytes at the
+    /// cast pointer is a load within that member. `None` where either is missing.
+    pub fn rdonly_cast(&self) -> Option<RdonlyCast> {
+        let (func, _) = self.function("bpf_rdonly_cast")?;
+        let target = self.struct_id("timespec64").ok()?;
+        let first = self.field_in(target, &["tv_sec"]).ok()?;
+        let scalar = matches!(first.kind, FieldKind::Int { size: 8, .. }) && first.offset == 0;
+        (func.obj == 0 && target.obj == 0 && scalar).then_some(RdonlyCast {
+            func_id: func.id,
+            struct_id: target.id,
+        })
     }
 
     /// Whether the kernel knows BPF helper `name` (`enum bpf_func_id` has `BPF_FUNC_<name>`).

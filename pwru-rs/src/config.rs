@@ -19,7 +19,7 @@ use regex::Regex;
 
 use crate::{
     backend::bpfprog::ProgramKind,
-    btf::KernelBtf,
+    btf::{KernelBtf, RdonlyCast},
     cli::{BackendChoice, Cli, TimestampChoice},
     expr,
     filter::{self, PcapFilter},
@@ -373,6 +373,8 @@ impl Config {
                     bytes: STACK_DEPTH * 8,
                 },
             ],
+            // The kernel's say: the session sets it (`KernelFacts::rdonly_cast`).
+            rdonly_cast: None,
         }
     }
 
@@ -476,8 +478,13 @@ pub struct Expressions {
 }
 
 impl Expressions {
-    /// Resolves and compiles the configured expressions (nothing when there are none).
-    pub fn resolve(config: &Config, btf: &KernelBtf) -> anyhow::Result<Self> {
+    /// Resolves and compiles the configured expressions (nothing when there are none), with
+    /// direct loads where the kernel allows them (`direct`).
+    pub fn resolve(
+        config: &Config,
+        btf: &KernelBtf,
+        direct: Option<RdonlyCast>,
+    ) -> anyhow::Result<Self> {
         let mut out = Expressions::default();
         for (e, root, stub, flag) in [
             (
@@ -495,7 +502,7 @@ impl Expressions {
         ] {
             if let Some(e) = e {
                 let f = expr::filter(btf, root, e)?;
-                let code = expr::codegen::filter(&f).context(flag)?;
+                let code = expr::codegen::filter(&f, direct).context(flag)?;
                 log::debug!("{flag} '{e}': {f:?}, {} eBPF instructions", code.len());
                 out.injections.push((stub, filter::to_bytes(&code)));
             }
@@ -518,7 +525,7 @@ impl Expressions {
                 continue;
             }
             let metadata = expr::metadata(btf, root, exprs)?;
-            let code = expr::codegen::metadata(&metadata).context(flag)?;
+            let code = expr::codegen::metadata(&metadata, direct).context(flag)?;
             log::debug!("{flag}: {metadata:?}, {} eBPF instructions", code.len());
             let words = metadata.iter().map(|m| m.words).sum();
             out.injections.push((stub, filter::to_bytes(&code)));

@@ -17,7 +17,7 @@
 //! middle of an instruction.
 
 use object::build::elf::{Builder, SectionData};
-use pwru_rs_common::contract::{Stub, STUBS};
+use pwru_rs_common::contract::{self, Stub, STUBS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PatchError {
@@ -51,6 +51,43 @@ pub struct MapValueSize {
 pub struct Patches {
     pub injections: Vec<Injection>,
     pub map_value_sizes: Vec<MapValueSize>,
+    /// The vmlinux BTF id of the kfunc `bpf_rdonly_cast` when the programs may call it: each
+    /// call to `contract::RDONLY_CAST_CALL` becomes its call; without, `r0 = r1` (the programs
+    /// then never reach it: `Config::cast_btf_id` is 0).
+    pub rdonly_cast: Option<u32>,
+}
+
+/// `call imm` of a helper: BPF_JMP | BPF_CALL, no registers, no offset.
+const CALL: u8 = 0x85;
+/// `src_reg` of a kfunc call (BPF_PSEUDO_KFUNC_CALL), in the registers byte's high nibble.
+const KFUNC_CALL_SRC: u8 = 2 << 4;
+/// `r0 = r1`: BPF_ALU64 | BPF_MOV | BPF_X, dst r0, src r1.
+const MOV_R0_R1: [u8; 8] = [0xbf, 1 << 4, 0, 0, 0, 0, 0, 0];
+
+/// The programs' call of `bpf_rdonly_cast` before [`patch`].
+const RDONLY_CAST_PLACEHOLDER: [u8; 8] = {
+    let n = contract::RDONLY_CAST_CALL.to_le_bytes();
+    [CALL, 0, 0, 0, n[0], n[1], n[2], n[3]]
+};
+
+/// Rewrites every placeholder call of `bpf_rdonly_cast` in `code` (see [`Patches::rdonly_cast`]);
+/// returns how many there were.
+fn patch_rdonly_cast(code: &mut [u8], func_id: Option<u32>) -> usize {
+    let mut patched = 0;
+    for insn in code.chunks_exact_mut(8) {
+        if insn != RDONLY_CAST_PLACEHOLDER {
+            continue;
+        }
+        match func_id {
+            Some(id) => {
+                insn[1] = KFUNC_CALL_SRC;
+                insn[4..].copy_from_slice(&id.to_le_bytes());
+            }
+            None => insn.copy_from_slice(&MOV_R0_R1),
+        }
+        patched += 1;
+    }
+    patched
 }
 
 /// `bpf_map_def.value_size`: after `type` and `key_size`.
@@ -93,6 +130,20 @@ pub fn patch(object: &[u8], patches: &Patches) -> Result<AlignedBytes, PatchErro
             .ok_or(PatchError::MissingSymbol(stub.symbol))?;
         symbol.st_size = size;
         symbol.st_value = address;
+    }
+    for section in builder
+        .sections
+        .iter_mut()
+        .filter(|s| s.sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0)
+    {
+        if let SectionData::Data(data) = &mut section.data {
+            if data
+                .chunks_exact(8)
+                .any(|insn| insn == RDONLY_CAST_PLACEHOLDER)
+            {
+                patch_rdonly_cast(data.to_mut(), patches.rdonly_cast);
+            }
+        }
     }
     for m in &patches.map_value_sizes {
         let symbol = builder
@@ -156,5 +207,59 @@ impl AlignedBytes {
     pub fn as_bytes(&self) -> &[u8] {
         // SAFETY: `len` bytes of the u64 storage were initialised in `new`.
         unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `r1 = 7`, the placeholder call, `exit`, the placeholder again.
+    fn code() -> Vec<u8> {
+        let mut code = vec![0xb7, 0x01, 0, 0, 7, 0, 0, 0];
+        code.extend(RDONLY_CAST_PLACEHOLDER);
+        code.extend([0x95, 0, 0, 0, 0, 0, 0, 0]);
+        code.extend(RDONLY_CAST_PLACEHOLDER);
+        code
+    }
+
+    #[test]
+    fn placeholder_calls_become_the_kfunc_call() {
+        let mut code = code();
+        assert_eq!(patch_rdonly_cast(&mut code, Some(0x1234)), 2);
+        let kfunc_call = [0x85, 0x20, 0, 0, 0x34, 0x12, 0, 0];
+        assert_eq!(&code[8..16], kfunc_call);
+        assert_eq!(&code[24..32], kfunc_call);
+        // The rest untouched.
+        assert_eq!(&code[..8], &self::code()[..8]);
+        assert_eq!(&code[16..24], &self::code()[16..24]);
+    }
+
+    #[test]
+    fn without_the_kfunc_they_become_a_move() {
+        let mut code = code();
+        assert_eq!(patch_rdonly_cast(&mut code, None), 2);
+        assert_eq!(&code[8..16], MOV_R0_R1);
+        assert_eq!(&code[24..32], MOV_R0_R1);
+    }
+
+    #[test]
+    fn the_embedded_programs_call_it_and_keep_no_placeholder() {
+        let Ok(object) = crate::loader::embedded_object() else {
+            return; // built without kernel programs
+        };
+        let patched = patch(object, &Patches::default()).unwrap();
+        let count = |bytes: &[u8]| {
+            // Instruction-aligned in every section: sections start 8-aligned in the file.
+            bytes
+                .chunks_exact(8)
+                .filter(|insn| *insn == RDONLY_CAST_PLACEHOLDER)
+                .count()
+        };
+        assert!(
+            count(object) > 0,
+            "the programs read no kernel memory directly"
+        );
+        assert_eq!(count(patched.as_bytes()), 0);
     }
 }

@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     backend::{self, bpfprog::ProgramKind, AttachRequest, Attached, Hookable},
-    btf::{DropReasons, KernelBtf, SkbFunction, SkbTracepoint},
+    btf::{DropReasons, KernelBtf, RdonlyCast, SkbFunction, SkbTracepoint},
     config::{Config, Expressions, OutputConfig},
     events::{
         self,
@@ -45,6 +45,33 @@ pub struct KernelFacts {
     pub helper_calls: Vec<i32>,
     /// `--output-bpfmap`: the map operations the traced programs call.
     pub bpf_map_ops: Vec<backend::bpf_helpers::MapOp>,
+    /// Where the programs may read kernel memory by direct loads (`Config::cast_btf_id`).
+    pub rdonly_cast: Option<RdonlyCast>,
+}
+
+/// `PWRU_RS_NO_DIRECT_READS=1`: read kernel memory with `bpf_probe_read_kernel` even where direct
+/// loads work (to compare the two; the benchmarks do).
+pub const NO_DIRECT_READS: &str = "PWRU_RS_NO_DIRECT_READS";
+
+/// Whether the programs may read by direct loads here: only with the running kernel's BTF (the
+/// ids go into the programs), and where a probe program with the cast loads.
+fn rdonly_cast(btf: &KernelBtf, path: &Path) -> Option<RdonlyCast> {
+    if path != Path::new(crate::config::DEFAULT_KERNEL_BTF)
+        || std::env::var_os(NO_DIRECT_READS).is_some()
+    {
+        return None;
+    }
+    let cast = btf.rdonly_cast()?;
+    let allowed = backend::support::rdonly_cast(cast);
+    log::debug!(
+        "direct reads (bpf_rdonly_cast): {}",
+        if allowed {
+            "yes"
+        } else {
+            "refused by the verifier"
+        }
+    );
+    allowed.then_some(cast)
 }
 
 impl KernelFacts {
@@ -89,7 +116,8 @@ impl KernelFacts {
                 "fexit on nft_do_chain",
             )?;
         }
-        let expressions = Expressions::resolve(config, &btf)?;
+        let direct = rdonly_cast(&btf, path);
+        let expressions = Expressions::resolve(config, &btf, direct)?;
         let mut offsets = btf
             .offsets()
             .context("kernel BTF lacks a field pwru-rs reads")?;
@@ -135,6 +163,7 @@ impl KernelFacts {
             None
         };
         let facts = Self {
+            rdonly_cast: direct,
             netfilter,
             helper_calls,
             bpf_map_ops,
@@ -186,11 +215,11 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need kprobes, which this kernel lacks (a tracepoint has no stack pointer to go by)");
     }
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
-    let object = object::patch(
-        loader::embedded_object()?,
-        &config.patches(&kernel.expressions),
-    )?;
+    let mut patches = config.patches(&kernel.expressions);
+    patches.rdonly_cast = kernel.rdonly_cast.map(|c| c.func_id);
+    let object = object::patch(loader::embedded_object()?, &patches)?;
     let mut kernel_config = config.kernel;
+    kernel_config.cast_btf_id = kernel.rdonly_cast.map_or(0, |c| c.struct_id);
     kernel_config.skb_metadata_words = kernel.expressions.skb_metadata_words;
     kernel_config.xdp_metadata_words = kernel.expressions.xdp_metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;

@@ -7,6 +7,7 @@ use aya_obj::generated::{bpf_attach_type, bpf_insn, bpf_prog_type};
 
 use super::{kprobe, Backend};
 use crate::{
+    btf::RdonlyCast,
     ksym::Kallsyms,
     loader::sys::{self, ProgLoad},
 };
@@ -35,6 +36,47 @@ fn return_zero() -> [bpf_insn; 2] {
     };
     // BPF_ALU64 | BPF_MOV | BPF_K, then BPF_JMP | BPF_EXIT.
     [insn(0xb7), insn(0x95)]
+}
+
+/// Whether programs of the types pwru-rs loads may call the kfunc `bpf_rdonly_cast` and load
+/// through its result (the verifier decides per program type and kernel): a program that casts 0
+/// and reads a byte there is loaded as a kprobe and as a raw tracepoint.
+pub fn rdonly_cast(cast: RdonlyCast) -> bool {
+    let insn = |code: u8, dst: u8, src: u8, imm: u32| bpf_insn {
+        code,
+        _bitfield_align_1: [],
+        _bitfield_1: bpf_insn::new_bitfield_1(dst, src),
+        off: 0,
+        imm: imm as i32,
+    };
+    let insns = [
+        insn(0xb7, 1, 0, 0),              // r1 = 0
+        insn(0xb7, 2, 0, cast.struct_id), // r2 = struct_id
+        insn(0x85, 0, 2, cast.func_id),   // call bpf_rdonly_cast (BPF_PSEUDO_KFUNC_CALL)
+        insn(0x71, 0, 0, 0),              // r0 = *(u8 *)(r0 + 0)
+        insn(0xb7, 0, 0, 0),              // r0 = 0
+        insn(0x95, 0, 0, 0),              // exit
+    ];
+    [
+        bpf_prog_type::BPF_PROG_TYPE_KPROBE,
+        bpf_prog_type::BPF_PROG_TYPE_RAW_TRACEPOINT,
+    ]
+    .into_iter()
+    .all(|prog_type| {
+        let loaded = sys::prog_load(&ProgLoad {
+            name: "pwru_rs_probe",
+            prog_type,
+            expected_attach_type: None,
+            attach_btf_id: 0,
+            attach_prog_fd: None,
+            insns: &insns,
+            btf: None,
+        });
+        if let Err(e) = &loaded {
+            log::debug!("direct reads: {prog_type:?}: {e}");
+        }
+        loaded.is_ok()
+    })
 }
 
 fn load(

@@ -6,12 +6,14 @@
 //!   or when the chain cannot be followed).
 //!
 //! The argument is a scalar (the stubs are global functions, verified on their own), so every
-//! read goes through `bpf_probe_read_kernel` into the stack. Numbers come out zero-extended,
+//! read goes through `bpf_probe_read_kernel` into the stack, or where the kernel allows it a
+//! number or pointer is loaded directly through `bpf_rdonly_cast` (`Asm::with_direct_loads`). Numbers come out zero-extended,
 //! or sign-extended to 64 bits for signed types; bitfields shifted down and masked.
 //! Registers: r6 = the current base, r7 = the value, r8 = the word asked for.
 
 use super::{Access, Filter, Metadata, Test, ValueKind};
 use crate::asm::{AluOp, Asm, AsmError, Cond, Insn, Label, Reg, Size, FP, R0, R1, R2, R6, R7, R8};
+use crate::btf::RdonlyCast;
 use crate::expr::parse::CmpOp;
 
 /// Stack offsets: an 8-byte load buffer, then a 64-byte string/bytes buffer below it.
@@ -19,9 +21,9 @@ const LOAD_BUF: i16 = -8;
 const BYTES_BUF: i16 = -72;
 const BYTES_BUF_LEN: u32 = 64;
 
-/// The filter stub's body.
-pub fn filter(f: &Filter) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::new();
+/// The filter stub's body; with `direct`, numbers and pointers are read by direct loads.
+pub fn filter(f: &Filter, direct: Option<RdonlyCast>) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::with_direct_loads(direct);
     let fail = a.new_label();
     let pass = a.new_label();
     a.mov64_reg(R6, R1);
@@ -73,9 +75,9 @@ pub fn filter(f: &Filter) -> Result<Vec<Insn>, AsmError> {
     a.finish()
 }
 
-/// The metadata stub's body.
-pub fn metadata(values: &[Metadata]) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::new();
+/// The metadata stub's body; `direct` as for [`filter`].
+pub fn metadata(values: &[Metadata], direct: Option<RdonlyCast>) -> Result<Vec<Insn>, AsmError> {
+    let mut a = Asm::with_direct_loads(direct);
     let zero = a.new_label();
     a.mov64_reg(R8, R2);
     a.mov64_reg(R6, R1);

@@ -272,7 +272,7 @@ fn generated_code_has_the_shape_the_loader_needs() {
             }
             Err(e) => panic!("{expr}: {e}"),
         };
-        let code = codegen::filter(&f).unwrap();
+        let code = codegen::filter(&f, None).unwrap();
         check_shape(&code);
         // One helper call per pointer and one for the value.
         let calls = code
@@ -285,14 +285,14 @@ fn generated_code_has_the_shape_the_loader_needs() {
         .map(String::from)
         .into();
     let m = metadata(&btf, SKB, &exprs).unwrap();
-    let code = codegen::metadata(&m).unwrap();
+    let code = codegen::metadata(&m, None).unwrap();
     check_shape(&code);
 }
 
 #[test]
 fn large_constants_are_built_without_ld_imm64() {
     let f = filter(&btf(), SKB, "skb->dev == 0xffff888012345678").unwrap();
-    let code = codegen::filter(&f).unwrap();
+    let code = codegen::filter(&f, None).unwrap();
     check_shape(&code);
     // mov32 high, lsh 32, mov32 low into r0, or.
     let lsh = code
