@@ -102,8 +102,5 @@ fn direct_reads_read_what_the_helper_reads() {
         marked >= 2 && direct.len() > marked && direct.iter().all(|e| e.contains("mtu=1500")),
         "{direct:#?}"
     );
-    for e in &direct {
-        eprintln!("{e}");
-    }
     assert_eq!(direct, helper, "direct reads and the helper disagree");
 }
