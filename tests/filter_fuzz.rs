@@ -12,7 +12,7 @@ use integration_tests::{pcap_corpus::Rng, require_root};
 use pwru_rs::filter::{
     cbpf::{self, CbpfInsn},
     testing::FilterTester,
-    translate, PcapFilter, View,
+    translate_with, PcapFilter, View,
 };
 
 /// libpcap's `struct bpf_insn`.
@@ -258,10 +258,18 @@ fn fuzz(seed: u64, programs: usize, packets_per_program: usize) -> Outcome {
         refused: 0,
         failures: Vec::new(),
     };
+    let direct = pwru_rs::session::direct_reads_here();
     for n in 0..programs {
         let len = 1 + rng.below(40) as usize;
         let prog = program(&mut rng, len);
-        let code = match translate(&prog) {
+        // Every other program with direct packet loads, where this kernel allows them.
+        let direct = direct.filter(|_| n % 2 == 1);
+        let mode = if direct.is_some() {
+            "direct loads"
+        } else {
+            "helper reads"
+        };
+        let code = match translate_with(&prog, direct) {
             Ok(code) => code,
             Err(e) => {
                 // A clear refusal is allowed; it must say what (not panic, not load).
@@ -275,12 +283,14 @@ fn fuzz(seed: u64, programs: usize, packets_per_program: usize) -> Outcome {
             l2: code.clone(),
             l3: code,
             l3_compiled: true,
+            l2_cbpf: prog.clone(),
+            l3_cbpf: Some(prog.clone()),
         };
-        let mut tester = match FilterTester::new(&filter) {
+        let mut tester = match FilterTester::with_direct_loads(&filter, direct) {
             Ok(t) => t,
             Err(e) => {
                 out.failures.push(format!(
-                    "seed {seed} program {n}: the kernel refused the translation: {e}\n{prog:?}"
+                    "seed {seed} program {n} ({mode}): the kernel refused the translation: {e}\n{prog:?}"
                 ));
                 continue;
             }
@@ -292,7 +302,7 @@ fn fuzz(seed: u64, programs: usize, packets_per_program: usize) -> Outcome {
             match tester.matches(&packet, View::Ethernet) {
                 Ok(got) if got == want => {}
                 Ok(got) => out.failures.push(format!(
-                    "seed {seed} program {n}: libpcap {want}, kernel {got} on {}\n{prog:?}",
+                    "seed {seed} program {n} ({mode}): libpcap {want}, kernel {got} on {}\n{prog:?}",
                     packet
                         .iter()
                         .map(|b| format!("{b:02x}"))

@@ -17,40 +17,55 @@ fn disagreements(expression: &str, packets: &[Packet]) -> Vec<String> {
     };
     let reference_l2 = compile_cbpf(expression, View::Ethernet).expect("compiled above");
     let reference_l3 = compile_cbpf(expression, View::Raw).ok();
-    let mut tester = match FilterTester::new(&filter) {
-        Ok(t) => t,
-        Err(e) => {
-            return vec![format!(
-                "'{expression}': the kernel refused the translation: {e}"
-            )]
-        }
-    };
     let mut out = Vec::new();
-    let mut check = |form: &str, bytes: &[u8], want: bool, view: View, desc: &str| match tester
-        .matches(bytes, view)
-    {
-        Ok(got) if got == want => {}
-        Ok(got) => out.push(format!(
-            "'{expression}' [{form}] {desc}: libpcap {want}, kernel {got}; packet {}",
-            hex(bytes)
-        )),
-        Err(e) => out.push(format!("'{expression}' [{form}] {desc}: {e}")),
-    };
-    for p in packets {
-        check(
-            "L2",
-            &p.frame,
-            reference_l2.matches(&p.frame),
-            View::Ethernet,
-            &p.desc,
-        );
-        if let Some(l3) = p.l3() {
-            // No raw-IP form (arp, ether …): pwru-rs's L3 program rejects everything.
-            let want = reference_l3.as_ref().is_some_and(|r| r.matches(l3));
-            check("L3", l3, want, View::Raw, &p.desc);
+    // Both translations: with helper reads, and with direct loads where the kernel has them.
+    for (mode, direct) in modes() {
+        let mut tester = match FilterTester::with_direct_loads(&filter, direct) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(format!(
+                    "'{expression}' ({mode}): the kernel refused the translation: {e}"
+                ));
+                continue;
+            }
+        };
+        let mut check = |form: &str, bytes: &[u8], want: bool, view: View, desc: &str| match tester
+            .matches(bytes, view)
+        {
+            Ok(got) if got == want => {}
+            Ok(got) => out.push(format!(
+                "'{expression}' ({mode}) [{form}] {desc}: libpcap {want}, kernel {got}; packet {}",
+                hex(bytes)
+            )),
+            Err(e) => out.push(format!("'{expression}' ({mode}) [{form}] {desc}: {e}")),
+        };
+        for p in packets {
+            check(
+                "L2",
+                &p.frame,
+                reference_l2.matches(&p.frame),
+                View::Ethernet,
+                &p.desc,
+            );
+            if let Some(l3) = p.l3() {
+                // No raw-IP form (arp, ether …): pwru-rs's L3 program rejects everything.
+                let want = reference_l3.as_ref().is_some_and(|r| r.matches(l3));
+                check("L3", l3, want, View::Raw, &p.desc);
+            }
         }
     }
     out
+}
+
+/// The translations to hold to libpcap: helper reads, and direct loads where this kernel allows
+/// them (it must, from 6.2 on: a kernel that has them and refuses is a failure to see).
+fn modes() -> Vec<(&'static str, Option<pwru_rs::btf::RdonlyCast>)> {
+    static DIRECT: std::sync::OnceLock<Option<pwru_rs::btf::RdonlyCast>> =
+        std::sync::OnceLock::new();
+    let direct = *DIRECT.get_or_init(pwru_rs::session::direct_reads_here);
+    let mut modes = vec![("helper reads", None)];
+    modes.extend(direct.map(|d| ("direct loads", Some(d))));
+    modes
 }
 
 fn hex(bytes: &[u8]) -> String {

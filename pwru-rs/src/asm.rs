@@ -213,14 +213,11 @@ impl Asm {
         Self::default()
     }
 
-    /// An assembler whose [`Asm::load_kernel`] casts the address with the kfunc `direct` names
-    /// and loads directly (no helper call; the JIT guards the load, a fault gives 0); `None`:
-    /// through `bpf_probe_read_kernel`, as [`Asm::new`].
-    pub fn with_direct_loads(direct: Option<RdonlyCast>) -> Self {
-        Self {
-            direct,
-            ..Self::default()
-        }
+    /// This assembler, with [`Asm::load_kernel`] casting the address with the kfunc `direct`
+    /// names and loading directly (no helper call; the JIT guards the load, a fault gives 0);
+    /// `None`: through `bpf_probe_read_kernel`, as by default.
+    pub fn direct_loads(self, direct: Option<RdonlyCast>) -> Self {
+        Self { direct, ..self }
     }
 
     pub fn with_capacity(insns: usize) -> Self {

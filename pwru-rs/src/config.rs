@@ -335,12 +335,13 @@ impl Config {
     }
 
     /// Everything to change in the kernel object before load: injected code (the pcap filter,
-    /// the resolved expressions), buffer sizes.
-    pub fn patches(&self, expressions: &Expressions) -> Patches {
+    /// the resolved expressions), buffer sizes, and with `direct` the kfunc calls of direct
+    /// reads.
+    pub fn patches(&self, expressions: &Expressions, direct: Option<RdonlyCast>) -> Patches {
         let mut injections = self
             .pcap
             .as_ref()
-            .map(PcapFilter::injections)
+            .map(|pcap| pcap.injections_with(direct))
             .unwrap_or_default();
         injections.extend(
             expressions
@@ -373,8 +374,7 @@ impl Config {
                     bytes: STACK_DEPTH * 8,
                 },
             ],
-            // The kernel's say: the session sets it (`KernelFacts::rdonly_cast`).
-            rdonly_cast: None,
+            rdonly_cast: direct.map(|c| c.func_id),
         }
     }
 

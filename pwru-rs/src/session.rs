@@ -53,6 +53,13 @@ pub struct KernelFacts {
 /// loads work (to compare the two; the benchmarks do).
 pub const NO_DIRECT_READS: &str = "PWRU_RS_NO_DIRECT_READS";
 
+/// What direct reads need on the running kernel, if it allows them (for tests: the session
+/// decides with the BTF it has read).
+pub fn direct_reads_here() -> Option<RdonlyCast> {
+    let path = Path::new(crate::config::DEFAULT_KERNEL_BTF);
+    rdonly_cast(&KernelBtf::from_file(path).ok()?, path)
+}
+
 /// Whether the programs may read by direct loads here: only with the running kernel's BTF (the
 /// ids go into the programs), and where a probe program with the cast loads.
 fn rdonly_cast(btf: &KernelBtf, path: &Path) -> Option<RdonlyCast> {
@@ -215,9 +222,10 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need kprobes, which this kernel lacks (a tracepoint has no stack pointer to go by)");
     }
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
-    let mut patches = config.patches(&kernel.expressions);
-    patches.rdonly_cast = kernel.rdonly_cast.map(|c| c.func_id);
-    let object = object::patch(loader::embedded_object()?, &patches)?;
+    let object = object::patch(
+        loader::embedded_object()?,
+        &config.patches(&kernel.expressions, kernel.rdonly_cast),
+    )?;
     let mut kernel_config = config.kernel;
     kernel_config.cast_btf_id = kernel.rdonly_cast.map_or(0, |c| c.struct_id);
     kernel_config.skb_metadata_words = kernel.expressions.skb_metadata_words;

@@ -7,7 +7,7 @@
 //!
 //! The argument is a scalar (the stubs are global functions, verified on their own), so every
 //! read goes through `bpf_probe_read_kernel` into the stack, or where the kernel allows it a
-//! number or pointer is loaded directly through `bpf_rdonly_cast` (`Asm::with_direct_loads`). Numbers come out zero-extended,
+//! number or pointer is loaded directly through `bpf_rdonly_cast` (`Asm::direct_loads`). Numbers come out zero-extended,
 //! or sign-extended to 64 bits for signed types; bitfields shifted down and masked.
 //! Registers: r6 = the current base, r7 = the value, r8 = the word asked for.
 
@@ -23,7 +23,7 @@ const BYTES_BUF_LEN: u32 = 64;
 
 /// The filter stub's body; with `direct`, numbers and pointers are read by direct loads.
 pub fn filter(f: &Filter, direct: Option<RdonlyCast>) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::with_direct_loads(direct);
+    let mut a = Asm::new().direct_loads(direct);
     let fail = a.new_label();
     let pass = a.new_label();
     a.mov64_reg(R6, R1);
@@ -77,7 +77,7 @@ pub fn filter(f: &Filter, direct: Option<RdonlyCast>) -> Result<Vec<Insn>, AsmEr
 
 /// The metadata stub's body; `direct` as for [`filter`].
 pub fn metadata(values: &[Metadata], direct: Option<RdonlyCast>) -> Result<Vec<Insn>, AsmError> {
-    let mut a = Asm::with_direct_loads(direct);
+    let mut a = Asm::new().direct_loads(direct);
     let zero = a.new_label();
     a.mov64_reg(R8, R2);
     a.mov64_reg(R6, R1);

@@ -21,6 +21,7 @@ use crate::asm::{
     AluOp, Asm, AsmError, CheckedLoad, Cond, Insn, Label, Offset, Reg, Size, FP,
     HELPER_PROBE_READ_KERNEL, R0, R1, R2, R3, R6, R7, R8, R9,
 };
+use crate::btf::RdonlyCast;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TranslateError {
@@ -178,6 +179,16 @@ impl Emitter {
 
 /// Translates a libpcap program. The result returns non-zero for "match".
 pub fn translate(prog: &[CbpfInsn]) -> Result<Vec<Insn>, TranslateError> {
+    translate_with(prog, None)
+}
+
+/// [`translate`], with each packet load a direct load where the kernel allows it (`direct`; see
+/// `Asm::direct_loads`): no window then, since copying one costs a helper call and each load
+/// is a few instructions.
+pub fn translate_with(
+    prog: &[CbpfInsn],
+    direct: Option<RdonlyCast>,
+) -> Result<Vec<Insn>, TranslateError> {
     if prog.is_empty() {
         return Err(TranslateError::Empty);
     }
@@ -187,14 +198,18 @@ pub fn translate(prog: &[CbpfInsn]) -> Result<Vec<Insn>, TranslateError> {
             || (matches!(i.class(), cbpf::LD | cbpf::LDX) && i.mode() == cbpf::MEM)
     });
 
-    let mut asm = Asm::with_capacity(prog.len() * 8);
+    let mut asm = Asm::with_capacity(prog.len() * 8).direct_loads(direct);
     let reject = asm.new_label();
     // One label per cBPF instruction; only reachable ones are bound (and jumped to).
     let at_pc: Vec<Label> = prog.iter().map(|_| asm.new_label()).collect();
     let mut e = Emitter {
         asm,
         reject,
-        window: window_size(prog, &reachable),
+        window: if direct.is_some() {
+            0
+        } else {
+            window_size(prog, &reachable)
+        },
         layout: Layout::new(uses_scratch),
     };
     // Prologue. A reversed range (end < start) is a bad call: reject.

@@ -11,10 +11,10 @@ pub mod testing;
 
 pub use crate::asm::Insn;
 pub use cbpf::{compile as compile_cbpf, CbpfInsn, Compiled, View};
-pub use ebpf::{translate, TranslateError};
+pub use ebpf::{translate, translate_with, TranslateError};
 use pwru_rs_common::contract::{FILTER_L2_STUB, FILTER_L3_STUB};
 
-use crate::object::Injection;
+use crate::{btf::RdonlyCast, object::Injection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
@@ -35,6 +35,10 @@ pub struct PcapFilter {
     pub expression: String,
     pub l2: Vec<Insn>,
     pub l3: Vec<Insn>,
+    /// What libpcap compiled (`l2`, `l3` translate them), for [`PcapFilter::injections_with`]
+    /// to translate again; `None` without a raw-IP form.
+    pub l2_cbpf: Vec<CbpfInsn>,
+    pub l3_cbpf: Option<Vec<CbpfInsn>>,
     /// False when libpcap has no raw-IP form of the expression (`arp`, `ether host …`): then the
     /// L3 program rejects every packet.
     pub l3_compiled: bool,
@@ -67,19 +71,25 @@ pub fn compile(expression: &str) -> Result<Option<PcapFilter>, FilterError> {
             ),
         });
     }
+    let l2_cbpf = l2.instructions();
     let l2 = translate_view(View::Ethernet, &l2)?;
-    let (l3, l3_compiled) = match compile_cbpf(expression, View::Raw) {
-        Ok(compiled) => (translate_view(View::Raw, &compiled)?, true),
+    let (l3, l3_cbpf) = match compile_cbpf(expression, View::Raw) {
+        Ok(compiled) => (
+            translate_view(View::Raw, &compiled)?,
+            Some(compiled.instructions()),
+        ),
         Err(message) => {
             log::debug!("no raw-IP form of '{expression}' ({message}): it matches only skbs with a MAC header");
-            (reject_all(), false)
+            (reject_all(), None)
         }
     };
     Ok(Some(PcapFilter {
         expression: expression.to_owned(),
         l2,
         l3,
-        l3_compiled,
+        l3_compiled: l3_cbpf.is_some(),
+        l2_cbpf,
+        l3_cbpf,
     }))
 }
 
@@ -135,14 +145,34 @@ pub fn to_bytes(insns: &[Insn]) -> Vec<u8> {
 impl PcapFilter {
     /// The code for the kernel object's two filter stubs.
     pub fn injections(&self) -> Vec<Injection> {
+        self.injections_with(None)
+    }
+
+    /// [`PcapFilter::injections`] with direct packet loads where the kernel allows them
+    /// (`direct`: see `ebpf::translate_with`).
+    pub fn injections_with(&self, direct: Option<RdonlyCast>) -> Vec<Injection> {
+        // The same programs translated once already; should the direct form not translate
+        // (a jump too far in a huge filter), the helper form stands.
+        let again = |cbpf: &[CbpfInsn], translated: &Vec<Insn>| match direct {
+            None => translated.clone(),
+            Some(_) => translate_with(cbpf, direct).unwrap_or_else(|e| {
+                log::debug!("'{}' with direct loads: {e}", self.expression);
+                translated.clone()
+            }),
+        };
+        let l2 = again(&self.l2_cbpf, &self.l2);
+        let l3 = match &self.l3_cbpf {
+            Some(cbpf) => again(cbpf, &self.l3),
+            None => self.l3.clone(),
+        };
         vec![
             Injection {
                 stub: FILTER_L2_STUB,
-                code: to_bytes(&self.l2),
+                code: to_bytes(&l2),
             },
             Injection {
                 stub: FILTER_L3_STUB,
-                code: to_bytes(&self.l3),
+                code: to_bytes(&l3),
             },
         ]
     }
@@ -156,6 +186,45 @@ mod tests {
     fn empty_expression_is_no_filter() {
         assert!(compile("").unwrap().is_none());
         assert!(compile("   ").unwrap().is_none());
+    }
+
+    #[test]
+    fn direct_loads_call_the_kfunc_and_no_helper() {
+        let f = compile("host 10.0.0.1 and tcp port 443").unwrap().unwrap();
+        let cast = RdonlyCast {
+            func_id: 4242,
+            struct_id: 77,
+        };
+        let calls = |code: &[u8], src: u8, imm: i32| {
+            code.chunks_exact(8)
+                .filter(|i| {
+                    i[0] == crate::asm::JMP | crate::asm::CALL
+                        && i[1] >> 4 == src
+                        && i32::from_le_bytes([i[4], i[5], i[6], i[7]]) == imm
+                })
+                .count()
+        };
+        let helper = crate::asm::HELPER_PROBE_READ_KERNEL;
+        for (with, direct) in [
+            (f.injections(), false),
+            (f.injections_with(Some(cast)), true),
+        ] {
+            for injection in with {
+                let (kfunc, probe) = (
+                    calls(&injection.code, 2, 4242),
+                    calls(&injection.code, 0, helper),
+                );
+                assert!(
+                    if direct {
+                        kfunc > 0 && probe == 0
+                    } else {
+                        kfunc == 0 && probe > 0
+                    },
+                    "{}: {kfunc} kfunc calls, {probe} helper calls (direct: {direct})",
+                    injection.stub.symbol
+                );
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,10 @@ use pwru_rs_common::{
 };
 
 use super::{PcapFilter, View};
-use crate::loader::{self, sys};
+use crate::{
+    btf::RdonlyCast,
+    loader::{self, sys},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestRunError {
@@ -35,11 +38,21 @@ pub struct FilterTester {
 
 impl FilterTester {
     pub fn new(filter: &PcapFilter) -> Result<Self, TestRunError> {
+        Self::with_direct_loads(filter, None)
+    }
+
+    /// The filter translated with direct packet loads (`direct`, as
+    /// [`crate::session::direct_reads_here`] finds it; `None`: as [`FilterTester::new`]).
+    pub fn with_direct_loads(
+        filter: &PcapFilter,
+        direct: Option<RdonlyCast>,
+    ) -> Result<Self, TestRunError> {
         let object = loader::embedded_object().map_err(|e| TestRunError::Load(e.to_string()))?;
         let object = crate::object::patch(
             object,
             &crate::object::Patches {
-                injections: filter.injections(),
+                injections: filter.injections_with(direct),
+                rdonly_cast: direct.map(|c| c.func_id),
                 ..Default::default()
             },
         )?;
