@@ -113,10 +113,11 @@ fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>
 }
 
 /// Where each function's skb is (`contract::func_args_entry`), by function address; userspace
-/// fills it before linking. Not preallocated: only the entries written take memory.
+/// fills it before linking, and sizes it at load to the functions there are. Preallocated: the
+/// elements then sit side by side and the bucket array is small, so a lookup (one per hit)
+/// touches few pages; under emulation that is most of its cost.
 #[map]
-static FUNC_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(1 << 16, BPF_F_NO_PREALLOC);
-const BPF_F_NO_PREALLOC: u32 = 1;
+static FUNC_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
 pwru_rs_common::assert_contract_name!(FUNC_ARGS, contract::FUNC_ARGS_MAP);
 
 /// kprobe-multi: every function in one link; [`FUNC_ARGS`] says where the function's skb and

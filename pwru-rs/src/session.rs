@@ -49,6 +49,14 @@ pub struct KernelFacts {
     pub rdonly_cast: Option<RdonlyCast>,
 }
 
+impl KernelFacts {
+    /// Room in the kprobe-multi function table (`FUNC_ARGS`) for every skb function, twice
+    /// over: a name kallsyms has at several addresses takes an entry for each.
+    fn func_args_entries(&self) -> u32 {
+        (2 * self.functions.len() as u32 + 256).next_power_of_two()
+    }
+}
+
 /// `PWRU_RS_NO_DIRECT_READS=1`: read kernel memory with `bpf_probe_read_kernel` even where direct
 /// loads work (to compare the two; the benchmarks do).
 pub const NO_DIRECT_READS: &str = "PWRU_RS_NO_DIRECT_READS";
@@ -256,7 +264,20 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         object.as_bytes(),
         &kernel.offsets,
         &kernel_config,
-        &config.map_sizes(),
+        &[
+            config.map_sizes(),
+            vec![(
+                contract::FUNC_ARGS_MAP,
+                // Only kprobe-multi fills it.
+                match config.backend {
+                    crate::cli::BackendChoice::Auto | crate::cli::BackendChoice::KprobeMulti => {
+                        kernel.func_args_entries()
+                    }
+                    crate::cli::BackendChoice::Kprobe | crate::cli::BackendChoice::Tracepoint => 1,
+                },
+            )],
+        ]
+        .concat(),
     )?;
     let attach_started = Instant::now();
     let mut attached = backend::attach(
