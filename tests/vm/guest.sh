@@ -681,6 +681,22 @@ else
         fail "action-refused: $(cat /tmp/action-run.out)"
 fi
 
+# --- direct reads (bpf_rdonly_cast, 6.2+) on the kprobe program type; 6.1 keeps the helper -----
+run_tracer direct "${BACKEND[@]}" --debug --filter-netns /run/netns/b \
+    --filter-skb-expr 'skb->dev->mtu == 1500' 'icmp'
+ping_a_to_b
+stop_tracer
+expect_func_tuple direct ip_rcv 10.0.0.1 10.0.0.2
+if [[ $KVER == 6.1.* ]]; then
+    if grep -qF "direct reads" /tmp/direct.err; then
+        fail "direct: 6.1 has no bpf_rdonly_cast, yet: $(grep -F 'direct reads' /tmp/direct.err)"
+    else
+        pass "direct: 6.1 reads with the helper"
+    fi
+else
+    expect_stderr direct "direct reads (bpf_rdonly_cast): yes"
+fi
+
 # --- --version names the backends this kernel has ---------------------------------------------
 version=$(pwru-rs --version 2>&1)
 if echo "$version" | grep -q 'kprobe: supported' && \
