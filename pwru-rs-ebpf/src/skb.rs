@@ -160,8 +160,8 @@ where
     T: Default,
 {
     if size_of::<T>() <= 8 && cfg!(cast_btf_id) != 0 {
-        // SAFETY: the load cannot fault: the program's memory accesses are the verifier's, and
-        // it makes this one a guarded load of an untrusted pointer.
+        // SAFETY: the verifier types the cast's result as an untrusted kernel pointer and the JIT
+        // guards loads through it: an unreadable address reads 0 instead of faulting.
         return unsafe { core::ptr::read_volatile(rdonly_cast(addr) as *const T) };
     }
     unsafe { bpf_probe_read_kernel(addr as *const T) }.unwrap_or_default()
