@@ -138,11 +138,54 @@ fn build_ebpf() -> anyhow::Result<()> {
         "{DEBIAN_CARGO} build of {EBPF_PACKAGE} failed: {status}"
     );
     let artifact = artifact.ok_or_else(|| anyhow::anyhow!("no eBPF artifact reported"))?;
-    std::fs::copy(&artifact, out_dir.join(OBJECT_NAME))?;
+    std::fs::write(
+        out_dir.join(OBJECT_NAME),
+        without_dwarf(&std::fs::read(&artifact)?)?,
+    )?;
     let dataplane =
         dataplane.ok_or_else(|| anyhow::anyhow!("no test dataplane artifact reported"))?;
     std::fs::copy(&dataplane, out_dir.join(DATAPLANE_NAME))?;
     Ok(())
+}
+
+/// The object without its DWARF sections (`.debug_*` and their relocations): bpf-linker made BTF
+/// from them, which aya and the kernel use (names, line info); the DWARF is three quarters of the
+/// object, and pwru-rs holds the object in memory two or three times while loading it.
+fn without_dwarf(object: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use object::build::elf::{Builder, SectionData};
+    let mut builder = Builder::read(object)?;
+    for section in builder.sections.iter_mut() {
+        let name = &*section.name;
+        if name.starts_with(b".debug_") || name.starts_with(b".rel.debug_") {
+            section.delete = true;
+        }
+    }
+    let deleted: Vec<_> = builder
+        .sections
+        .iter()
+        .filter(|s| s.delete)
+        .map(|s| s.id())
+        .collect();
+    for symbol in builder.symbols.iter_mut() {
+        if symbol.section.is_some_and(|s| deleted.contains(&s)) {
+            symbol.delete = true;
+        }
+    }
+    // LLVM keeps section names in .strtab; the writer wants a .shstrtab of its own.
+    if !builder
+        .sections
+        .iter()
+        .any(|s| matches!(s.data, SectionData::SectionString))
+    {
+        let shstrtab = builder.sections.add();
+        shstrtab.name = (&b".shstrtab"[..]).into();
+        shstrtab.sh_type = object::elf::SHT_STRTAB;
+        shstrtab.sh_addralign = 1;
+        shstrtab.data = SectionData::SectionString;
+    }
+    let mut out = Vec::new();
+    builder.write(&mut out)?;
+    Ok(out)
 }
 
 /// `--version`'s git commit (`unknown` outside a git checkout) and aya version (from Cargo.lock).
