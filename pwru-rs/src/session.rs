@@ -58,7 +58,7 @@ impl KernelFacts {
 }
 
 /// `PWRU_RS_NO_DIRECT_READS=1`: read kernel memory with `bpf_probe_read_kernel` even where direct
-/// loads work (to compare the two; the benchmarks do).
+/// loads work (to compare the two: `tests/direct_reads.rs` holds them to the same events).
 pub const NO_DIRECT_READS: &str = "PWRU_RS_NO_DIRECT_READS";
 
 /// What direct reads need on the running kernel, if it allows them (for tests: the session
