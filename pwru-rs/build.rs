@@ -14,6 +14,9 @@ use std::{
     process::{Command, Stdio},
 };
 
+#[path = "src/elf_write.rs"]
+mod elf_write;
+
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const EBPF_PACKAGE: &str = "pwru-rs-ebpf";
@@ -152,7 +155,7 @@ fn build_ebpf() -> anyhow::Result<()> {
 /// from them, which aya and the kernel use (names, line info); the DWARF is three quarters of the
 /// object, and pwru-rs holds the object in memory two or three times while loading it.
 fn without_dwarf(object: &[u8]) -> anyhow::Result<Vec<u8>> {
-    use object::build::elf::{Builder, SectionData};
+    use object::build::elf::Builder;
     let mut builder = Builder::read(object)?;
     for section in builder.sections.iter_mut() {
         let name = &*section.name;
@@ -171,21 +174,7 @@ fn without_dwarf(object: &[u8]) -> anyhow::Result<Vec<u8>> {
             symbol.delete = true;
         }
     }
-    // LLVM keeps section names in .strtab; the writer wants a .shstrtab of its own.
-    if !builder
-        .sections
-        .iter()
-        .any(|s| matches!(s.data, SectionData::SectionString))
-    {
-        let shstrtab = builder.sections.add();
-        shstrtab.name = (&b".shstrtab"[..]).into();
-        shstrtab.sh_type = object::elf::SHT_STRTAB;
-        shstrtab.sh_addralign = 1;
-        shstrtab.data = SectionData::SectionString;
-    }
-    let mut out = Vec::new();
-    builder.write(&mut out)?;
-    Ok(out)
+    Ok(elf_write::write(builder)?)
 }
 
 /// `--version`'s git commit (`unknown` outside a git checkout) and aya version (from Cargo.lock).

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod btf;
 pub mod cli;
 pub mod config;
+mod elf_write;
 pub mod events;
 pub mod expr;
 pub mod fault;

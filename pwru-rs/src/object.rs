@@ -167,21 +167,7 @@ pub fn patch(object: &[u8], patches: &Patches) -> Result<AlignedBytes, PatchErro
             .ok_or(PatchError::MissingMap(m.map))?;
         bytes.copy_from_slice(&m.bytes.to_le_bytes());
     }
-    // LLVM keeps section names in .strtab; the writer wants a .shstrtab of its own.
-    if !builder
-        .sections
-        .iter()
-        .any(|s| matches!(s.data, SectionData::SectionString))
-    {
-        let shstrtab = builder.sections.add();
-        shstrtab.name = (&b".shstrtab"[..]).into();
-        shstrtab.sh_type = object::elf::SHT_STRTAB;
-        shstrtab.sh_addralign = 1;
-        shstrtab.data = SectionData::SectionString;
-    }
-    let mut out = Vec::new();
-    builder.write(&mut out)?;
-    Ok(AlignedBytes::new(&out))
+    Ok(AlignedBytes::new(&crate::elf_write::write(builder)?))
 }
 
 /// Bytes in 8-byte aligned storage: object's ELF reader (inside aya) wants aligned headers.
