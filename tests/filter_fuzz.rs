@@ -282,7 +282,6 @@ fn fuzz(seed: u64, programs: usize, packets_per_program: usize) -> Outcome {
             expression: format!("fuzz seed {seed} program {n}"),
             l2: code.clone(),
             l3: code,
-            l3_compiled: true,
             l2_cbpf: prog.clone(),
             l3_cbpf: Some(prog.clone()),
         };

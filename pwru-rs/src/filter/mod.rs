@@ -36,12 +36,10 @@ pub struct PcapFilter {
     pub l2: Vec<Insn>,
     pub l3: Vec<Insn>,
     /// What libpcap compiled (`l2`, `l3` translate them), for [`PcapFilter::injections_with`]
-    /// to translate again; `None` without a raw-IP form.
+    /// to translate again. `l3_cbpf` is `None` when libpcap has no raw-IP form of the expression
+    /// (`arp`, `ether host …`): then the L3 program rejects every packet.
     pub l2_cbpf: Vec<CbpfInsn>,
     pub l3_cbpf: Option<Vec<CbpfInsn>>,
-    /// False when libpcap has no raw-IP form of the expression (`arp`, `ether host …`): then the
-    /// L3 program rejects every packet.
-    pub l3_compiled: bool,
 }
 
 /// Compiles `expression`; `None` when it is empty (no filter, no cost).
@@ -87,7 +85,6 @@ pub fn compile(expression: &str) -> Result<Option<PcapFilter>, FilterError> {
         expression: expression.to_owned(),
         l2,
         l3,
-        l3_compiled: l3_cbpf.is_some(),
         l2_cbpf,
         l3_cbpf,
     }))
@@ -246,10 +243,10 @@ mod tests {
     #[test]
     fn link_layer_only_expressions_reject_in_l3_form() {
         let f = compile("arp").unwrap().unwrap();
-        assert!(!f.l3_compiled);
+        assert!(f.l3_cbpf.is_none());
         assert_eq!(f.l3, reject_all());
         let f = compile("tcp port 80").unwrap().unwrap();
-        assert!(f.l3_compiled);
+        assert!(f.l3_cbpf.is_some());
     }
 
     #[test]
