@@ -3,7 +3,11 @@
 //! them and once with `PWRU_RS_NO_DIRECT_READS=1`, gives the same events field by field. On this
 //! host (6.18, tracepoint backend) the kernel allows them, and the test says so first.
 //!
-//! One test in its own binary: it sets an environment variable the tracers inherit.
+//! The same holds for the configuration and offsets folded into the programs as immediates
+//! (`object::fold`) against loading them from the read-only globals
+//! (`PWRU_RS_NO_CONSTANT_FOLDING=1`).
+//!
+//! One test in its own binary: it sets environment variables the tracers inherit.
 
 use integration_tests::{require_root, veth_pair, Tracer, VethPair, EVENT_TIMEOUT};
 use pwru_rs::output::JsonEvent;
@@ -89,7 +93,21 @@ fn direct_reads_read_what_the_helper_reads() {
         pwru_rs::session::NO_DIRECT_READS
     );
 
-    let (direct, helper) = (path_of(&direct), path_of(&helper));
+    assert!(
+        stderr.contains("loads became immediates"),
+        "the configuration was not folded into the programs: {stderr}"
+    );
+    // The configuration and offsets loaded from the read-only globals instead of immediates.
+    unsafe { std::env::set_var(pwru_rs::session::NO_CONSTANT_FOLDING, "1") };
+    let (loaded, stderr) = traced_pings(&net);
+    unsafe { std::env::remove_var(pwru_rs::session::NO_CONSTANT_FOLDING) };
+    assert!(
+        !stderr.contains("loads became immediates"),
+        "{}=1 did not turn the folding off: {stderr}",
+        pwru_rs::session::NO_CONSTANT_FOLDING
+    );
+
+    let (direct, helper, loaded) = (path_of(&direct), path_of(&helper), path_of(&loaded));
     assert!(
         direct.len() >= 2,
         "the marked ping was not traced: {direct:#?}"
@@ -103,4 +121,8 @@ fn direct_reads_read_what_the_helper_reads() {
         "{direct:#?}"
     );
     assert_eq!(direct, helper, "direct reads and the helper disagree");
+    assert_eq!(
+        direct, loaded,
+        "the configuration as immediates and as loads disagree"
+    );
 }

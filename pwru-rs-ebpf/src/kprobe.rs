@@ -19,19 +19,19 @@ use crate::skb::{handle_skb, handle_xdp, Hit, XdpHit};
 #[inline(always)]
 fn hit(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>) -> u32 {
     let skb: u64 = ctx.arg(skb_arg).unwrap_or(0);
-    let reason = reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
+    let reason = move || reason_arg.map(|n| ctx.arg::<u64>(n).unwrap_or(0) as u32);
     handle_skb(hit_at(ctx, skb, reason, None));
     0
 }
 
 /// A hit of this probe on `skb`; the probed function's address comes from the kernel.
 #[inline(always)]
-fn hit_at(
+fn hit_at<R: FnOnce() -> Option<u32>>(
     ctx: &ProbeContext,
     skb: u64,
-    reason: Option<u32>,
+    reason: R,
     given: Option<u8>,
-) -> Hit<impl FnOnce() -> u64 + '_, impl FnOnce() -> u64 + '_> {
+) -> Hit<impl FnOnce() -> u64 + '_, impl FnOnce() -> u64 + '_, R, impl Fn() -> u64 + Copy + '_> {
     // The probed function's address; userspace names it through kallsyms.
     hit_at_ip(ctx, skb, reason, given, || unsafe {
         bpf_get_func_ip(ctx.as_ptr())
@@ -40,24 +40,26 @@ fn hit_at(
 
 /// [`hit_at`] with the function's address from `hook`.
 #[inline(always)]
-fn hit_at_ip<H: FnOnce() -> u64>(
+fn hit_at_ip<H: FnOnce() -> u64, R: FnOnce() -> Option<u32>>(
     ctx: &ProbeContext,
     skb: u64,
-    reason: Option<u32>,
+    reason: R,
     given: Option<u8>,
     hook: H,
-) -> Hit<H, impl FnOnce() -> u64 + '_> {
-    let sp = unsafe { (*ctx.regs).rsp };
+) -> Hit<H, impl FnOnce() -> u64 + '_, R, impl Fn() -> u64 + Copy + '_> {
+    // Read when asked: most hits are filtered out before either needs it.
+    let regs = ctx.regs;
+    let sp = move || unsafe { (*regs).rsp };
     Hit {
         ctx: ctx.as_ptr(),
         skb,
         hook_kind: HOOK_FUNC_IP,
         hook,
         // At the function's entry the stack pointer points at the return address.
-        caller: move || crate::skb::read::<u64>(sp),
+        caller: move || crate::skb::read::<u64>(sp()),
         reason,
         verdict: None,
-        stack_key: crate::track::stack_key(sp),
+        stack_key: move || crate::track::stack_key(sp()),
         given,
         netfilter: crate::skb::NfChain::NONE,
         bpf_map: false,
@@ -70,7 +72,7 @@ fn hit_at_ip<H: FnOnce() -> u64>(
 pub fn pwru_kprobe_non_skb(ctx: ProbeContext) -> u32 {
     let sp = unsafe { (*ctx.regs).rsp };
     if let Some(skb) = crate::track::skb_on_stack(crate::track::stack_key(sp)) {
-        handle_skb(hit_at(&ctx, skb, None, Some(TRACKED_BY_STACKID)));
+        handle_skb(hit_at(&ctx, skb, || None, Some(TRACKED_BY_STACKID)));
     }
     0
 }
@@ -86,7 +88,7 @@ pub fn pwru_kprobe_bpf_helper(ctx: ProbeContext) -> u32 {
     let tracked_by = crate::bpfprog::found_tracked_by();
     match packet {
         crate::bpfprog::Packet::Skb(skb) => {
-            handle_skb(hit_at(&ctx, skb, None, Some(tracked_by)));
+            handle_skb(hit_at(&ctx, skb, || None, Some(tracked_by)));
         }
         crate::bpfprog::Packet::Xdp(xdp) => {
             handle_xdp(XdpHit {
@@ -134,8 +136,9 @@ pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
         n => Some(n as usize - 1),
     };
     let skb = arg_at(&ctx, skb_arg);
-    let reason = reason.map(|n| arg_at(&ctx, n) as u32);
-    handle_skb(hit_at_ip(&ctx, skb, reason, None, move || ip));
+    let ctx = &ctx;
+    let reason = move || reason.map(|n| arg_at(ctx, n) as u32);
+    handle_skb(hit_at_ip(ctx, skb, reason, None, move || ip));
     if args & contract::FUNC_ARGS_LIFE_END != 0 {
         crate::track::end_of_life(skb);
     }
@@ -145,7 +148,8 @@ pwru_rs_common::assert_contract_name!(pwru_kprobe_multi, contract::KPROBE_MULTI)
 
 /// Argument `n` (0-4) of the probed function, `n` known only at run time. Every register is read
 /// at its fixed offset, then one picked: the verifier refuses a load through a context pointer
-/// moved by a run-time amount, which is what indexing by `n` compiles to.
+/// moved by a run-time amount, which is what indexing by `n` compiles to (even a match with a
+/// volatile load per arm: LLVM merges the arms into one such load).
 #[inline(always)]
 fn arg_at(ctx: &ProbeContext, n: usize) -> u64 {
     let regs = ctx.regs;

@@ -25,9 +25,9 @@ pub fn pwru_fentry_nft(ctx: FEntryContext) -> u32 {
         hook_kind: HOOK_NFT_DO_CHAIN,
         hook: || 0,
         caller: || 0,
-        reason: None,
+        reason: || None,
         verdict: None,
-        stack_key: 0,
+        stack_key: || 0,
         given: None,
         netfilter: NfChain {
             chain,

@@ -281,7 +281,7 @@ pub fn tracking_by_stack() -> bool {
 }
 
 /// One hit of a hook on an skb.
-pub struct Hit<H, C> {
+pub struct Hit<H, C, R, K> {
     pub ctx: *mut core::ffi::c_void,
     pub skb: u64,
     /// A `record::HOOK_*` kind, and what names the hook for userspace (asked only for events:
@@ -290,13 +290,14 @@ pub struct Hit<H, C> {
     pub hook: H,
     /// The return address into the caller where the hook kind has one (0 else).
     pub caller: C,
-    /// The drop reason when the hook carries one.
-    pub reason: Option<u32>,
+    /// The drop reason when the hook carries one (asked only for events: on the hook's
+    /// arguments, it need not be read for the skbs filtered out).
+    pub reason: R,
     /// A BPF program's return value, at its exit (`--filter-trace-tc`).
     pub verdict: Option<u32>,
     /// Which kernel stack the hook runs on (`track::stack_key`), where the hook kind tells (0
-    /// else): `--filter-track-skb-by-stackid` goes by it.
-    pub stack_key: u64,
+    /// else): `--filter-track-skb-by-stackid` goes by it (asked only with it).
+    pub stack_key: K,
     /// The skb was found by the hook, not passed to it: traced without the filters, as this
     /// `TRACKED_*` (`--filter-non-skb-funcs` by its stack, `--filter-track-bpf-helpers` by the
     /// traced BPF program running it).
@@ -328,7 +329,14 @@ impl NfChain {
 /// Entry point of every hook: filter, then build one record and send it. True when the skb is
 /// traced (the record may still have been lost to a full ring buffer, and counted).
 #[inline(always)]
-pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool {
+pub fn handle_skb(
+    hit: Hit<
+        impl FnOnce() -> u64,
+        impl FnOnce() -> u64,
+        impl FnOnce() -> Option<u32>,
+        impl Fn() -> u64 + Copy,
+    >,
+) -> bool {
     let Hit {
         ctx,
         skb,
@@ -350,8 +358,9 @@ pub fn handle_skb(hit: Hit<impl FnOnce() -> u64, impl FnOnce() -> u64>) -> bool 
     };
     // pwru's rule: an skb traced for itself marks the stack it runs on.
     if tracking_by_stack() && tracked_by != TRACKED_BY_STACKID {
-        track::remember_stack(skb, stack_key);
+        track::remember_stack(skb, stack_key());
     }
+    let reason = reason();
     let meta = if meta.is_unread() {
         read_meta(skb)
     } else {
@@ -601,7 +610,11 @@ unsafe fn write_meta(
 /// Whether the skb is traced, and why: `(TRACKED_*, parent skb, meta read by the filters
 /// (`Meta::UNREAD` if they did not), headers)`; `None` when it is not.
 #[inline(always)]
-fn why_traced(skb: u64, stack_key: u64, given: Option<u8>) -> Option<(u8, u64, Meta, Headers)> {
+fn why_traced(
+    skb: u64,
+    stack_key: impl Fn() -> u64,
+    given: Option<u8>,
+) -> Option<(u8, u64, Meta, Headers)> {
     if let Some(tracked_by) = given {
         return Some((tracked_by, 0, Meta::UNREAD, read_headers(skb)));
     }
@@ -622,7 +635,7 @@ fn why_traced(skb: u64, stack_key: u64, given: Option<u8>) -> Option<(u8, u64, M
             return Some((TRACKED_BY_SKB, t.parent, Meta::UNREAD, headers));
         }
     }
-    if tracking_by_stack() && track::skb_on_stack(stack_key).is_some() {
+    if tracking_by_stack() && track::skb_on_stack(stack_key()).is_some() {
         return Some((TRACKED_BY_STACKID, 0, Meta::UNREAD, read_headers(skb)));
     }
     // Built on a packet that a traced XDP program passed (a load-time constant). No `Option`
@@ -1563,18 +1576,27 @@ fn read_headers(skb: u64) -> Headers {
         off!(skb_mac_header),
         off!(skb_network_header),
     );
-    // 8-aligned, so every field keeps its natural alignment in the buffer (the verifier wants
-    // aligned stack reads).
-    let base = head.min(tail).min(mac).min(network) & !7;
-    let len = (head + 8).max(tail + 4).max(mac + 2).max(network + 2) - base;
-    // Direct loads (a load-time constant) cost less than one helper call.
-    if len > HEADERS_WINDOW as u64 || cfg!(cast_btf_id) != 0 {
-        return Headers {
+    // A function, not a closure: a closure called twice is not inlined.
+    #[inline(always)]
+    fn each(skb: u64, [head, tail, mac, network]: [u64; 4]) -> Headers {
+        Headers {
             head: read(skb + head),
             tail: read(skb + tail),
             mac: read(skb + mac),
             network: read(skb + network),
-        };
+        }
+    }
+    // Direct loads (a load-time constant) cost less than one helper call. Asked before the
+    // window's arithmetic, which then is in the branch the verifier drops.
+    if cfg!(cast_btf_id) != 0 {
+        return each(skb, [head, tail, mac, network]);
+    }
+    // 8-aligned, so every field keeps its natural alignment in the buffer (the verifier wants
+    // aligned stack reads).
+    let base = head.min(tail).min(mac).min(network) & !7;
+    let len = (head + 8).max(tail + 4).max(mac + 2).max(network + 2) - base;
+    if len > HEADERS_WINDOW as u64 {
+        return each(skb, [head, tail, mac, network]);
     }
     // Filled by the helper (no zeroing first: that would be a `memset` call).
     let mut window = MaybeUninit::<[u64; HEADERS_WINDOW / 8]>::uninit();

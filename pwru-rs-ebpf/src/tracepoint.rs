@@ -15,7 +15,6 @@ use crate::skb::{handle_skb, Hit};
 #[inline(always)]
 fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) -> i32 {
     let skb: u64 = ctx.arg(skb_arg);
-    let reason = reason_arg.map(|n| ctx.arg::<u64>(n) as u32);
     // The cookie is the hook's index in userspace's table of attached tracepoints.
     handle_skb(Hit {
         ctx: ctx.as_ptr(),
@@ -24,9 +23,9 @@ fn hit(ctx: &RawTracePointContext, skb_arg: usize, reason_arg: Option<usize>) ->
         hook: || unsafe { bpf_get_attach_cookie(ctx.as_ptr()) },
         // A tracepoint's caller is found in its stack; it has no stack pointer to key by.
         caller: || 0,
-        reason,
+        reason: move || reason_arg.map(|n| ctx.arg::<u64>(n) as u32),
         verdict: None,
-        stack_key: 0,
+        stack_key: || 0,
         given: None,
         netfilter: crate::skb::NfChain::NONE,
         bpf_map: false,

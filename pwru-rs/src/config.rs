@@ -24,7 +24,7 @@ use crate::{
     expr,
     filter::{self, PcapFilter},
     netns::Netns,
-    object::{Injection, MapValueSize, Patches},
+    object::{Constant, Injection, MapValueSize, Patches},
     output::{
         rotate::{Rotation, MEGABYTE},
         PrinterConfig,
@@ -335,9 +335,14 @@ impl Config {
     }
 
     /// Everything to change in the kernel object before load: injected code (the pcap filter,
-    /// the resolved expressions), buffer sizes, and with `direct` the kfunc calls of direct
-    /// reads.
-    pub fn patches(&self, expressions: &Expressions, direct: Option<RdonlyCast>) -> Patches {
+    /// the resolved expressions), buffer sizes, with `direct` the kfunc calls of direct reads,
+    /// and the read-only globals' values as `constants`.
+    pub fn patches(
+        &self,
+        expressions: &Expressions,
+        direct: Option<RdonlyCast>,
+        constants: Vec<Constant>,
+    ) -> Patches {
         let mut injections = self
             .pcap
             .as_ref()
@@ -375,6 +380,7 @@ impl Config {
                 },
             ],
             rdonly_cast: direct.map(|c| c.func_id),
+            constants,
         }
     }
 

@@ -16,7 +16,11 @@
 //! `ld_imm64`, so the stub's old BTF line-info records (kept by aya-obj) never point into the
 //! middle of an instruction.
 
-use object::build::elf::{Builder, SectionData};
+mod fold;
+
+use std::collections::HashMap;
+
+use object::build::elf::{Builder, SectionData, SectionId};
 use pwru_rs_common::contract::{self, Stub, STUBS};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,31 @@ pub enum PatchError {
     UnknownStub(&'static str),
     #[error("the eBPF object has no map definition {0}")]
     MissingMap(&'static str),
+    #[error("the eBPF object's global {symbol} has {object} bytes, not {given}")]
+    GlobalSize {
+        symbol: &'static str,
+        object: u64,
+        given: usize,
+    },
+}
+
+/// The value a read-only global of the object will hold once loaded (what aya writes into it):
+/// the programs' loads of its fields become immediates (see `fold`).
+pub struct Constant {
+    pub symbol: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+impl Constant {
+    pub fn of<T: aya::Pod>(symbol: &'static str, value: &T) -> Self {
+        // SAFETY: a Pod type has no padding: all its bytes are initialised.
+        let bytes =
+            unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
+        Self {
+            symbol,
+            bytes: bytes.to_vec(),
+        }
+    }
 }
 
 /// New code for one stub: eBPF instructions as bytes.
@@ -55,6 +84,8 @@ pub struct Patches {
     /// call to `contract::RDONLY_CAST_CALL` becomes its call; without, `r0 = r1` (the programs
     /// then never reach it: `Config::cast_btf_id` is 0).
     pub rdonly_cast: Option<u32>,
+    /// The read-only globals' values, for their loads to become immediates; empty: loads stay.
+    pub constants: Vec<Constant>,
 }
 
 /// `call imm` of a helper: BPF_JMP | BPF_CALL, no registers, no offset.
@@ -145,6 +176,10 @@ pub fn patch(object: &[u8], patches: &Patches) -> Result<AlignedBytes, PatchErro
             }
         }
     }
+    if !patches.constants.is_empty() {
+        let folded = fold_constants(&mut builder, &patches.constants)?;
+        log::debug!("load-time constants: {folded} loads became immediates");
+    }
     for m in &patches.map_value_sizes {
         let symbol = builder
             .symbols
@@ -168,6 +203,96 @@ pub fn patch(object: &[u8], patches: &Patches) -> Result<AlignedBytes, PatchErro
         bytes.copy_from_slice(&m.bytes.to_le_bytes());
     }
     Ok(AlignedBytes::new(&crate::elf_write::write(builder)?))
+}
+
+/// Where `ld_imm64`s point: instruction index -> (section, address there).
+type Pointers = HashMap<usize, (SectionId, i64)>;
+
+/// Turns the loads of the `constants`' fields in every code section into immediates; returns
+/// how many.
+fn fold_constants(builder: &mut Builder, constants: &[Constant]) -> Result<usize, PatchError> {
+    // Each global: its section, where it starts there, its value.
+    let mut globals = Vec::new();
+    for c in constants {
+        let symbol = builder
+            .symbols
+            .iter()
+            .find(|s| &*s.name == c.symbol.as_bytes())
+            .ok_or(PatchError::MissingSymbol(c.symbol))?;
+        if symbol.st_size != c.bytes.len() as u64 {
+            return Err(PatchError::GlobalSize {
+                symbol: c.symbol,
+                object: symbol.st_size,
+                given: c.bytes.len(),
+            });
+        }
+        let section = symbol.section.ok_or(PatchError::MissingSymbol(c.symbol))?;
+        globals.push((section, symbol.st_value as i64, &c.bytes[..]));
+    }
+    // Per code section, the `ld_imm64`s that relocations point into the globals' sections:
+    // instruction index -> (section, address there before the instruction's own offset).
+    let mut pointers: Vec<(SectionId, Pointers)> = Vec::new();
+    for section in builder.sections.iter() {
+        let (SectionData::Relocation(relocations), Some(code)) =
+            (&section.data, section.sh_info_section)
+        else {
+            continue;
+        };
+        for r in relocations {
+            let Some(symbol) = r.symbol.map(|id| builder.symbols.get(id)) else {
+                continue;
+            };
+            let Some(target) = symbol.section.filter(|s| globals.iter().any(|g| g.0 == *s)) else {
+                continue;
+            };
+            let at = match pointers.iter().position(|(s, _)| *s == code) {
+                Some(at) => at,
+                None => {
+                    pointers.push((code, HashMap::new()));
+                    pointers.len() - 1
+                }
+            };
+            pointers[at]
+                .1
+                .insert(r.r_offset as usize / 8, (target, symbol.st_value as i64));
+        }
+    }
+    let value = |section: SectionId, at: i64, size: usize| {
+        let (_, start, bytes) = globals.iter().find(|(s, start, bytes)| {
+            *s == section && at >= *start && at + size as i64 <= *start + bytes.len() as i64
+        })?;
+        let from = (at - start) as usize;
+        let mut v = [0u8; 8];
+        v[..size].copy_from_slice(&bytes[from..from + size]);
+        Some(u64::from_le_bytes(v))
+    };
+    let mut folded = 0;
+    for (code, at) in pointers {
+        let section = builder.sections.get_mut(code);
+        if section.sh_flags & u64::from(object::elf::SHF_EXECINSTR) == 0 {
+            continue;
+        }
+        let SectionData::Data(data) = &mut section.data else {
+            continue;
+        };
+        let data = data.to_mut();
+        // The instruction's own offset: the implicit addend of a REL relocation.
+        let at: Pointers = at
+            .into_iter()
+            .filter_map(|(i, (s, base))| {
+                let imm = data.get(i * 8 + 4..i * 8 + 8)?;
+                Some((
+                    i,
+                    (
+                        s,
+                        base + i64::from(i32::from_le_bytes(imm.try_into().ok()?)),
+                    ),
+                ))
+            })
+            .collect();
+        folded += fold::fold(data, |i| at.get(&i).copied(), value);
+    }
+    Ok(folded)
 }
 
 /// Bytes in 8-byte aligned storage: object's ELF reader (inside aya) wants aligned headers.
@@ -247,5 +372,55 @@ mod tests {
             "the programs read no kernel memory directly"
         );
         assert_eq!(count(patched.as_bytes()), 0);
+    }
+
+    /// The embedded programs' reads of their configuration and of the struct offsets become
+    /// immediates holding the globals' values.
+    #[test]
+    fn the_embedded_programs_loads_of_the_globals_become_immediates() {
+        use pwru_rs_common::{Config, Offsets};
+        let mut config: Config = unsafe { std::mem::zeroed() };
+        config.filters = 0x1234_5678;
+        let offsets: Offsets = unsafe { std::mem::zeroed() };
+        let constants = || {
+            vec![
+                Constant::of(contract::CONFIG_GLOBAL, &config),
+                Constant::of(contract::OFFSETS_GLOBAL, &offsets),
+            ]
+        };
+        let mut builder = Builder::read(crate::loader::embedded_object().unwrap()).unwrap();
+        let folded = fold_constants(&mut builder, &constants()).unwrap();
+        assert!(folded > 1000, "only {folded} loads folded");
+        // `cfg!(filters)` is the first field: `w dst = 0x12345678` in the code now.
+        let patched = patch(
+            crate::loader::embedded_object().unwrap(),
+            &Patches {
+                constants: constants(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let elf = object::read::File::parse(patched.as_bytes()).unwrap();
+        use object::{Object, ObjectSection};
+        let code = elf
+            .section_by_name("kprobe")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec();
+        let moves = code
+            .chunks_exact(8)
+            .filter(|i| i[0] == 0xb4 && i[4..] == 0x1234_5678u32.to_le_bytes())
+            .count();
+        assert!(moves > 10, "{moves} moves of the filters' value");
+        // A global whose size differs from the object's is refused.
+        let wrong = [Constant {
+            symbol: contract::CONFIG_GLOBAL,
+            bytes: vec![0; 3],
+        }];
+        assert!(matches!(
+            fold_constants(&mut builder, &wrong),
+            Err(PatchError::GlobalSize { given: 3, .. })
+        ));
     }
 }

@@ -61,6 +61,11 @@ impl KernelFacts {
 /// loads work (to compare the two: `tests/direct_reads.rs` holds them to the same events).
 pub const NO_DIRECT_READS: &str = "PWRU_RS_NO_DIRECT_READS";
 
+/// `PWRU_RS_NO_CONSTANT_FOLDING=1`: the programs load their configuration and the struct offsets
+/// from the read-only globals, instead of having them as immediates (`object::fold`; to compare
+/// the two: `tests/direct_reads.rs` holds them to the same events).
+pub const NO_CONSTANT_FOLDING: &str = "PWRU_RS_NO_CONSTANT_FOLDING";
+
 /// What direct reads need on the running kernel, if it allows them (for tests: the session
 /// decides with the BTF it has read).
 pub fn direct_reads_here() -> Option<RdonlyCast> {
@@ -230,16 +235,25 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         bail!("--filter-track-skb-by-stackid and --filter-non-skb-funcs need kprobes, which this kernel lacks (a tracepoint has no stack pointer to go by)");
     }
     let kernel = KernelFacts::read(&config.kernel_btf, config)?;
-    let object = object::patch(
-        loader::embedded_object()?,
-        &config.patches(&kernel.expressions, kernel.rdonly_cast),
-    )?;
     let mut kernel_config = config.kernel;
     kernel_config.cast_btf_id = kernel.rdonly_cast.map_or(0, |c| c.struct_id);
     kernel_config.skb_metadata_words = kernel.expressions.skb_metadata_words;
     kernel_config.xdp_metadata_words = kernel.expressions.xdp_metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
+    // The same values as the globals get at load (`loader::load`).
+    let constants = if std::env::var_os(NO_CONSTANT_FOLDING).is_some() {
+        Vec::new()
+    } else {
+        vec![
+            object::Constant::of(contract::OFFSETS_GLOBAL, &kernel.offsets),
+            object::Constant::of(contract::CONFIG_GLOBAL, &kernel_config),
+        ]
+    };
+    let object = object::patch(
+        loader::embedded_object()?,
+        &config.patches(&kernel.expressions, kernel.rdonly_cast, constants),
+    )?;
     // Open the output before touching the kernel, so a bad path attaches nothing; the same for
     // the files written later (their directory, at least, must be there).
     for (flag, path) in [
