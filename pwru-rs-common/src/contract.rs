@@ -49,29 +49,50 @@ pub const KPROBE_PROGRAMS: [&str; MAX_SKB_ARGS] = [
     "pwru_kprobe_skb_4",
 ];
 /// kprobe-multi: one program on every function, in one link (each link costs the kernel grace
-/// periods at detach, ~0.13 s each in the TCG guests), told by [`FUNC_ARGS_MAP`] where each
+/// periods at detach, ~0.13 s each in the TCG guests), told by [`FUNC_TABLE_MAP`] where each
 /// function's skb is.
 pub const KPROBE_MULTI: &str = "pwru_kprobe_multi";
 
-/// A function's entry in [`FUNC_ARGS_MAP`]: bits 0-2 the skb's argument position,
+/// A function's entry in [`FUNC_TABLE_MAP`]: bits 0-2 the skb's argument position,
 /// bits 4-6 the drop reason's position + 1 (0: none), bit 8 set where an skb's life ends.
-pub const fn func_args_entry(skb_arg: u8, reason_arg: Option<u8>, life_end: bool) -> u64 {
+pub const fn func_args_entry(skb_arg: u8, reason_arg: Option<u8>, life_end: bool) -> u32 {
     let reason = match reason_arg {
-        Some(r) => r as u64 + 1,
+        Some(r) => r as u32 + 1,
         None => 0,
     };
-    (skb_arg as u64 & FUNC_ARGS_SKB)
+    (skb_arg as u32 & FUNC_ARGS_SKB)
         | (reason << FUNC_ARGS_REASON_SHIFT)
         | if life_end { FUNC_ARGS_LIFE_END } else { 0 }
 }
-/// kprobe-multi: function address → its [`func_args_entry`], read by [`KPROBE_MULTI`]. A hash
-/// lookup measured a little cheaper per hit than a BPF cookie, which the kernel finds by a binary
-/// search over the link's addresses with an indirect call per step.
-pub const FUNC_ARGS_MAP: &str = "FUNC_ARGS";
-pub const FUNC_ARGS_SKB: u64 = 0x7;
+/// kprobe-multi: where each function's [`func_args_entry`] is, for [`KPROBE_MULTI`]: a perfect
+/// hash of the functions' addresses (hash and displace) in one array of `crate::FuncSlot`s,
+/// `1 << Config::func_slot_bits` of them. A function's bucket is [`func_bucket`]; the slot of
+/// that index holds in its `seed` the displacement that gives each function of the bucket a slot
+/// of its own, [`func_slot`], which holds the function's address and entry. Two array lookups,
+/// which the verifier inlines: a hash map's lookup is a call that hashes and compares (and a BPF
+/// cookie, a binary search over the link's addresses with an indirect call per step).
+pub const FUNC_TABLE_MAP: &str = "FUNC_TABLE";
+
+/// The bucket of the function at `ip` in a table of `1 << slot_bits` slots (half as many
+/// buckets). Shifts wrap: never a shift the verifier refuses.
+#[inline(always)]
+pub const fn func_bucket(ip: u64, slot_bits: u32) -> u64 {
+    ip.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_shr(65u32.wrapping_sub(slot_bits))
+}
+
+/// The slot of the function at `ip` given its bucket's `seed`.
+#[inline(always)]
+pub const fn func_slot(ip: u64, seed: u32, slot_bits: u32) -> u64 {
+    (ip ^ seed as u64)
+        .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        .wrapping_shr(64u32.wrapping_sub(slot_bits))
+}
+
+pub const FUNC_ARGS_SKB: u32 = 0x7;
 pub const FUNC_ARGS_REASON_SHIFT: u32 = 4;
-pub const FUNC_ARGS_REASON: u64 = 0x7;
-pub const FUNC_ARGS_LIFE_END: u64 = 1 << 8;
+pub const FUNC_ARGS_REASON: u32 = 0x7;
+pub const FUNC_ARGS_LIFE_END: u32 = 1 << 8;
 
 /// The helper number the kernel programs call for `bpf_rdonly_cast(addr, btf_id)` (no helper
 /// has it): before load, userspace turns every such call into the kfunc's call where the kernel

@@ -214,8 +214,24 @@ pub struct Config {
     /// most 8 bytes then cast the address to it and load directly (the JIT guards the load; no
     /// helper call), each call `contract::RDONLY_CAST_CALL` being patched into the kfunc call.
     pub cast_btf_id: u32,
+    /// The kprobe-multi function table has `1 << func_slot_bits` slots
+    /// (`contract::FUNC_TABLE_MAP`; at least 2 bits).
+    pub func_slot_bits: u32,
 }
-const _: () = assert!(size_of::<Config>() == 56);
+const _: () = assert!(size_of::<Config>() == 60);
+
+/// One slot of the kprobe-multi function table (`contract::FUNC_TABLE_MAP`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FuncSlot {
+    /// The function's address (0: a free slot; no function is at 0).
+    pub ip: u64,
+    /// Its `contract::func_args_entry`.
+    pub args: u32,
+    /// The displacement of the bucket whose index this slot has (`contract::func_slot`).
+    pub seed: u32,
+}
+const _: () = assert!(size_of::<FuncSlot>() == 16);
 
 /// Ring-buffer records: a [`RecordHeader`], then sections, each a [`SectionHeader`] and its
 /// payload. The kernel writes only the sections it has (no tuple when no IP header could be read;
@@ -560,6 +576,7 @@ mod pod {
     // SAFETY: plain #[repr(C)] integer aggregates without padding (sizes asserted above).
     unsafe impl aya::Pod for super::Offsets {}
     unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::FuncSlot {}
     unsafe impl aya::Pod for super::FilterTestPacket {}
     unsafe impl aya::Pod for super::TrackedSkb {}
 }

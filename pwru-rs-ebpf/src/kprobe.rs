@@ -5,13 +5,14 @@
 use aya_ebpf::{
     helpers::generated::bpf_get_func_ip,
     macros::{kprobe, map},
-    maps::HashMap,
+    maps::Array,
     programs::ProbeContext,
     EbpfContext,
 };
 use pwru_rs_common::{
     contract,
     record::{HOOK_FUNC_IP, TRACKED_BY_STACKID},
+    FuncSlot,
 };
 
 use crate::skb::{handle_skb, handle_xdp, Hit, XdpHit};
@@ -114,20 +115,28 @@ fn hit_then_forget(ctx: &ProbeContext, skb_arg: usize, reason_arg: Option<usize>
     0
 }
 
-/// Where each function's skb is (`contract::func_args_entry`), by function address; userspace
-/// fills it before linking, and sizes it at load to the functions there are. Preallocated: the
-/// elements then sit side by side and the bucket array is small, so a lookup (one per hit)
-/// touches few pages; under emulation that is most of its cost.
+/// Where each function's skb is (`contract::func_args_entry`), by function address: the perfect
+/// hash table of `contract::FUNC_TABLE_MAP`, which userspace sizes at load and fills before
+/// linking.
 #[map]
-static FUNC_ARGS: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
-pwru_rs_common::assert_contract_name!(FUNC_ARGS, contract::FUNC_ARGS_MAP);
+static FUNC_TABLE: Array<FuncSlot> = Array::with_max_entries(1, 0);
+pwru_rs_common::assert_contract_name!(FUNC_TABLE, contract::FUNC_TABLE_MAP);
 
-/// kprobe-multi: every function in one link; [`FUNC_ARGS`] says where the function's skb and
+/// The function table's entry for the function at `ip`.
+#[inline(always)]
+fn func_args(ip: u64) -> Option<u32> {
+    let bits = crate::skb::func_slot_bits();
+    let seed = FUNC_TABLE.get(contract::func_bucket(ip, bits) as u32)?.seed;
+    let slot = FUNC_TABLE.get(contract::func_slot(ip, seed, bits) as u32)?;
+    (slot.ip == ip).then_some(slot.args)
+}
+
+/// kprobe-multi: every function in one link; [`FUNC_TABLE`] says where the function's skb and
 /// drop reason are, and whether the skb's life ends there.
 #[kprobe]
 pub fn pwru_kprobe_multi(ctx: ProbeContext) -> u32 {
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
-    let Some(&args) = (unsafe { FUNC_ARGS.get(&ip) }) else {
+    let Some(args) = func_args(ip) else {
         return 0;
     };
     let skb_arg = (args & contract::FUNC_ARGS_SKB) as usize;

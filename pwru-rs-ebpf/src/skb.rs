@@ -274,6 +274,12 @@ pub fn count(counter: &PerCpuArray<u64>) {
     }
 }
 
+/// The kprobe-multi function table's size (`Config::func_slot_bits`).
+#[inline(always)]
+pub fn func_slot_bits() -> u32 {
+    cfg!(func_slot_bits)
+}
+
 /// `--filter-track-skb-by-stackid` (a load-time constant).
 #[inline(always)]
 pub fn tracking_by_stack() -> bool {

@@ -50,10 +50,15 @@ pub struct KernelFacts {
 }
 
 impl KernelFacts {
-    /// Room in the kprobe-multi function table (`FUNC_ARGS`) for every skb function, twice
-    /// over: a name kallsyms has at several addresses takes an entry for each.
-    fn func_args_entries(&self) -> u32 {
-        (2 * self.functions.len() as u32 + 256).next_power_of_two()
+    /// The kprobe-multi function table's size (`Config::func_slot_bits`): room for every skb
+    /// function twice over (a name kallsyms has at several addresses takes a slot for each),
+    /// on the backends that may use it; the smallest table on the others.
+    fn func_slot_bits(&self, backend: crate::cli::BackendChoice) -> u32 {
+        use crate::cli::BackendChoice::*;
+        match backend {
+            Auto | KprobeMulti => backend::func_table::slot_bits(2 * self.functions.len()),
+            Kprobe | Tracepoint => 2,
+        }
     }
 }
 
@@ -241,6 +246,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
     kernel_config.xdp_metadata_words = kernel.expressions.xdp_metadata_words;
     kernel_config.skb_btf_id = kernel.skb_btf_id;
     kernel_config.shinfo_btf_id = kernel.shinfo_btf_id;
+    kernel_config.func_slot_bits = kernel.func_slot_bits(config.backend);
     // The same values as the globals get at load (`loader::load`).
     let constants = if std::env::var_os(NO_CONSTANT_FOLDING).is_some() {
         Vec::new()
@@ -280,16 +286,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
         &kernel_config,
         &[
             config.map_sizes(),
-            vec![(
-                contract::FUNC_ARGS_MAP,
-                // Only kprobe-multi fills it.
-                match config.backend {
-                    crate::cli::BackendChoice::Auto | crate::cli::BackendChoice::KprobeMulti => {
-                        kernel.func_args_entries()
-                    }
-                    crate::cli::BackendChoice::Kprobe | crate::cli::BackendChoice::Tracepoint => 1,
-                },
-            )],
+            vec![(contract::FUNC_TABLE_MAP, 1 << kernel_config.func_slot_bits)],
         ]
         .concat(),
     )?;
@@ -309,6 +306,7 @@ pub fn run(config: &Config) -> anyhow::Result<Summary> {
             track_copies: kernel.copy_functions.as_deref(),
             non_skb_funcs: &config.non_skb_funcs,
             helper_calls: &kernel.helper_calls,
+            func_slot_bits: kernel_config.func_slot_bits,
         },
     )?;
     let programs_started = Instant::now();

@@ -32,6 +32,8 @@ pub enum KprobeMultiError {
     MissingMap(&'static str),
     #[error("writing where the skb is for {count} functions failed: {error}")]
     FuncArgs { count: usize, error: std::io::Error },
+    #[error(transparent)]
+    FuncTable(#[from] super::func_table::FuncTableError),
     #[error("creating the kprobe-multi link for {program} ({count} functions) failed: {error}")]
     Link {
         program: &'static str,
@@ -60,7 +62,10 @@ impl KprobeMultiError {
             Self::Link { error, .. } => {
                 missing(error) || error.raw_os_error() == Some(libc::EINVAL)
             }
-            Self::Relocate(_) | Self::MissingMap(_) | Self::FuncArgs { .. } => false,
+            Self::Relocate(_)
+            | Self::MissingMap(_)
+            | Self::FuncArgs { .. }
+            | Self::FuncTable(_) => false,
         }
     }
 }
@@ -72,6 +77,7 @@ pub fn attach(
     ebpf: &Ebpf,
     object: &[u8],
     selection: &Selection,
+    func_slot_bits: u32,
 ) -> Result<Attached, KprobeMultiError> {
     // The skb functions in one link; `--filter-non-skb-funcs` and `--filter-track-bpf-helpers`
     // in a link each, of their own program.
@@ -115,23 +121,34 @@ pub fn attach(
         .collect::<Result<Vec<OwnedFd>, _>>()?;
     let verified = started.elapsed();
     // Where each function's skb is, for the skb program.
-    let func_args_map = ebpf
-        .map(contract::FUNC_ARGS_MAP)
+    let func_table_map = ebpf
+        .map(contract::FUNC_TABLE_MAP)
         .map(crate::loader::relocate::map_fd)
-        .ok_or(KprobeMultiError::MissingMap(contract::FUNC_ARGS_MAP))?;
-    let skb_targets = groups
+        .ok_or(KprobeMultiError::MissingMap(contract::FUNC_TABLE_MAP))?;
+    let skb_functions: Vec<(u64, u32)> = groups
         .iter()
         .filter(|(program, _)| *program == contract::KPROBE_MULTI)
-        .flat_map(|(_, targets)| targets);
-    for t in skb_targets {
-        sys::map_update(
-            func_args_map,
-            &t.address.to_ne_bytes(),
-            &func_args(t.program).to_ne_bytes(),
-        )
-        .map_err(|error| KprobeMultiError::FuncArgs {
-            count: selection.targets.len(),
-            error,
+        .flat_map(|(_, targets)| targets)
+        .map(|t| (t.address, func_args(t.program)))
+        .collect();
+    let table = super::func_table::build(&skb_functions, func_slot_bits)?;
+    // Only the slots in use: the rest are zeros already.
+    for (i, slot) in table
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s != pwru_rs_common::FuncSlot::default())
+    {
+        let value = [
+            &slot.ip.to_ne_bytes()[..],
+            &slot.args.to_ne_bytes(),
+            &slot.seed.to_ne_bytes(),
+        ]
+        .concat();
+        sys::map_update(func_table_map, &(i as u32).to_ne_bytes(), &value).map_err(|error| {
+            KprobeMultiError::FuncArgs {
+                count: skb_functions.len(),
+                error,
+            }
         })?;
     }
     let mut links = Vec::with_capacity(2 * groups.len());
@@ -175,8 +192,8 @@ pub fn attach(
 }
 
 /// Where the skb is for a function the kprobe backend would give to `program`: what
-/// [`contract::KPROBE_MULTI`] finds for the function in [`contract::FUNC_ARGS_MAP`].
-fn func_args(program: &str) -> u64 {
+/// [`contract::KPROBE_MULTI`] finds for the function in [`contract::FUNC_TABLE_MAP`].
+fn func_args(program: &str) -> u32 {
     use contract::func_args_entry as entry;
     match program {
         contract::KPROBE_SKB_0_REASON_1 => entry(0, Some(1), false),

@@ -3,6 +3,7 @@
 
 pub mod bpf_helpers;
 pub mod bpfprog;
+pub mod func_table;
 pub mod kprobe;
 pub mod kprobe_multi;
 pub mod netfilter;
@@ -79,6 +80,9 @@ pub struct AttachRequest<'a> {
     pub non_skb_funcs: &'a [String],
     /// `--filter-track-bpf-helpers`: what the traced programs call ([`bpf_helpers::calls`]).
     pub helper_calls: &'a [i32],
+    /// The kprobe-multi function table's size, as the programs were loaded with
+    /// (`Config::func_slot_bits`).
+    pub func_slot_bits: u32,
 }
 
 /// Starts reading what the kprobe backends need (while BTF parses), when they may be used.
@@ -128,6 +132,7 @@ fn attach_backend(
         track_copies: _,
         non_skb_funcs,
         helper_calls,
+        func_slot_bits,
     } = request;
     let select = || {
         let files = symbol_files.unwrap_or_else(SymbolFiles::read_in_background);
@@ -163,7 +168,7 @@ fn attach_backend(
             selection.targets.len(),
             selection.skipped
         );
-        kprobe_multi::attach(ebpf, object, selection)
+        kprobe_multi::attach(ebpf, object, selection, func_slot_bits)
     };
     match choice {
         BackendChoice::Tracepoint if needs_kprobes.is_some() => {
