@@ -9,6 +9,7 @@
 #   HIT <tool> <case> <kernel> <run_time_ns> <run_cnt>
 #   FLOOD <tool> <kernel> <events written> <program runs> <lost or ->
 #   PING <tool> <kernel> <events> <distinct functions>
+#   STACK <tool> <kernel> <samples> <frames, innermost first, ;-separated>
 set -u
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
 KVER=$(uname -r)
@@ -146,6 +147,27 @@ one_ping() {
     rm -f /tmp/ping.json
 }
 
+# detach_profile TOOL: where plain kprobe detach goes. The kernel stacks of TOOL's threads,
+# sampled every 20 ms from SIGINT until it has exited (a run of its own: sampling costs the
+# guest a little); one STACK line per distinct stack with its count.
+detach_profile() {
+    local tool=$1 t s
+    start "$tool" kprobe /dev/null --filter-func "$SUBSET" || return 1
+    kill -INT "$pid"
+    local deadline=$((SECONDS + 300))
+    while [ -d /proc/$pid ] && ! grep -q '^State:.*zombie' /proc/$pid/status 2>/dev/null &&
+        ((SECONDS < deadline)); do
+        for t in /proc/$pid/task/*; do
+            s=$(sed -n 's/^\[<[0-9a-f]*>\] \([^+ ]*\).*/\1/p' "$t"/stack 2>/dev/null | tr '\n' ';')
+            [ -n "$s" ] && echo "$s"
+        done
+        sleep 0.02
+    done >/tmp/stacks.txt
+    wait "$pid"
+    sort /tmp/stacks.txt | uniq -c | while read -r n s; do echo "STACK $tool $KVER $n $s"; done
+    rm -f /tmp/stacks.txt
+}
+
 kprobe_multi=false
 # kprobe-multi came with 5.18; Debian's 6.1 cloud kernel lacks it, so only newer ones try.
 if [[ $KVER == 6.[2-9]* || $KVER == 6.[1-9][0-9]* || $KVER == [7-9].* ]]; then
@@ -174,4 +196,5 @@ for _ in $(seq "$RUNS"); do
         measure $tool kprobe /dev/null --filter-func "$SUBSET" || status=1
     done
 done
+for tool in $TOOLS; do detach_profile $tool || status=1; done
 exit $status

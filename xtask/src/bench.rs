@@ -631,6 +631,7 @@ impl Bench {
         self.side_by_side_attach(&samples);
         self.side_by_side_hits(&hits);
         self.side_by_side_flood(&lines);
+        self.detach_profile(&lines);
         outcome
     }
 
@@ -754,6 +755,73 @@ impl Bench {
         );
     }
 
+    /// Where plain kprobe detach goes, from the kernel stacks sampled while each tool exits.
+    fn detach_profile(&mut self, lines: &[String]) {
+        let mut profiles: Vec<DetachProfile> = Vec::new();
+        for l in lines {
+            let Some(rest) = l.strip_prefix("STACK ") else {
+                continue;
+            };
+            let f: Vec<&str> = rest.splitn(4, ' ').collect();
+            let [tool, kernel, n, frames] = f[..] else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            let key = (tool.to_owned(), kernel.to_owned());
+            let at = match profiles.iter().position(|p| p.0 == key) {
+                Some(at) => at,
+                None => {
+                    profiles.push((key, [0; 4], Vec::new()));
+                    profiles.len() - 1
+                }
+            };
+            let kind = DetachWait::of(frames);
+            profiles[at].1[kind as usize] += n;
+            if kind != DetachWait::Idle {
+                profiles[at].2.push((n, frames.to_owned()));
+            }
+        }
+        if profiles.is_empty() {
+            return;
+        }
+        let mut rows = String::new();
+        for ((tool, kernel), counts, mut stacks) in profiles {
+            let busy = counts[0] + counts[1] + counts[3];
+            let share = |n: u64| format!("{:.0} %", 100.0 * n as f64 / busy.max(1) as f64);
+            stacks.sort_by_key(|s| std::cmp::Reverse(s.0));
+            // The top stack's innermost frames, up to the syscall or exit that led there.
+            let top = stacks.first().map_or(String::new(), |(_, frames)| {
+                frames
+                    .split(';')
+                    .filter(|f| !f.is_empty())
+                    .take(8)
+                    .collect::<Vec<_>>()
+                    .join(" ← ")
+            });
+            let _ = writeln!(
+                rows,
+                "| {tool} | {kernel} | {busy} | {} | {} | {} | `{top}` |",
+                share(counts[DetachWait::GracePeriod as usize]),
+                share(counts[DetachWait::Mutex as usize]),
+                share(counts[DetachWait::Other as usize]),
+            );
+        }
+        let _ = write!(
+            self.md,
+            "\n### Where plain kprobe detach goes\n\n\
+             The kernel stacks of each tool's threads, sampled every 20 ms from SIGINT until it has exited \
+             (plain kprobe on the subset above, a run of its own; idle threads left out). Closing a kprobe's \
+             perf event waits for RCU grace periods: `synchronize_rcu_tasks_trace` in \
+             `perf_event_detach_bpf_prog` under `bpf_event_mutex`, `synchronize_rcu` in \
+             `perf_trace_event_unreg` under `event_mutex` and in `unregister_kprobe`. The mutexes are global, \
+             so probes are detached one after the other whichever threads close them, each costing its grace \
+             periods: a floor per probe that both tools share (SIGINT → exit per function above). Only an \
+             attachment that is not a perf event per function (kprobe-multi) avoids it.\n\n\
+             | tool | kernel | busy samples | waiting for a grace period | blocked on its mutex | other | most frequent stack |\n\
+             |---|---|---|---|---|---|---|\n{rows}"
+        );
+    }
+
     fn side_by_side_flood(&mut self, lines: &[String]) {
         let fields = |prefix: &str| -> Vec<Vec<String>> {
             lines
@@ -805,6 +873,62 @@ impl Bench {
         );
     }
 }
+
+/// What a thread was doing in one kernel stack sample taken while a tool detached its plain
+/// kprobes (`STACK` lines of tests/vm/bench.sh). The kernel leaves the scheduler's own functions
+/// out of such stacks (a mutex's slow path, `schedule`): a thread blocked on a mutex shows the
+/// function that took it as its innermost frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum DetachWait {
+    /// Waiting for an RCU grace period (`synchronize_rcu` under `unregister_kprobe` and
+    /// `perf_trace_event_unreg`, `synchronize_rcu_tasks_trace` under `perf_event_detach_bpf_prog`).
+    GracePeriod,
+    /// Blocked on the mutex such a wait is held under: `perf_event_detach_bpf_prog` takes
+    /// `bpf_event_mutex` first, `perf_kprobe_destroy` `event_mutex`.
+    Mutex,
+    /// A thread with nothing to do (a runtime worker parked, a poll).
+    Idle,
+    Other,
+}
+
+impl DetachWait {
+    fn of(frames: &str) -> Self {
+        let frames: Vec<&str> = frames.split(';').filter(|f| !f.is_empty()).collect();
+        let has = |names: &[&str]| {
+            frames
+                .iter()
+                .any(|f| names.iter().any(|n| f.starts_with(n)))
+        };
+        if has(&[
+            "synchronize_rcu",
+            "synchronize_srcu",
+            "__wait_rcu_gp",
+            "tracepoint_synchronize_unregister",
+        ]) {
+            Self::GracePeriod
+        } else if has(&["__mutex_lock", "mutex_lock"])
+            || frames
+                .first()
+                .is_some_and(|f| ["perf_event_detach_bpf_prog", "perf_kprobe_destroy"].contains(f))
+        {
+            Self::Mutex
+        } else if has(&[
+            "futex_",
+            "do_epoll_wait",
+            "ep_poll",
+            "hrtimer_nanosleep",
+            "do_sys_poll",
+        ]) {
+            Self::Idle
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// One tool's detach on one kernel: (tool, kernel), samples per [`DetachWait`], the busy
+/// stacks with their counts.
+type DetachProfile = ((String, String), [u64; 4], Vec<(u64, String)>);
 
 /// A row of the attach table: its name, the figure of a run, its digits.
 type Figure = (&'static str, fn(&GuestSample) -> f64, usize);
@@ -1114,6 +1238,51 @@ mod tests {
         assert!(
             Hit::parse("HIT miss 6.12.1 5 1").is_none(),
             "the old format has no tool"
+        );
+    }
+
+    #[test]
+    fn detach_stacks_are_told_apart_and_tabled() {
+        use DetachWait::*;
+        for (frames, kind) in [
+            (
+                "__wait_rcu_gp;synchronize_rcu;perf_trace_event_unreg;",
+                GracePeriod,
+            ),
+            (
+                "synchronize_rcu_tasks_generic;tracepoint_synchronize_unregister;",
+                GracePeriod,
+            ),
+            (
+                "__mutex_lock.constprop.0;perf_kprobe_destroy;_free_event;",
+                Mutex,
+            ),
+            ("futex_wait_queue;__futex_wait;do_syscall_64;", Idle),
+            ("kallsyms_lookup_name;do_syscall_64;", Other),
+        ] {
+            assert_eq!(DetachWait::of(frames), kind, "{frames}");
+        }
+        let mut bench = Bench {
+            bin: PathBuf::new(),
+            pwru: None,
+            runs: 1,
+            quick: true,
+            md: String::new(),
+        };
+        bench.detach_profile(&[
+            "STACK pwru-rs 6.12.1 30 __wait_rcu_gp;synchronize_rcu;perf_trace_event_unreg;".into(),
+            "STACK pwru-rs 6.12.1 10 __mutex_lock;perf_kprobe_destroy;".into(),
+            "STACK pwru-rs 6.12.1 99 futex_wait_queue;do_syscall_64;".into(),
+            "STACK pwru 6.12.1 4 kallsyms_lookup_name;".into(),
+        ]);
+        let md = &bench.md;
+        assert!(
+            md.contains("| pwru-rs | 6.12.1 | 40 | 75 % | 25 % | 0 % | `__wait_rcu_gp ← synchronize_rcu ← perf_trace_event_unreg` |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| pwru | 6.12.1 | 4 | 0 % | 0 % | 100 % |"),
+            "{md}"
         );
     }
 }
