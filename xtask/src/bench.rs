@@ -812,11 +812,14 @@ impl Bench {
              The kernel stacks of each tool's threads, sampled every 20 ms from SIGINT until it has exited \
              (plain kprobe on the subset above, a run of its own; idle threads left out). Closing a kprobe's \
              perf event waits for RCU grace periods: `synchronize_rcu_tasks_trace` in \
-             `perf_event_detach_bpf_prog` under `bpf_event_mutex`, `synchronize_rcu` in \
-             `perf_trace_event_unreg` under `event_mutex` and in `unregister_kprobe`. The mutexes are global, \
-             so probes are detached one after the other whichever threads close them, each costing its grace \
-             periods: a floor per probe that both tools share (SIGINT → exit per function above). Only an \
-             attachment that is not a perf event per function (kprobe-multi) avoids it.\n\n\
+             `perf_event_detach_bpf_prog`, `synchronize_rcu` in `unregister_kprobe` and in \
+             `perf_trace_event_unreg`, the last under the kernel's global `event_mutex`; closes from \
+             several threads queue on it and on `bpf_event_mutex`. The kernel leaves the scheduler's \
+             functions out of these stacks: a thread blocked on a mutex shows the function that takes it \
+             (`perf_kprobe_destroy`, `perf_event_detach_bpf_prog`) as its innermost frame. So probes \
+             are detached one after the other, each costing its grace periods: a floor per probe that both \
+             tools share (SIGINT → exit per function above). Only an attachment that is not a perf event \
+             per function (kprobe-multi) avoids it.\n\n\
              | tool | kernel | busy samples | waiting for a grace period | blocked on its mutex | other | most frequent stack |\n\
              |---|---|---|---|---|---|---|\n{rows}"
         );
@@ -880,11 +883,12 @@ impl Bench {
 /// function that took it as its innermost frame.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum DetachWait {
-    /// Waiting for an RCU grace period (`synchronize_rcu` under `unregister_kprobe` and
-    /// `perf_trace_event_unreg`, `synchronize_rcu_tasks_trace` under `perf_event_detach_bpf_prog`).
+    /// Waiting for an RCU grace period (`synchronize_rcu` in `unregister_kprobe` and
+    /// `perf_trace_event_unreg`, `synchronize_rcu_tasks_trace` in `perf_event_detach_bpf_prog`).
     GracePeriod,
-    /// Blocked on the mutex such a wait is held under: `perf_event_detach_bpf_prog` takes
-    /// `bpf_event_mutex` first, `perf_kprobe_destroy` `event_mutex`.
+    /// Blocked on a mutex of the detach path: `perf_kprobe_destroy` takes `event_mutex` (the
+    /// grace period of `perf_trace_event_unreg` is waited under it), `perf_event_detach_bpf_prog`
+    /// `bpf_event_mutex`.
     Mutex,
     /// A thread with nothing to do (a runtime worker parked, a poll).
     Idle,
