@@ -71,6 +71,15 @@ fn traced_pings(net: &VethPair) -> (Vec<JsonEvent>, String) {
     (events, trace.stderr)
 }
 
+/// [`traced_pings`] with the environment variable `var` set to 1 for the tracers.
+fn traced_pings_with(net: &VethPair, var: &str) -> (Vec<JsonEvent>, String) {
+    // SAFETY: this binary's only test; nothing else reads the environment meanwhile.
+    unsafe { std::env::set_var(var, "1") };
+    let traced = traced_pings(net);
+    unsafe { std::env::remove_var(var) };
+    traced
+}
+
 #[test]
 fn direct_reads_read_what_the_helper_reads() {
     require_root();
@@ -83,10 +92,7 @@ fn direct_reads_read_what_the_helper_reads() {
         stderr.contains("direct reads (bpf_rdonly_cast): yes"),
         "this kernel has bpf_rdonly_cast, yet pwru-rs did not use it: {stderr}"
     );
-    // SAFETY: this binary's only test; nothing else reads the environment meanwhile.
-    unsafe { std::env::set_var(pwru_rs::session::NO_DIRECT_READS, "1") };
-    let (helper, stderr) = traced_pings(&net);
-    unsafe { std::env::remove_var(pwru_rs::session::NO_DIRECT_READS) };
+    let (helper, stderr) = traced_pings_with(&net, pwru_rs::session::NO_DIRECT_READS);
     assert!(
         !stderr.contains("direct reads (bpf_rdonly_cast)"),
         "{}=1 did not turn direct reads off: {stderr}",
@@ -98,9 +104,7 @@ fn direct_reads_read_what_the_helper_reads() {
         "the configuration was not folded into the programs: {stderr}"
     );
     // The configuration and offsets loaded from the read-only globals instead of immediates.
-    unsafe { std::env::set_var(pwru_rs::session::NO_CONSTANT_FOLDING, "1") };
-    let (loaded, stderr) = traced_pings(&net);
-    unsafe { std::env::remove_var(pwru_rs::session::NO_CONSTANT_FOLDING) };
+    let (loaded, stderr) = traced_pings_with(&net, pwru_rs::session::NO_CONSTANT_FOLDING);
     assert!(
         !stderr.contains("loads became immediates"),
         "{}=1 did not turn the folding off: {stderr}",

@@ -52,12 +52,9 @@ pub struct Constant {
 
 impl Constant {
     pub fn of<T: aya::Pod>(symbol: &'static str, value: &T) -> Self {
-        // SAFETY: a Pod type has no padding: all its bytes are initialised.
-        let bytes =
-            unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) };
         Self {
             symbol,
-            bytes: bytes.to_vec(),
+            bytes: crate::loader::bytes_of(value).to_vec(),
         }
     }
 }

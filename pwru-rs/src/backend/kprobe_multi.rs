@@ -138,13 +138,8 @@ pub fn attach(
         .enumerate()
         .filter(|(_, s)| **s != pwru_rs_common::FuncSlot::default())
     {
-        let value = [
-            &slot.ip.to_ne_bytes()[..],
-            &slot.args.to_ne_bytes(),
-            &slot.seed.to_ne_bytes(),
-        ]
-        .concat();
-        sys::map_update(func_table_map, &(i as u32).to_ne_bytes(), &value).map_err(|error| {
+        let value = crate::loader::bytes_of(slot);
+        sys::map_update(func_table_map, &(i as u32).to_ne_bytes(), value).map_err(|error| {
             KprobeMultiError::FuncArgs {
                 count: skb_functions.len(),
                 error,

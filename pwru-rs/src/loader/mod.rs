@@ -23,6 +23,13 @@ pub enum LoadError {
     Object(#[from] aya::EbpfError),
 }
 
+/// A value shared with the kernel programs as the bytes they see (aya keeps its own such helper
+/// crate-private).
+pub fn bytes_of<T: aya::Pod>(value: &T) -> &[u8] {
+    // SAFETY: a Pod type has no padding: all its bytes are initialised.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
 /// The embedded kernel object.
 pub fn embedded_object() -> Result<&'static [u8], LoadError> {
     if EBPF_OBJECT.is_empty() {
