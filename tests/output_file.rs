@@ -119,13 +119,92 @@ fn rotation_keeps_two_backups_of_whole_contiguous_events() {
     let reference: Vec<_> = all_reference.iter().map(key).collect();
     assert!(kept.len() < reference.len());
     // The two tracers start and stop at different moments: the kept events must be one
-    // contiguous stretch of the reference's, which ends after the flood like theirs.
-    let at = (0..=reference.len() - kept.len()).find(|&i| reference[i..i + kept.len()] == kept[..]);
+    // contiguous stretch of the reference's. Up to a handful of events may differ even so: an
+    // interrupt between the two tracers' programs on one hook reorders their events, or the
+    // kernel skips one tracer's program nested in itself. A rotation that lost, doubled or
+    // misordered a write would differ by a whole write's worth of events.
+    let differing = differing_from_a_stretch(&kept, &reference);
+    let tolerated = 2 + kept.len() / 500;
     assert!(
-        at.is_some(),
-        "the kept files are not {} consecutive events of the reference, in order, without gap or duplicate",
+        differing <= tolerated,
+        "the kept files are not {} consecutive events of the reference, in order, without gap or \
+         duplicate: {differing} differ from the best matching stretch (at most {tolerated} may)",
         kept.len()
     );
+}
+
+/// How many of `kept` differ from the stretch of `reference` of the same length that they match
+/// best (the length minus their longest common subsequence), the stretch found by anchoring
+/// runs of `kept` in `reference`.
+fn differing_from_a_stretch<'a, T: Eq + std::hash::Hash>(
+    kept: &'a [T],
+    reference: &'a [T],
+) -> usize {
+    const RUN: usize = 16;
+    const MAX_STARTS: usize = 32;
+    let n = kept.len();
+    assert!(n >= RUN && reference.len() >= n);
+    if reference.windows(n).any(|w| w == kept) {
+        return 0;
+    }
+    // As numbers, for a cheap comparison in the quadratic part.
+    let mut ids = std::collections::HashMap::new();
+    let mut intern = |events: &'a [T]| -> Vec<u32> {
+        events
+            .iter()
+            .map(|e| {
+                let next = ids.len() as u32;
+                *ids.entry(e).or_insert(next)
+            })
+            .collect()
+    };
+    let (kept, reference) = (intern(kept), intern(reference));
+    let mut starts = std::collections::BTreeSet::new();
+    for k in [0, n / 4, n / 2, 3 * n / 4, n - RUN] {
+        let run = &kept[k..k + RUN];
+        for at in (0..=reference.len() - RUN).filter(|&i| reference[i..i + RUN] == *run) {
+            starts.insert(at.saturating_sub(k).min(reference.len() - n));
+        }
+    }
+    starts
+        .into_iter()
+        .take(MAX_STARTS)
+        .map(|start| n - common_subsequence(&kept, &reference[start..start + n]))
+        .min()
+        .unwrap_or(n)
+}
+
+/// The length of the longest common subsequence of `a` and `b`.
+fn common_subsequence<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut row = vec![0usize; b.len() + 1];
+    for x in a {
+        let mut diagonal = 0;
+        for (j, y) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = if x == y { diagonal + 1 } else { up.max(row[j]) };
+            diagonal = up;
+        }
+    }
+    row[b.len()]
+}
+
+#[test]
+fn a_stretch_is_matched_up_to_a_few_reordered_events() {
+    let reference: Vec<u32> = (0..2000).collect();
+    let exact = reference[700..1500].to_vec();
+    assert_eq!(differing_from_a_stretch(&exact, &reference), 0);
+    // Two neighbours swapped (an interrupt between two tracers' programs): one differs.
+    let mut swapped = exact.clone();
+    swapped.swap(400, 401);
+    assert_eq!(differing_from_a_stretch(&swapped, &reference), 1);
+    // A write's worth lost inside the stretch, or written twice: many differ.
+    let mut gap = reference[700..1600].to_vec();
+    gap.drain(300..400);
+    assert_eq!(differing_from_a_stretch(&gap, &reference), 100);
+    let mut doubled = exact.clone();
+    doubled.splice(500..500, exact[400..500].iter().copied());
+    doubled.truncate(exact.len());
+    assert!(differing_from_a_stretch(&doubled, &reference) >= 100);
 }
 
 #[test]
