@@ -68,4 +68,9 @@ fn a_dropped_datagram_and_a_ping_each_are_one_packet() {
     let hops = echo["hops"].as_array().unwrap();
     assert!(!hops.is_empty(), "{echo}");
     assert!(hops.iter().all(|h| h["ns"].as_u64().is_some()), "{echo}");
+    // Read from the kernel's clock, which the programs read only for outputs that use it.
+    assert!(
+        hops.iter().any(|h| h["ns"].as_u64() > Some(0)),
+        "no hop took time: {echo}"
+    );
 }

@@ -42,7 +42,7 @@ fn each_traced_event_is_a_packet_with_its_hook_in_the_comment() {
     let fields = sh(&format!(
         "tshark -r {pcap_arg} -T fields -E separator='|' -e frame.interface_name \
          -e frame.interface_description -e frame.cap_len -e frame.len -e ip.src -e icmp.type \
-         -e icmp.seq -e frame.comment 2>/dev/null"
+         -e icmp.seq -e frame.time_epoch -e frame.comment 2>/dev/null"
     ))
     .expect("tshark reads the file");
     let packets: Vec<Vec<&str>> = fields.lines().map(|l| l.split('|').collect()).collect();
@@ -53,9 +53,19 @@ fn each_traced_event_is_a_packet_with_its_hook_in_the_comment() {
         trace.dump()
     );
     for (p, e) in packets.iter().zip(&trace.events) {
-        let [ifname, description, caplen, len, src, icmp_type, seq, comment] = p[..] else {
+        let [ifname, description, caplen, len, src, icmp_type, seq, epoch, comment] = p[..] else {
             panic!("tshark line {p:?}");
         };
+        // The kernel's clock, read for outputs that print time, made wall-clock time.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let at: f64 = epoch.parse().unwrap_or_else(|_| panic!("{p:?}"));
+        assert!(
+            now - at >= 0.0 && now - at < 600.0,
+            "a packet at {at}, now {now}: {p:?}"
+        );
         assert_eq!(ifname, e.ifname, "{p:?}");
         assert_eq!(
             description,

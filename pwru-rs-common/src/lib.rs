@@ -156,6 +156,9 @@ pub const OUTPUT_NETFILTER: u32 = 1 << 10;
 /// `--output-bpfmap`: events of a map operation a traced BPF program made carry a
 /// [`record::SECTION_BPF_MAP`].
 pub const OUTPUT_BPF_MAP: u32 = 1 << 11;
+/// The event's time (`ts_ns`), for what prints or uses it: `--timestamp`, `--output-pcap`,
+/// `--output-group-by-skb`, `--summary`. Without it `ts_ns` is 0 and no clock is read.
+pub const OUTPUT_TIMESTAMP: u32 = 1 << 12;
 
 /// UDP ports the tunnel parser knows (IANA's).
 pub const VXLAN_PORT: u16 = 4789;

@@ -24,8 +24,8 @@ use pwru_rs_common::{
     FILTER_TRACK_BPF_HELPERS, FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP,
     FILTER_TUNNEL_L2, FILTER_TUNNEL_L3, FILTER_XDP_EXPR, MAX_SKB_METADATA_WORDS, OUTPUT_BPF_MAP,
     OUTPUT_CALLER, OUTPUT_NETFILTER, OUTPUT_PACKET, OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB,
-    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TUNNEL, OUTPUT_XDP_METADATA,
-    TASK_COMM_LEN,
+    OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS, OUTPUT_TIMESTAMP, OUTPUT_TUNNEL,
+    OUTPUT_XDP_METADATA, TASK_COMM_LEN,
 };
 
 use crate::{
@@ -544,7 +544,7 @@ unsafe fn write_meta(
             _reserved: 0,
             len: size_of::<MetaSection>() as u32,
         });
-        (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
+        (&raw mut (*m).ts_ns).write(timestamp());
         (&raw mut (*m).skb).write(p.addr);
         (&raw mut (*m).hook).write((c.hook)());
         (&raw mut (*m).parent_skb).write(c.parent_skb);
@@ -1192,7 +1192,7 @@ pub fn nft_exit(skb: u64, verdict: u32) {
         };
         unsafe {
             let m = &raw mut (*p).record.meta;
-            (&raw mut (*m).ts_ns).write(bpf_ktime_get_ns());
+            (&raw mut (*m).ts_ns).write(timestamp());
             (&raw mut (*m).verdict).write(verdict);
             (&raw mut (*m).flags).write((*m).flags | META_HAS_VERDICT);
         }
@@ -1474,6 +1474,16 @@ fn probe_read_into<const N: usize>(src: u64, dst: *mut [u8; N]) {
 const BPF_RB_NO_WAKEUP: u64 = 1;
 const BPF_RB_FORCE_WAKEUP: u64 = 2;
 const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// The event's time, when the output uses it (a load-time constant): else 0, no clock read.
+#[inline(always)]
+fn timestamp() -> u64 {
+    if cfg!(outputs) & OUTPUT_TIMESTAMP != 0 {
+        unsafe { bpf_ktime_get_ns() }
+    } else {
+        0
+    }
+}
 
 /// Wakes the reader once `wakeup_bytes` are waiting; below that it drains on its timer.
 #[inline(always)]

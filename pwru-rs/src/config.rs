@@ -13,7 +13,7 @@ use pwru_rs_common::{
     FILTER_TRACK_SKB, FILTER_TRACK_SKB_BY_STACKID, FILTER_TRACK_XDP, FILTER_TUNNEL_L2,
     FILTER_TUNNEL_L3, FILTER_XDP_EXPR, OUTPUT_CALLER, OUTPUT_NETFILTER, OUTPUT_PACKET,
     OUTPUT_SHINFO, OUTPUT_SKB, OUTPUT_SKB_CB, OUTPUT_SKB_METADATA, OUTPUT_STACK, OUTPUT_TCP_FLAGS,
-    OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, STACK_DEPTH, STACK_MAP_SIZE,
+    OUTPUT_TIMESTAMP, OUTPUT_TUNNEL, OUTPUT_XDP_METADATA, STACK_DEPTH, STACK_MAP_SIZE,
 };
 use regex::Regex;
 
@@ -205,6 +205,13 @@ impl Config {
             (!xdp_metadata.is_empty(), OUTPUT_XDP_METADATA),
             (cli.output_tunnel, OUTPUT_TUNNEL),
             (cli.output_netfilter, OUTPUT_NETFILTER),
+            (
+                cli.timestamp != TimestampChoice::None
+                    || cli.output_pcap.is_some()
+                    || cli.output_group_by_skb
+                    || cli.summary,
+                OUTPUT_TIMESTAMP,
+            ),
         ] {
             if on {
                 kernel.outputs |= bit;
